@@ -1,0 +1,46 @@
+"""Every Prefect event the platform emits, in one place.
+
+Resources are `modelops.model.<name>`; the version (and what the next stage needs) travels in the payload,
+so deployment triggers in prefect.yaml can template it into the next run's parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PREFIX = "modelops.model"
+
+REGISTERED = f"{PREFIX}.registered"
+VALIDATED = f"{PREFIX}.validated"
+VALIDATION_FAILED = f"{PREFIX}.validation-failed"
+APPROVED = f"{PREFIX}.approved"
+REJECTED = f"{PREFIX}.rejected"
+APPROVAL_PENDING = f"{PREFIX}.approval-pending"
+DEPLOYED = f"{PREFIX}.deployed"
+SCORED = f"{PREFIX}.scored"
+MONITORED = f"{PREFIX}.monitored"
+DRIFT_DETECTED = f"{PREFIX}.drift-detected"
+PERFORMANCE_DEGRADED = f"{PREFIX}.performance-degraded"
+DATA_QUALITY_FAILED = f"{PREFIX}.data-quality-failed"
+RETRAINED = f"{PREFIX}.retrained"
+PROMOTED = f"{PREFIX}.promoted"
+RETIRED = f"{PREFIX}.retired"
+
+ALL_EVENTS = (
+    REGISTERED, VALIDATED, VALIDATION_FAILED, APPROVED, REJECTED, APPROVAL_PENDING, DEPLOYED, SCORED,
+    MONITORED, DRIFT_DETECTED, PERFORMANCE_DEGRADED, DATA_QUALITY_FAILED, RETRAINED, PROMOTED, RETIRED,
+)
+
+
+def model_resource(model: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"{PREFIX}.{model}", "prefect.resource.name": model}
+
+
+def emit_model_event(event: str, model: str, version: str | None, payload: dict[str, Any] | None = None) -> None:
+    """Emit a model life cycle event; the version is always in the payload."""
+    from prefect.events import emit_event
+
+    if event not in ALL_EVENTS:
+        raise ValueError(f"unknown event {event!r}; add it to modelops.events")
+    body = {"model": model, "version": version, **(payload or {})}
+    emit_event(event=event, resource=model_resource(model), payload=body)

@@ -1,0 +1,297 @@
+"""The life cycle spec: one YAML file per model in configs/models/<name>.yaml, validated on load.
+
+A bad file fails with its path, the field and the reason, before anything else runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from datetime import date
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelops.errors import SpecError
+
+MODEL_NAME = r"^[a-z][a-z0-9-]{1,62}$"
+# Metrics where a larger value is better; everything else (errors, losses) is better when smaller.
+HIGHER_IS_BETTER = {"roc_auc", "accuracy", "f1", "precision", "recall", "r2", "average_precision"}
+DISTANCE_METHODS = {"wasserstein", "jensenshannon", "kl_div", "psi", "hellinger", "ed", "emd"}
+P_VALUE_METHODS = {"ks", "chisquare", "z", "t_test", "mannw", "anderson", "cramer_von_mises", "fisher_exact", "g_test",
+                   "epps_singleton", "TVD"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiskTier(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class Window(Strict):
+    """A half-open time window [start, end) over the data's timestamp column."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Window":
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+
+class Features(Strict):
+    numerical: list[str] = Field(default_factory=list, description="Numeric input columns.")
+    categorical: list[str] = Field(default_factory=list, description="Categorical input columns.")
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numerical, *self.categorical]
+
+    @model_validator(mode="after")
+    def _non_empty_and_disjoint(self) -> "Features":
+        if not self.all:
+            raise ValueError("at least one numerical or categorical feature is required")
+        both = set(self.numerical) & set(self.categorical)
+        if both:
+            raise ValueError(f"columns listed as both numerical and categorical: {sorted(both)}")
+        return self
+
+
+class DataSpec(Strict):
+    loader: str = Field(description="Importable 'module:function(start, end) -> DataFrame' giving rows of a window.")
+    timestamp_column: str
+    id_column: str = Field(description="Business key of a row; becomes the prediction id in the prediction log.")
+    target: str
+    features: Features
+    protected_attributes: list[str] = Field(default_factory=list)
+
+
+class TrainingSpec(Strict):
+    entry_point: str = Field(description="Importable 'module:function(features, target, params) -> estimator'.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    window: Window
+    pip_requirements: list[str] = Field(
+        default_factory=lambda: ["scikit-learn==1.9.1", "pandas==2.3.3", "numpy==2.4.6", "skops"],
+        description="Explicit pip requirements logged with the model (skips MLflow's slow inference).",
+    )
+
+
+class Bound(Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_side(self) -> "Bound":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        return self
+
+
+class SecuritySpec(Strict):
+    trusted_module_prefixes: list[str] = Field(
+        default_factory=lambda: ["sklearn.", "numpy.", "scipy.", "builtins."],
+        description="Types a skops model file may contain; anything else fails the scan.",
+    )
+    allow_pickle: bool = Field(False, description="Pickle can run arbitrary code on load: refused unless set.")
+
+
+class DataQualitySpec(Strict):
+    mostly: float = Field(0.99, gt=0, le=1, description="Share of rows each expectation must hold for.")
+    range_quantiles: tuple[float, float] = (0.001, 0.999)
+    range_margin: float = Field(0.5, ge=0, description="Widen learned ranges by this share of their span.")
+    min_success_share: float = Field(1.0, gt=0, le=1, description="Share of expectations that must pass.")
+
+
+class FairnessSpec(Strict):
+    metric: Literal["demographic_parity_difference", "equalized_odds_difference"] = "demographic_parity_difference"
+    max_difference: float = Field(0.2, gt=0, le=1)
+
+
+class ValidationSpec(Strict):
+    holdout: Window
+    metric_thresholds: dict[str, Bound] = Field(description="Metric floors (min) and ceilings (max) on the holdout.")
+    data_quality: DataQualitySpec = Field(default_factory=DataQualitySpec)
+    security: SecuritySpec = Field(default_factory=SecuritySpec)
+    fairness: FairnessSpec | None = None
+
+
+class ApprovalSpec(Strict):
+    automatic_for_tiers: list[RiskTier] = Field(
+        default_factory=lambda: [RiskTier.low, RiskTier.medium],
+        description="Risk tiers approved by policy when every rule passes; other tiers wait for a human.",
+    )
+    require_validation_passed: bool = True
+    min_metrics: dict[str, float] = Field(default_factory=dict, description="Stricter floors for approval.")
+
+
+class DeploySpec(Strict):
+    strategy: Literal["champion", "champion_challenger", "shadow"] = "champion"
+    challenger_traffic_share: float = Field(0.0, ge=0, le=0.5)
+    targets: list[Literal["batch"]] = Field(default_factory=lambda: ["batch"])
+    decision_threshold: float = Field(0.5, gt=0, lt=1, description="Classifiers: score at or above is positive.")
+
+
+class DriftSpec(Strict):
+    num_method: str = "wasserstein"
+    num_threshold: float = Field(0.1, gt=0)
+    cat_method: str = "jensenshannon"
+    cat_threshold: float = Field(0.1, gt=0)
+    warn_share: float = Field(0.1, ge=0, le=1, description="Share of drifted columns that warns.")
+    breach_share: float = Field(0.3, gt=0, le=1, description="Share of drifted columns that breaches.")
+
+    @field_validator("num_method", "cat_method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in DISTANCE_METHODS | P_VALUE_METHODS:
+            raise ValueError(f"unknown drift method {value!r}; use one of {sorted(DISTANCE_METHODS | P_VALUE_METHODS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _warn_below_breach(self) -> "DriftSpec":
+        if self.warn_share > self.breach_share:
+            raise ValueError("warn_share must not exceed breach_share")
+        return self
+
+
+class PerformanceSpec(Strict):
+    metric: str
+    warn_drop: float = Field(0.02, ge=0, description="Relative drop versus the validation holdout that warns.")
+    breach_drop: float = Field(0.05, gt=0, description="Relative drop versus the validation holdout that breaches.")
+    min_labelled_rows: int = Field(200, ge=1)
+
+
+class MonitoringSpec(Strict):
+    cron: str = Field("0 6 * * *", description="When the scheduled monitor runs (UTC).")
+    window_days: int = Field(14, ge=1, le=366)
+    min_rows: int = Field(100, ge=1, description="Fewer logged predictions than this: the window is not judged.")
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    performance: PerformanceSpec
+    on_breach: list[Literal["alert", "retrain"]] = Field(default_factory=lambda: ["retrain"])
+
+
+class RetrainSpec(Strict):
+    mode: Literal["batch"] = "batch"
+    train_days: int = Field(60, ge=7)
+    compare_days: int = Field(14, ge=1)
+    min_improvement: float = Field(0.0, ge=0, description="Challenger must beat the champion by this much.")
+
+
+class RetirementSpec(Strict):
+    retire_replaced_champion: bool = Field(True, description="Retire the old champion when a challenger is promoted.")
+    max_age_days: int | None = Field(None, ge=1)
+
+
+class LifecycleSpec(Strict):
+    name: str = Field(pattern=MODEL_NAME)
+    description: str = ""
+    owner: str = Field(min_length=1)
+    risk_tier: RiskTier
+    task: Literal["classification", "regression"]
+    data: DataSpec
+    training: TrainingSpec
+    validation: ValidationSpec
+    approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
+    monitoring: MonitoringSpec
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
+    retirement: RetirementSpec = Field(default_factory=RetirementSpec)
+
+    @field_validator("data")
+    @classmethod
+    def _entry_point_syntax(cls, value: DataSpec) -> DataSpec:
+        _check_entry_point_syntax(value.loader)
+        return value
+
+    @field_validator("training")
+    @classmethod
+    def _training_entry_point_syntax(cls, value: TrainingSpec) -> TrainingSpec:
+        _check_entry_point_syntax(value.entry_point)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LifecycleSpec":
+        higher = self.monitoring.performance.metric in HIGHER_IS_BETTER
+        if not higher and self.monitoring.performance.metric not in {"mae", "rmse", "log_loss", "brier"}:
+            raise ValueError(f"monitoring.performance.metric {self.monitoring.performance.metric!r} is not a metric "
+                             "the platform computes (classification: roc_auc, accuracy, f1, log_loss; "
+                             "regression: mae, rmse, r2)")
+        unknown = set(self.data.protected_attributes) - set(self.data.features.all)
+        if unknown and self.validation.fairness is not None:
+            raise ValueError(f"protected attributes {sorted(unknown)} are not features")
+        return self
+
+    def entry(self, which: Literal["loader", "trainer"]) -> Callable[..., Any]:
+        return resolve_entry_point(self.data.loader if which == "loader" else self.training.entry_point)
+
+
+def _check_entry_point_syntax(value: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+        raise ValueError(f"{value!r} is not an entry point; write it as 'package.module:function'")
+
+
+def resolve_entry_point(value: str) -> Callable[..., Any]:
+    module_name, _, attr = value.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(f"entry point {value!r}: cannot import {module_name!r} ({exc})",
+                        "install the package that provides it or fix the module path in the spec") from exc
+    func = getattr(module, attr, None)
+    if not callable(func):
+        raise SpecError(f"entry point {value!r}: {module_name} has no callable {attr!r}",
+                        "fix the function name in the spec")
+    return func
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "<file>"
+        lines.append(f"{path}: field '{field}': {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_spec(path: Path) -> LifecycleSpec:
+    """Load and validate one spec file; raise SpecError naming the path, field and reason."""
+    if not path.is_file():
+        raise SpecError(f"{path}: no such life cycle spec", "create it (see configs/models/flight-delay.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML ({exc})", "fix the YAML syntax") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping of fields, got {type(raw).__name__}", "see the shipped specs")
+    try:
+        spec = LifecycleSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_format_errors(path, exc), "fix the field named above") from exc
+    if spec.name != path.stem:
+        raise SpecError(f"{path}: field 'name': {spec.name!r} differs from the file name {path.stem!r}",
+                        "name the file <name>.yaml")
+    return spec
+
+
+def spec_path(model: str, config_dir: Path) -> Path:
+    return config_dir / "models" / f"{model}.yaml"
+
+
+def load_spec(model: str, config_dir: Path | None = None) -> LifecycleSpec:
+    from modelops.settings import load_settings
+
+    return parse_spec(spec_path(model, config_dir or load_settings().config_dir))
+
+
+def load_all_specs(config_dir: Path | None = None) -> list[LifecycleSpec]:
+    from modelops.settings import load_settings
+
+    folder = (config_dir or load_settings().config_dir) / "models"
+    return [parse_spec(path) for path in sorted(folder.glob("*.yaml"))]

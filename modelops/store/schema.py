@@ -1,0 +1,131 @@
+"""Tables of the governance store. Change them only together with a new Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditEvent(Base):
+    """Who did what, when, to which model version, with what outcome and evidence. Append-only."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    stage: Mapped[str] = mapped_column(String(40), index=True)
+    action: Mapped[str] = mapped_column(String(80))
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(40))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    event: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Same stage, model, version, outcome and evidence twice is one fact, recorded once.
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))  # approved | rejected | pending
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Deployment(Base):
+    """A version serving under a role (champion, challenger) from deployed_at until ended_at."""
+
+    __tablename__ = "deployments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(20))
+    strategy: Mapped[str] = mapped_column(String(40))
+    deployed_by: Mapped[str] = mapped_column(String(200))
+    deployed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Lineage(Base):
+    """Where a version came from: its training window and data hash, code version, and parent version."""
+
+    __tablename__ = "lineage"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(20))  # trained | external
+    model_uri: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    parent_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    train_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    train_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    data_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    code_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PredictionBatch(Base):
+    """Index of the prediction log: one row per scored batch, the rows themselves live in Parquet."""
+
+    __tablename__ = "prediction_batches"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(20))
+    path: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)
+    first_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GroundTruthBatch(Base):
+    """Index of arrived labels (Parquet), joined to logged predictions by prediction id."""
+
+    __tablename__ = "ground_truth_batches"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MonitoringRun(Base):
+    __tablename__ = "monitoring_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rows: Mapped[int] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(10))  # ok | warn | breach | skipped
+    report_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MonitoringResult(Base):
+    """One number of one check of one monitoring run: the time series operators and executives read."""
+
+    __tablename__ = "monitoring_results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("monitoring_runs.id"), index=True)
+    check: Mapped[str] = mapped_column(String(40))  # drift | drift-column | performance | volume
+    metric: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    verdict: Mapped[str] = mapped_column(String(10))
