@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +25,7 @@ CATEGORICAL = ["weathersit"]
 
 @lru_cache(maxsize=1)
 def _all_hours() -> pd.DataFrame:
-    with (resources.files("examples") / "data" / "bikeshare_2011_hourly.csv").open("rb") as handle:
-        frame = pd.read_csv(handle)
+    frame = pd.read_csv(Path(__file__).parent / "data" / "bikeshare_2011_hourly.csv")
     frame["hr"] = frame["hr"].astype("int64")
     frame["timestamp"] = pd.Timestamp("2011-01-01") + pd.to_timedelta(frame["day"] - 1, unit="D") \
         + pd.to_timedelta(frame["hr"], unit="h")

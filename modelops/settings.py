@@ -71,6 +71,7 @@ def configure_environment(settings: Settings | None = None) -> Settings:
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "MLFLOW_TRACKING_URI": settings.tracking_uri,
         "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         # MLflow and git: no interactive prompts, no telemetry.
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "DO_NOT_TRACK": "true",
@@ -78,4 +79,14 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    _quiet_libraries()
     return settings
+
+
+def _quiet_libraries() -> None:
+    import logging
+    import warnings
+
+    # Integer columns are intended: scoring input is conformed to the signature before prediction.
+    warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)

@@ -117,7 +117,7 @@ class FairnessSpec(Strict):
 
 
 class ValidationSpec(Strict):
-    holdout: Window
+    holdout_days: int = Field(14, ge=1, le=366, description="Holdout: the days right after a version's training window.")
     metric_thresholds: dict[str, Bound] = Field(description="Metric floors (min) and ceilings (max) on the holdout.")
     data_quality: DataQualitySpec = Field(default_factory=DataQualitySpec)
     security: SecuritySpec = Field(default_factory=SecuritySpec)

@@ -1,0 +1,230 @@
+"""The model catalog: every MLflow call of the platform goes through `MlflowCatalog`.
+
+Versions are named by aliases (`champion`, `challenger`) and described by tags; registry stages are never used.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from modelops.errors import CatalogError, RetiredVersionError, UnsafeModelError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+ROLES = (CHAMPION, CHALLENGER)
+
+# Tags every platform-managed version carries (and the MLflow UI shows).
+TAG_STATE = "lifecycle_state"  # registered | validated | validation_failed | approved | rejected | pending | serving | retired
+TAG_FINGERPRINT = "modelops.fingerprint"
+TAG_SECURITY = "security_scan"
+TAG_VALIDATION = "validation_status"
+TAG_APPROVAL = "approval_status"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def retired(self) -> bool:
+        return self.tags.get(TAG_STATE) == "retired"
+
+
+class MlflowCatalog:
+    def __init__(self, tracking_uri: str, artifact_root: Path) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # --- experiments and logging ----------------------------------------------------------------------
+    def experiment_id(self, model: str) -> str:
+        name = f"modelops/{model}"
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        # An explicit artifact location keeps artifacts under the state directory, not ./mlruns.
+        location = (self.artifact_root / model).resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=location, tags={"modelops.model": model})
+
+    def log_sklearn_model(self, model: str, estimator: Any, *, input_example: Any, predict_fn: str,
+                          params: dict[str, Any], metrics: dict[str, float], run_tags: dict[str, str],
+                          pip_requirements: list[str]) -> tuple[str, str]:
+        """Log a scikit-learn estimator (skops format, signature, input example); returns (run_id, model_uri)."""
+        import mlflow
+        import mlflow.sklearn
+        import skops.io
+        from mlflow.models import infer_signature
+
+        output = getattr(estimator, predict_fn)(input_example)
+        signature = infer_signature(input_example, output)
+        # The types this very estimator needs; the validation stage re-scans the saved file against the spec.
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
+        mlflow.set_tracking_uri(self.tracking_uri)
+        with mlflow.start_run(experiment_id=self.experiment_id(model), tags=run_tags) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            if metrics:
+                mlflow.log_metrics(metrics)
+            info = mlflow.sklearn.log_model(
+                estimator, name="model", signature=signature, input_example=input_example,
+                pip_requirements=pip_requirements, serialization_format="skops", skops_trusted_types=trusted,
+                pyfunc_predict_fn=predict_fn,
+            )
+        return run.info.run_id, info.model_uri
+
+    def log_artifact_dict(self, run_id: str, payload: dict[str, Any], artifact_file: str) -> None:
+        self.client.log_dict(run_id, payload, artifact_file)
+
+    def load_artifact_dict(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
+        import mlflow.artifacts
+
+        try:
+            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact_file}")
+        except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+            return None
+
+    # --- registry -------------------------------------------------------------------------------------
+    def ensure_registered_model(self, model: str, description: str, tags: dict[str, str]) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(model)
+        except MlflowException:
+            self.client.create_registered_model(model, tags=tags, description=description)
+            return
+        for key, value in tags.items():
+            self.client.set_registered_model_tag(model, key, value)
+
+    def register(self, model: str, model_uri: str, run_id: str | None, tags: dict[str, str]) -> str:
+        version = self.client.create_model_version(model, source=model_uri, run_id=run_id, tags=tags)
+        return str(version.version)
+
+    def versions(self, model: str) -> list[VersionInfo]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            aliases = self.aliases(model)
+        except MlflowException:
+            return []
+        by_version: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(version, []).append(alias)
+        found = self.client.search_model_versions(f"name='{model}'")
+        infos = [VersionInfo(model=model, version=str(v.version), run_id=v.run_id, source=v.source, tags=dict(v.tags),
+                             aliases=tuple(sorted(by_version.get(str(v.version), [])))) for v in found]
+        return sorted(infos, key=lambda info: int(info.version))
+
+    def version(self, model: str, version: str) -> VersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.get_model_version(model, version)
+        except MlflowException as exc:
+            raise CatalogError(f"model {model!r} has no version {version!r} in the registry",
+                               f"list versions with `modelops status`, or register one") from exc
+        aliases = tuple(sorted(a for a, v in self.aliases(model).items() if v == str(version)))
+        return VersionInfo(model=model, version=str(found.version), run_id=found.run_id, source=found.source,
+                           tags=dict(found.tags), aliases=aliases)
+
+    def find_version(self, model: str, fingerprint: str) -> VersionInfo | None:
+        """A live (not retired) version built from exactly these inputs, if one exists."""
+        for info in self.versions(model):
+            if info.tags.get(TAG_FINGERPRINT) == fingerprint and not info.retired:
+                return info
+        return None
+
+    def set_tags(self, model: str, version: str, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model, version, key, str(value))
+
+    def aliases(self, model: str) -> dict[str, str]:
+        # search_model_versions leaves `aliases` empty: the registered model is the source of truth.
+        return {alias: str(version) for alias, version in self.client.get_registered_model(model).aliases.items()}
+
+    def version_for_alias(self, model: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.aliases(model).get(alias)
+        except MlflowException:
+            return None
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(model, alias, version)
+
+    def delete_alias(self, model: str, alias: str) -> None:
+        self.client.delete_registered_model_alias(model, alias)
+
+    def model_names(self) -> list[str]:
+        return sorted(m.name for m in self.client.search_registered_models())
+
+    # --- artifacts and loading ------------------------------------------------------------------------
+    def download_model(self, model: str, version: str, dst: Path) -> Path:
+        import mlflow.artifacts
+
+        dst.mkdir(parents=True, exist_ok=True)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{version}",
+                                                        dst_path=str(dst), tracking_uri=self.tracking_uri))
+
+    def input_columns(self, model: str, version: str) -> list[tuple[str, str]]:
+        """(name, MLflow type) of each input of the version's signature."""
+        from mlflow.models import get_model_info
+
+        info = get_model_info(f"models:/{model}/{version}")
+        if info.signature is None or info.signature.inputs is None:
+            raise CatalogError(f"{model} v{version} has no input signature",
+                               "log the model with a signature (mlflow.models.infer_signature)")
+        return [(col.name, col.type.name if hasattr(col.type, "name") else str(col.type))
+                for col in info.signature.inputs.inputs]
+
+    def load_for_serving(self, model: str, version: str) -> Any:
+        """Load a version as a pyfunc, only if it is not retired and passed the platform's security scan."""
+        info = self.version(model, version)
+        if info.retired:
+            raise RetiredVersionError(f"{model} v{version} is retired and cannot serve",
+                                      f"score with the current champion (`modelops status` lists it)")
+        if info.tags.get(TAG_SECURITY) != "passed":
+            raise UnsafeModelError(f"{model} v{version} has not passed the security scan "
+                                   f"(security_scan={info.tags.get(TAG_SECURITY, 'not run')})",
+                                   "run the validate stage; only scanned model files are deserialised")
+        return load_scanned_pyfunc(f"models:/{model}/{version}")
+
+
+@contextmanager
+def _deserialisation_allowed() -> Iterator[None]:
+    # MLflow refuses to deserialise any scikit-learn file unless this is set; the platform sets it only around
+    # loading a file its own security scan passed (see tasks/security.py), and restores it afterwards.
+    key = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    before = os.environ.get(key)
+    os.environ[key] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def load_scanned_pyfunc(model_uri: str) -> Any:
+    import mlflow.pyfunc
+
+    with _deserialisation_allowed():
+        return mlflow.pyfunc.load_model(model_uri)
+
+
+def catalog_from_settings() -> MlflowCatalog:
+    from modelops.settings import load_settings
+
+    settings = load_settings()
+    return MlflowCatalog(settings.tracking_uri, settings.artifact_root)

@@ -1,0 +1,127 @@
+"""`modelops`: the command line of the platform (demo, status, audit, and each stage by hand)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from modelops.errors import ModelOpsError
+
+
+def _stage(name: str) -> Callable[..., Any]:
+    import importlib
+
+    return getattr(importlib.import_module(f"modelops.flows.{name}"), name)
+
+
+def _print_result(result: Any) -> None:
+    print(result.model_dump_json(indent=2) if hasattr(result, "model_dump_json") else result)
+
+
+def _cmd_demo(_: argparse.Namespace) -> int:
+    from modelops.demo import run_demo
+
+    return run_demo()
+
+
+def _cmd_status(_: argparse.Namespace) -> int:
+    from modelops.platform import get_platform
+    from modelops.reporting import status_text
+    from modelops.spec import load_all_specs
+
+    platform = get_platform()
+    metrics = {spec.name: spec.monitoring.performance.metric for spec in load_all_specs()}
+    print(status_text(platform, platform.catalog.model_names(), metrics))
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from modelops.platform import get_platform
+    from modelops.reporting import audit_text
+
+    print(audit_text(get_platform(), args.model))
+    return 0
+
+
+def _cmd_check(_: argparse.Namespace) -> int:
+    from modelops.spec import load_all_specs
+
+    for spec in load_all_specs():
+        spec.entry("loader"), spec.entry("trainer")
+        print(f"ok  {spec.name} (owner {spec.owner}, risk tier {spec.risk_tier.value})")
+    return 0
+
+
+def _cmd_labels(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modelops.platform import get_platform
+    from modelops.spec import load_spec
+    from modelops.tasks.prediction_log import record_ground_truth
+    from modelops.tasks.scoring import read_batch
+
+    path = Path(args.path)
+    batch = record_ground_truth(get_platform(), load_spec(args.model), read_batch(path), str(path))
+    print(f"recorded {batch.rows} labels for {args.model}")
+    return 0
+
+
+def _run_stage(args: argparse.Namespace) -> int:
+    params = {k: v for k, v in vars(args).items() if k not in ("command", "handler") and v is not None}
+    _print_result(_stage(args.command)(**params))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="run the whole life cycle on real data").set_defaults(handler=_cmd_demo)
+    sub.add_parser("status", help="every model: versions, aliases, last verdicts").set_defaults(handler=_cmd_status)
+    audit = sub.add_parser("audit", help="a model's audit trail, oldest first")
+    audit.add_argument("model")
+    audit.set_defaults(handler=_cmd_audit)
+    sub.add_parser("check", help="validate every spec in configs/models").set_defaults(handler=_cmd_check)
+    labels = sub.add_parser("labels", help="record ground truth (id column + target) for logged predictions")
+    labels.add_argument("model")
+    labels.add_argument("path")
+    labels.set_defaults(handler=_cmd_labels)
+
+    def stage(name: str, help_: str, *options: tuple[str, dict[str, Any]]) -> None:
+        command = sub.add_parser(name, help=help_)
+        command.add_argument("model")
+        for flag, kwargs in options:
+            command.add_argument(flag, **kwargs)
+        command.set_defaults(handler=_run_stage)
+
+    stage("register", "train (or take --model-uri) and register a version",
+          ("--train-start", {}), ("--train-end", {}), ("--model-uri", {}))
+    stage("validate", "run the validation gates", ("--version", {"required": True}))
+    stage("approve", "apply the approval policy", ("--version", {"required": True}))
+    stage("deploy", "serve an approved version", ("--version", {"required": True}),
+          ("--role", {"choices": ["champion", "challenger"]}))
+    stage("score", "score a Parquet/CSV batch", ("--input-path", {"required": True}), ("--version", {}),
+          ("--output-path", {}))
+    stage("monitor", "judge the newest window", ("--window-end", {}), ("--window-days", {"type": int}))
+    stage("retrain", "retrain, compare and promote", ("--as-of", {}))
+    stage("retire", "retire a version", ("--version", {"required": True}), ("--reason", {}),
+          ("--dry-run", {"action": argparse.BooleanOptionalAction, "default": True}))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from modelops.settings import configure_environment
+
+    args = build_parser().parse_args(argv)
+    configure_environment()  # before anything imports prefect
+    try:
+        return int(args.handler(args) or 0)
+    except ModelOpsError as exc:
+        print(f"error: {exc.what}", file=sys.stderr)
+        if exc.fix:
+            print(f"fix:   {exc.fix}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

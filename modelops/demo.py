@@ -1,0 +1,106 @@
+"""The main job (`make demo`): flight-delay from nothing through every stage on real 2013 flights, then
+bike-demand through the same flows to show that a model is a YAML file and a training function."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from modelops.platform import Platform, get_platform
+from modelops.reporting import format_table, status_text
+from modelops.spec import LifecycleSpec, Window, load_spec
+from modelops.tasks.data import load_window
+from modelops.tasks.prediction_log import record_ground_truth, write_parquet_atomically
+
+
+def write_traffic(platform: Platform, spec: LifecycleSpec, start: date, end: date) -> tuple[Path, Path]:
+    """Production traffic of a window as a batch file (inputs only) and, separately, its later ground truth."""
+    frame = load_window(spec, Window(start=start, end=end))
+    folder = platform.settings.inbox_dir / spec.name
+    stem = f"{start:%Y-%m-%d}--{end:%Y-%m-%d}"
+    batch = folder / f"traffic-{stem}.parquet"
+    labels = folder / f"labels-{stem}.parquet"
+    write_parquet_atomically(frame.drop(columns=[spec.data.target]), batch)
+    write_parquet_atomically(frame[[spec.data.id_column, spec.data.target]], labels)
+    return batch, labels
+
+
+def _day_after(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+
+
+def serve_window(platform: Platform, spec: LifecycleSpec, start: date, end: date):  # type: ignore[no-untyped-def]
+    """Score a window's traffic with the champion, let its labels arrive, and monitor that window."""
+    from modelops.flows.monitor import monitor
+    from modelops.flows.score import score
+
+    batch, labels = write_traffic(platform, spec, start, end)
+    scored = score(model=spec.name, input_path=str(batch))
+    record_ground_truth(platform, spec, pd.read_parquet(labels), str(labels))
+    checked = monitor(model=spec.name, window_end=_day_after(end), window_days=(end - start).days)
+    return scored, checked
+
+
+def onboard(model: str) -> str:
+    """register -> validate -> approve -> deploy; returns the serving version."""
+    from modelops.flows.approve import approve
+    from modelops.flows.deploy import deploy
+    from modelops.flows.register import register
+    from modelops.flows.validate import validate
+
+    registered = register(model=model)
+    validated = validate(model=model, version=registered.version)
+    if not validated.passed:
+        raise SystemExit(f"{model} v{registered.version} failed validation: {validated.failures}")
+    approved = approve(model=model, version=registered.version)
+    if approved.status != "approved":
+        raise SystemExit(f"{model} v{registered.version} was not approved: {approved.reasons}")
+    deploy(model=model, version=registered.version, role="champion")
+    return registered.version
+
+
+def run_demo() -> int:
+    from modelops.flows.retrain import retrain
+
+    started = time.perf_counter()
+    platform = get_platform()
+    print(f"State directory: {platform.settings.home}")
+    spec = load_spec("flight-delay")
+    timeline: list[list[str]] = []
+
+    first = onboard(spec.name)
+    timeline.append(["register..deploy", f"v{first}", "trained on 2013-01-01..2013-02-15, now @champion"])
+    winter_scored, winter = serve_window(platform, spec, date(2013, 2, 15), date(2013, 3, 1))
+    timeline.append(["score+monitor Feb 15-28", f"v{first}",
+                     f"{winter_scored.rows} flights, drift share {winter.drift_share:.2f} -> {winter.verdict}"])
+    summer_scored, summer = serve_window(platform, spec, date(2013, 7, 1), date(2013, 8, 1))
+    timeline.append(["score+monitor July", f"v{first}",
+                     f"{summer_scored.rows} flights, drift share {summer.drift_share:.2f} "
+                     f"({', '.join(summer.drifted_columns)}) -> {summer.verdict}"])
+    if summer.drift_verdict != "breach":
+        print("Expected seasonal drift in July was not detected: nothing to retrain.")
+        return 1
+    outcome = retrain(model=spec.name)
+    if outcome.champion_value is not None:
+        timeline.append(["retrain (drift-detected)", f"v{outcome.challenger}",
+                         f"{outcome.metric} on recent labelled flights: challenger {outcome.challenger_value:.4f} vs "
+                         f"champion v{outcome.champion_before} {outcome.champion_value:.4f} -> {outcome.outcome}"])
+    if outcome.retired:
+        timeline.append(["retire", f"v{outcome.retired}", "replaced champion retired, artifacts and audit kept"])
+
+    bike = onboard("bike-demand")
+    bike_scored, bike_check = serve_window(platform, load_spec("bike-demand"), date(2011, 7, 1), date(2011, 7, 15))
+    timeline.append(["bike-demand onboard+score+monitor", f"v{bike}",
+                     f"{bike_scored.rows} hours scored, MAE {bike_check.performance_value or float('nan'):.1f}, "
+                     f"drift share {bike_check.drift_share:.2f} -> {bike_check.verdict}"])
+
+    print("\nWhat happened")
+    print(format_table(["step", "version", "result"], timeline))
+    print()
+    print(status_text(platform, ["flight-delay", "bike-demand"], {"flight-delay": "roc_auc", "bike-demand": "mae"}))
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. Try: .venv/bin/modelops audit flight-delay")
+    ok = outcome.outcome in ("promoted", "already-champion") and outcome.retired is not None
+    return 0 if ok else 1

@@ -1,0 +1,45 @@
+"""approve: apply the spec's approval policy to a validated version: approved, rejected, or pending a human."""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel
+
+from modelops import events
+from modelops.catalog import TAG_APPROVAL, TAG_STATE
+from modelops.flows.parameters import ModelName, Version
+from modelops.platform import get_platform
+from modelops.spec import load_spec
+from modelops.tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
+from modelops.tasks.audit import record_stage
+
+_EVENTS = {APPROVED: events.APPROVED, REJECTED: events.REJECTED, PENDING: events.APPROVAL_PENDING}
+_STATES = {APPROVED: "approved", REJECTED: "rejected", PENDING: "pending_approval"}
+
+
+class ApprovalOutcome(BaseModel):
+    model: str
+    version: str
+    status: str
+    reasons: list[str]
+
+
+@flow(name="approve", log_prints=True)
+def approve(model: ModelName, version: Version) -> ApprovalOutcome:
+    spec = load_spec(model)
+    platform = get_platform()
+    info = platform.catalog.version(spec.name, version)
+    if platform.store.approval_status(spec.name, version) == APPROVED and not info.retired:
+        return ApprovalOutcome(model=model, version=version, status=APPROVED, reasons=["approved before"])
+    decision = decide_approval(spec, info)
+    actor = "policy:approval"
+    platform.store.record_approval(spec.name, version, decision.status, decision.reasons, actor)
+    tags = {TAG_APPROVAL: decision.status}
+    if not info.retired:
+        tags[TAG_STATE] = _STATES[decision.status]
+    platform.catalog.set_tags(spec.name, version, tags)
+    record_stage(stage="approve", action="apply-policy", model=spec.name, version=version, outcome=decision.status,
+                 evidence={"reasons": decision.reasons, "risk_tier": spec.risk_tier.value}, actor=actor,
+                 event=_EVENTS[decision.status])
+    print(f"{model} v{version}: {decision.status} ({'; '.join(decision.reasons)})")
+    return ApprovalOutcome(model=model, version=version, status=decision.status, reasons=decision.reasons)

@@ -1,0 +1,57 @@
+"""score: score a batch file (Parquet/CSV) with the deployed version and keep the prediction log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from pydantic import BaseModel
+
+from modelops import events
+from modelops.catalog import CHAMPION
+from modelops.errors import CatalogError, NotApprovedError
+from modelops.flows.parameters import ModelName, Version
+from modelops.platform import get_platform
+from modelops.spec import load_spec
+from modelops.tasks.approval import APPROVED
+from modelops.tasks.audit import record_stage
+from modelops.tasks.prediction_log import log_predictions, write_parquet_atomically
+from modelops.tasks.scoring import file_digest, read_batch_task, score_frame_task
+
+
+class Scored(BaseModel):
+    model: str
+    version: str
+    rows: int
+    output_path: str
+    batch_id: str
+    positive_rate: float | None = None
+
+
+@flow(name="score", log_prints=True)
+def score(model: ModelName, input_path: str, version: Version | None = None, output_path: str | None = None) -> Scored:
+    """Score with `version`, or with the current @champion when none is given."""
+    spec = load_spec(model)
+    platform = get_platform()
+    catalog = platform.catalog
+    role = "pinned" if version else CHAMPION
+    version = version or catalog.version_for_alias(spec.name, CHAMPION)
+    if version is None:
+        raise CatalogError(f"{model} has no @champion to score with", "deploy an approved version first")
+    if platform.store.approval_status(spec.name, version) != APPROVED:
+        raise NotApprovedError(f"{model} v{version} is not approved for scoring", "approve and deploy it first")
+    pyfunc = catalog.load_for_serving(spec.name, version)  # refuses retired and unscanned versions
+    source = Path(input_path).resolve()
+    frame = read_batch_task(source)
+    outputs, log = score_frame_task(spec, pyfunc, catalog.input_columns(spec.name, version), frame, str(source))
+    target = Path(output_path) if output_path else (
+        platform.settings.outputs_dir / spec.name / f"{source.stem}.v{version}.parquet")
+    write_parquet_atomically(outputs, target)
+    batch = log_predictions(platform, spec, version, role, log, str(source), file_digest(source))
+    positive_rate = float(outputs["prediction"].mean()) if spec.task == "classification" else None
+    record_stage(stage="score", action="score-batch", model=spec.name, version=version, outcome="scored",
+                 evidence={"input": str(source), "output": str(target), "rows": len(outputs), "batch_id": batch.id},
+                 event=events.SCORED)
+    print(f"{model} v{version}: scored {len(outputs)} rows of {source.name} -> {target}")
+    return Scored(model=model, version=version, rows=len(outputs), output_path=str(target), batch_id=batch.id,
+                  positive_rate=positive_rate)

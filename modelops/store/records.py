@@ -1,0 +1,194 @@
+"""Reading and writing the governance store: the only module that issues its queries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from modelops.store.db import session_scope
+from modelops.store.schema import (
+    Approval, AuditEvent, Deployment, GroundTruthBatch, Lineage, MonitoringResult, MonitoringRun, PredictionBatch,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    stage: str
+    action: str
+    model: str
+    version: str | None
+    outcome: str
+    evidence: dict[str, Any]
+    event: str | None
+    flow_run_id: str | None
+
+
+@dataclass(frozen=True)
+class MonitoringPoint:
+    check: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    verdict: str
+
+
+class GovernanceStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # --- audit trail -------------------------------------------------------------------------------------
+    def record_audit(self, *, actor: str, stage: str, action: str, model: str, version: str | None, outcome: str,
+                     evidence: dict[str, Any], event: str | None = None, flow_run_id: str | None = None) -> bool:
+        """Append an audit entry; the same fact recorded twice stays one row. Returns True when written."""
+        canonical = json.dumps([stage, action, model, version, outcome, evidence], sort_keys=True, default=str)
+        key = hashlib.sha256(canonical.encode()).hexdigest()
+        row = AuditEvent(at=utcnow(), actor=actor, stage=stage, action=action, model=model, version=version,
+                         outcome=outcome, evidence=json.loads(json.dumps(evidence, default=str)), event=event,
+                         flow_run_id=flow_run_id, dedup_key=key)
+        try:
+            with session_scope(self.url) as session:
+                if session.scalar(select(AuditEvent.id).where(AuditEvent.dedup_key == key)) is not None:
+                    return False
+                session.add(row)
+        except IntegrityError:
+            return False  # a concurrent run recorded the same fact first
+        return True
+
+    def audit_trail(self, model: str | None = None) -> list[AuditEntry]:
+        with session_scope(self.url) as session:
+            query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
+            if model:
+                query = query.where(AuditEvent.model == model)
+            return [AuditEntry(at=_aware(r.at), actor=r.actor, stage=r.stage, action=r.action, model=r.model,
+                               version=r.version, outcome=r.outcome, evidence=r.evidence, event=r.event,
+                               flow_run_id=r.flow_run_id) for r in session.scalars(query)]
+
+    # --- approvals ---------------------------------------------------------------------------------------
+    def record_approval(self, model: str, version: str, status: str, reasons: list[str], decided_by: str) -> None:
+        with session_scope(self.url) as session:
+            row = session.scalar(select(Approval).where(Approval.model == model, Approval.version == version))
+            if row is None:
+                row = Approval(model=model, version=version)
+                session.add(row)
+            row.status, row.reasons, row.decided_by, row.decided_at = status, reasons, decided_by, utcnow()
+
+    def approval_status(self, model: str, version: str) -> str | None:
+        with session_scope(self.url) as session:
+            return session.scalar(select(Approval.status).where(Approval.model == model, Approval.version == version))
+
+    # --- deployments -------------------------------------------------------------------------------------
+    def start_deployment(self, model: str, version: str, role: str, strategy: str, deployed_by: str) -> bool:
+        """Record that version serves as role, ending whoever held the role. Returns False if it already did."""
+        now = utcnow()
+        with session_scope(self.url) as session:
+            active = session.scalars(select(Deployment).where(
+                Deployment.model == model, Deployment.role == role, Deployment.ended_at.is_(None))).all()
+            if any(row.version == version for row in active):
+                return False
+            for row in active:
+                row.ended_at, row.ended_reason = now, f"replaced by version {version}"
+            session.add(Deployment(model=model, version=version, role=role, strategy=strategy,
+                                   deployed_by=deployed_by, deployed_at=now))
+        return True
+
+    def end_deployments(self, model: str, version: str, reason: str) -> int:
+        with session_scope(self.url) as session:
+            active = session.scalars(select(Deployment).where(
+                Deployment.model == model, Deployment.version == version, Deployment.ended_at.is_(None))).all()
+            for row in active:
+                row.ended_at, row.ended_reason = utcnow(), reason
+            return len(active)
+
+    def first_served_at(self, model: str, version: str) -> datetime | None:
+        with session_scope(self.url) as session:
+            return _aware(session.scalar(select(Deployment.deployed_at).where(
+                Deployment.model == model, Deployment.version == version, Deployment.role == "champion",
+            ).order_by(Deployment.deployed_at).limit(1)))
+
+    # --- lineage -----------------------------------------------------------------------------------------
+    def record_lineage(self, *, model: str, version: str, source: str, model_uri: str, run_id: str | None,
+                       parent_version: str | None, train_start: datetime | None, train_end: datetime | None,
+                       data_hash: str | None, code_version: str | None) -> None:
+        with session_scope(self.url) as session:
+            exists = session.scalar(select(Lineage.id).where(Lineage.model == model, Lineage.version == version))
+            if exists is None:
+                session.add(Lineage(model=model, version=version, source=source, model_uri=model_uri, run_id=run_id,
+                                    parent_version=parent_version, train_start=train_start, train_end=train_end,
+                                    data_hash=data_hash, code_version=code_version, registered_at=utcnow()))
+
+    def lineage(self, model: str) -> list[Lineage]:
+        with session_scope(self.url) as session:
+            rows = session.scalars(select(Lineage).where(Lineage.model == model).order_by(Lineage.id)).all()
+            for row in rows:
+                row.registered_at = _aware(row.registered_at)
+            return list(rows)
+
+    # --- prediction log and ground truth index -----------------------------------------------------------
+    def record_prediction_batch(self, batch: PredictionBatch) -> None:
+        with session_scope(self.url) as session:
+            session.merge(batch)
+
+    def prediction_batches(self, model: str, version: str | None = None, start: datetime | None = None,
+                           end: datetime | None = None) -> list[PredictionBatch]:
+        with session_scope(self.url) as session:
+            query = select(PredictionBatch).where(PredictionBatch.model == model)
+            if version is not None:
+                query = query.where(PredictionBatch.version == version)
+            if start is not None:
+                query = query.where(PredictionBatch.last_event_at >= start)
+            if end is not None:
+                query = query.where(PredictionBatch.first_event_at < end)
+            rows = session.scalars(query.order_by(PredictionBatch.first_event_at)).all()
+            for row in rows:
+                row.first_event_at, row.last_event_at = _aware(row.first_event_at), _aware(row.last_event_at)
+            return list(rows)
+
+    def record_ground_truth_batch(self, batch: GroundTruthBatch) -> None:
+        with session_scope(self.url) as session:
+            session.merge(batch)
+
+    def ground_truth_batches(self, model: str) -> list[GroundTruthBatch]:
+        with session_scope(self.url) as session:
+            return list(session.scalars(select(GroundTruthBatch).where(GroundTruthBatch.model == model)))
+
+    # --- monitoring time series --------------------------------------------------------------------------
+    def record_monitoring_run(self, *, model: str, version: str, window_start: datetime, window_end: datetime,
+                              rows: int, verdict: str, report_path: str | None,
+                              points: Iterable[MonitoringPoint]) -> int:
+        with session_scope(self.url) as session:
+            run = MonitoringRun(model=model, version=version, window_start=window_start, window_end=window_end,
+                                run_at=utcnow(), rows=rows, verdict=verdict, report_path=report_path)
+            session.add(run)
+            session.flush()
+            session.add_all(MonitoringResult(run_id=run.id, check=p.check, metric=p.metric, value=p.value,
+                                             threshold=p.threshold, verdict=p.verdict) for p in points)
+            return run.id
+
+    def monitoring_history(self, model: str) -> list[tuple[MonitoringRun, list[MonitoringResult]]]:
+        with session_scope(self.url) as session:
+            runs = session.scalars(select(MonitoringRun).where(MonitoringRun.model == model)
+                                   .order_by(MonitoringRun.run_at, MonitoringRun.id)).all()
+            out = []
+            for run in runs:
+                results = session.scalars(select(MonitoringResult).where(MonitoringResult.run_id == run.id)).all()
+                out.append((run, list(results)))
+            return out

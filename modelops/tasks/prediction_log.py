@@ -1,0 +1,108 @@
+"""The prediction log (Parquet per scored batch, indexed in the governance store) and arrived ground truth."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from modelops.errors import DataError
+from modelops.platform import Platform
+from modelops.spec import LifecycleSpec
+from modelops.store.records import utcnow
+from modelops.store.schema import GroundTruthBatch, PredictionBatch
+from modelops.tasks import as_task
+from modelops.tasks.data import data_hash
+
+LOG_COLUMNS = ["prediction_id", "event_time", "scored_at", "model", "version", "role", "batch_id", "prediction",
+               "score", "predict_ms"]
+
+
+def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    frame.to_parquet(partial, index=False)
+    os.replace(partial, path)
+
+
+def batch_id_for(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+def log_predictions(platform: Platform, spec: LifecycleSpec, version: str, role: str, log: pd.DataFrame,
+                    source: str, source_digest: str) -> PredictionBatch:
+    """Store one scored batch. Scoring the same input with the same version again replaces, not duplicates."""
+    batch_id = batch_id_for(spec.name, version, role, source_digest)
+    log = log.assign(model=spec.name, version=version, role=role, batch_id=batch_id)
+    path = platform.settings.prediction_log_dir / spec.name / f"version={version}" / f"{batch_id}.parquet"
+    write_parquet_atomically(log, path)
+    batch = PredictionBatch(id=batch_id, model=spec.name, version=version, role=role, path=str(path), source=source,
+                            rows=len(log), first_event_at=_utc(log["event_time"].min()),
+                            last_event_at=_utc(log["event_time"].max()), scored_at=utcnow())
+    platform.store.record_prediction_batch(batch)
+    return batch
+
+
+def _utc(value: pd.Timestamp) -> datetime:
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+
+
+def logged_predictions(platform: Platform, model: str, version: str | None, start: datetime | None,
+                       end: datetime | None) -> pd.DataFrame:
+    """Logged rows with event_time in [start, end) (naive UTC timestamps), optionally of one version."""
+    batches = platform.store.prediction_batches(model, version, start, end)
+    frames = [pd.read_parquet(b.path) for b in batches if Path(b.path).is_file()]
+    if not frames:
+        return pd.DataFrame(columns=LOG_COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    mask = pd.Series(True, index=frame.index)
+    if start is not None:
+        mask &= frame["event_time"] >= pd.Timestamp(start).tz_localize(None)
+    if end is not None:
+        mask &= frame["event_time"] < pd.Timestamp(end).tz_localize(None)
+    # The same request scored twice by the same version (a re-run) counts once.
+    return frame.loc[mask].drop_duplicates(subset=["prediction_id", "version", "role"], keep="last").reset_index(
+        drop=True)
+
+
+def record_ground_truth(platform: Platform, spec: LifecycleSpec, labels: pd.DataFrame, source: str) -> GroundTruthBatch:
+    """Store labels that arrived for earlier predictions: columns <id_column> and <target> of the spec."""
+    needed = [spec.data.id_column, spec.data.target]
+    missing = [c for c in needed if c not in labels.columns]
+    if missing:
+        raise DataError(f"{source}: ground truth lacks columns {missing}",
+                        f"give one row per prediction with columns {needed}")
+    frame = pd.DataFrame({"prediction_id": labels[spec.data.id_column].astype(str),
+                          "label": labels[spec.data.target].to_numpy()}).dropna()
+    frame["received_at"] = pd.Timestamp(utcnow()).tz_localize(None)
+    digest = batch_id_for(spec.name, "labels", data_hash(frame[["prediction_id", "label"]]))
+    path = platform.settings.labels_dir / spec.name / f"{digest}.parquet"
+    write_parquet_atomically(frame, path)
+    batch = GroundTruthBatch(id=digest, model=spec.name, path=str(path), rows=len(frame), received_at=utcnow())
+    platform.store.record_ground_truth_batch(batch)
+    return batch
+
+
+def ground_truth(platform: Platform, model: str) -> pd.DataFrame:
+    frames = [pd.read_parquet(b.path) for b in platform.store.ground_truth_batches(model) if Path(b.path).is_file()]
+    if not frames:
+        return pd.DataFrame(columns=["prediction_id", "label", "received_at"])
+    return pd.concat(frames, ignore_index=True).drop_duplicates("prediction_id", keep="last")
+
+
+def labelled_predictions(platform: Platform, model: str, version: str | None, start: datetime | None,
+                         end: datetime | None) -> pd.DataFrame:
+    """Logged predictions joined to their ground truth by prediction id, with the label delay."""
+    logged = logged_predictions(platform, model, version, start, end)
+    joined = logged.merge(ground_truth(platform, model), on="prediction_id", how="inner")
+    if not joined.empty:
+        joined["label_delay_hours"] = (joined["received_at"] - joined["scored_at"]).dt.total_seconds() / 3600
+    return joined
+
+
+record_ground_truth_task = as_task(record_ground_truth)

@@ -1,0 +1,91 @@
+"""Training a model through its spec's entry point and logging it to the catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modelops.catalog import MlflowCatalog
+from modelops.errors import SpecError
+from modelops.spec import LifecycleSpec, Window
+from modelops.tasks import as_task
+from modelops.tasks.data import data_hash, features_of, load_window
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """Everything that determines a trained version; equal inputs give the same fingerprint."""
+
+    window: Window
+    data_hash: str
+    code_version: str
+    params: dict[str, Any]
+    rows: int
+
+    @property
+    def fingerprint(self) -> str:
+        payload = json.dumps([str(self.window.start), str(self.window.end), self.data_hash, self.code_version,
+                              self.params], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    run_id: str
+    model_uri: str
+
+
+def code_version(spec: LifecycleSpec) -> str:
+    """Hash of the training entry point's module source, plus the git commit when there is one."""
+    trainer = spec.entry("trainer")
+    source = inspect.getsource(inspect.getmodule(trainer))  # type: ignore[arg-type]
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    commit = _git_commit(Path(inspect.getfile(trainer)).parent)
+    return f"{digest}@{commit[:12]}" if commit else digest
+
+
+def _git_commit(folder: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def prepare_training(spec: LifecycleSpec, window: Window) -> tuple[pd.DataFrame, TrainingInputs]:
+    frame = load_window(spec, window)
+    inputs = TrainingInputs(window=window, data_hash=data_hash(frame[[*spec.data.features.all, spec.data.target]]),
+                            code_version=code_version(spec), params=dict(spec.training.params), rows=len(frame))
+    return frame, inputs
+
+
+def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInputs,
+                  catalog: MlflowCatalog) -> LoggedModel:
+    """Fit through the entry point and log the estimator with signature, input example and requirements."""
+    features = features_of(spec, frame)
+    estimator = spec.entry("trainer")(features, frame[spec.data.target], dict(spec.training.params))
+    predict_fn = "predict_proba" if spec.task == "classification" else "predict"
+    if not hasattr(estimator, predict_fn):
+        raise SpecError(f"{spec.training.entry_point} returned {type(estimator).__name__}, which has no {predict_fn}()",
+                        "return a fitted scikit-learn estimator, or log the model yourself and register its URI")
+    run_id, model_uri = catalog.log_sklearn_model(
+        spec.name, estimator, input_example=features.head(5), predict_fn=predict_fn,
+        params={**spec.training.params, "train_start": inputs.window.start, "train_end": inputs.window.end,
+                "training_rows": inputs.rows},
+        metrics={"training_rows": float(inputs.rows)},
+        run_tags={"modelops.model": spec.name, "modelops.stage": "register", "data_hash": inputs.data_hash,
+                  "code_version": inputs.code_version},
+        pip_requirements=spec.training.pip_requirements,
+    )
+    return LoggedModel(run_id=run_id, model_uri=model_uri)
+
+
+prepare_training_task = as_task(prepare_training)
+train_and_log_task = as_task(train_and_log)
