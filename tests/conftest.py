@@ -1,0 +1,70 @@
+"""Test harness: every test session gets its own state directory and Prefect home, set before Prefect is
+imported, and one session-scoped Prefect test harness (a real Prefect API on a temporary database)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="modelops-tests-"))
+os.environ["MODELOPS_HOME"] = str(_SESSION_DIR / "state")
+os.environ["MODELOPS_CONFIG_DIR"] = str(ROOT / "configs")
+os.environ["PREFECT_HOME"] = str(_SESSION_DIR / "prefect")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["MODELOPS_ACTOR"] = "user:pytest"
+for _key in ("MODELOPS_TRACKING_URI", "MODELOPS_GOVERNANCE_URL", "PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+    os.environ.pop(_key, None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A real Prefect API (the test harness) for the whole session; flow runs skip the heartbeat thread."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty state directory (MLflow, governance store, logs) for one test."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("MODELOPS_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    return home
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 30.0, interval: float = 0.5) -> Any:
+    """Poll until `probe` returns something truthy (events reach Prefect's store asynchronously)."""
+    deadline = time.monotonic() + timeout
+    result = probe()
+    while not result and time.monotonic() < deadline:
+        time.sleep(interval)
+        result = probe()
+    return result
+
+
+def model_events(model: str) -> list[Any]:
+    """The modelops events Prefect's API holds for one model, oldest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    with get_client(sync_client=True) as client:
+        page = client.read_events(
+            filter=EventFilter(event=EventNameFilter(prefix=["modelops.model."]),
+                               resource=EventResourceFilter(id=[f"modelops.model.{model}"])),
+            limit=200)
+    return sorted(page.events, key=lambda e: e.occurred)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.sklearn
+import numpy as np
+import skops.io
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+
+from modelops.spec import SecuritySpec
+from modelops.tasks.security import scan_model_dir
+
+
+class HomeMadeClassifier(ClassifierMixin, BaseEstimator):
+    """A type no spec trusts: loading it would import and run this module's code."""
+
+    def fit(self, X, y):  # type: ignore[no-untyped-def]
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):  # type: ignore[no-untyped-def]
+        return np.zeros(len(X), dtype=int)
+
+
+def fitted() -> LogisticRegression:
+    return LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
+
+
+def save(model, path: Path, fmt: str) -> Path:  # type: ignore[no-untyped-def]
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model)) if fmt == "skops" else None
+    mlflow.sklearn.save_model(model, str(path), serialization_format=fmt, skops_trusted_types=trusted)
+    return path
+
+
+def test_skops_model_of_trusted_types_passes(tmp_path: Path) -> None:
+    result = scan_model_dir(save(fitted(), tmp_path / "m", "skops"), SecuritySpec())
+    assert result.passed and result.serialization == "skops" and result.findings == []
+
+
+def test_pickle_model_is_refused_unless_the_spec_accepts_the_risk(tmp_path: Path) -> None:
+    path = save(fitted(), tmp_path / "m", "cloudpickle")
+    refused = scan_model_dir(path, SecuritySpec())
+    assert not refused.passed and "runs arbitrary code on load" in refused.findings[0]
+    assert scan_model_dir(path, SecuritySpec(allow_pickle=True)).passed
+
+
+def test_skops_file_with_an_untrusted_type_is_refused_by_name(tmp_path: Path) -> None:
+    model = HomeMadeClassifier().fit(np.zeros((4, 1)), np.array([0, 1, 0, 1]))
+    result = scan_model_dir(save(model, tmp_path / "m", "skops"), SecuritySpec())
+    assert not result.passed
+    assert any("HomeMadeClassifier" in finding for finding in result.findings)
+
+
+def test_a_folder_that_is_not_a_model_fails(tmp_path: Path) -> None:
+    assert not scan_model_dir(tmp_path, SecuritySpec()).passed
