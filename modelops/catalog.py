@@ -47,6 +47,13 @@ class MlflowCatalog:
         self.artifact_root = artifact_root
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
+    def activate(self) -> None:
+        """Point MLflow's fluent API (logging, loading, artifact download) at this catalog."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+
     # --- experiments and logging ----------------------------------------------------------------------
     def experiment_id(self, model: str) -> str:
         name = f"modelops/{model}"
@@ -70,7 +77,7 @@ class MlflowCatalog:
         signature = infer_signature(input_example, output)
         # The types this very estimator needs; the validation stage re-scans the saved file against the spec.
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
-        mlflow.set_tracking_uri(self.tracking_uri)
+        self.activate()
         with mlflow.start_run(experiment_id=self.experiment_id(model), tags=run_tags) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             if metrics:
@@ -88,6 +95,7 @@ class MlflowCatalog:
     def load_artifact_dict(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
         import mlflow.artifacts
 
+        self.activate()
         try:
             return mlflow.artifacts.load_dict(f"runs:/{run_id}/{artifact_file}")
         except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
@@ -172,6 +180,7 @@ class MlflowCatalog:
     def download_model(self, model: str, version: str, dst: Path) -> Path:
         import mlflow.artifacts
 
+        self.activate()
         dst.mkdir(parents=True, exist_ok=True)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{version}",
                                                         dst_path=str(dst), tracking_uri=self.tracking_uri))
@@ -180,6 +189,7 @@ class MlflowCatalog:
         """(name, MLflow type) of each input of the version's signature."""
         from mlflow.models import get_model_info
 
+        self.activate()
         info = get_model_info(f"models:/{model}/{version}")
         if info.signature is None or info.signature.inputs is None:
             raise CatalogError(f"{model} v{version} has no input signature",
@@ -197,6 +207,7 @@ class MlflowCatalog:
             raise UnsafeModelError(f"{model} v{version} has not passed the security scan "
                                    f"(security_scan={info.tags.get(TAG_SECURITY, 'not run')})",
                                    "run the validate stage; only scanned model files are deserialised")
+        self.activate()
         return load_scanned_pyfunc(f"models:/{model}/{version}")
 
 

@@ -66,5 +66,9 @@ def model_events(model: str) -> list[Any]:
         page = client.read_events(
             filter=EventFilter(event=EventNameFilter(prefix=["modelops.model."]),
                                resource=EventResourceFilter(id=[f"modelops.model.{model}"])),
-            limit=200)
-    return sorted(page.events, key=lambda e: e.occurred)
+            limit=50)  # the API's page size limit
+        found = list(page.events)
+        while page.next_page:
+            page = client.read_events_page(page.next_page)
+            found += page.events
+    return sorted(found, key=lambda e: e.occurred)

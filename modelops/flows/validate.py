@@ -66,7 +66,7 @@ def _log_validation_run(model: str, version: str, report: dict, suite: list, sam
 
     platform = get_platform()
     catalog = platform.catalog
-    mlflow.set_tracking_uri(catalog.tracking_uri)
+    catalog.activate()
     with mlflow.start_run(experiment_id=catalog.experiment_id(model), run_name=f"validate-v{version}",
                           tags={"modelops.model": model, "modelops.stage": "validate",
                                 "modelops.version": version}) as run:
