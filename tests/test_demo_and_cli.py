@@ -1,0 +1,66 @@
+"""The main job, twice in the same state directory, and the CLI that reads what it left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
+
+
+def test_demo_runs_twice_and_leaves_consistent_state(state_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelops.cli import main
+    from modelops.platform import get_platform
+
+    assert main(["demo"]) == 0
+    assert main(["demo"]) == 0
+    platform = get_platform()
+    versions = {v.version: v for v in platform.catalog.versions("flight-delay")}
+    # Run 2 re-registers the winter model (v1 is retired, so it comes back as v3), finds the summer model v2
+    # already registered, and ends where run 1 ended: v2 champion, the winter models retired.
+    assert platform.catalog.aliases("flight-delay") == {"champion": "2"}
+    assert sorted(versions) == ["1", "2", "3"]
+    assert versions["1"].retired and versions["3"].retired and not versions["2"].retired
+    assert versions["1"].tags["modelops.fingerprint"] == versions["3"].tags["modelops.fingerprint"]
+    assert [v.version for v in platform.catalog.versions("bike-demand")] == ["1"]
+    trail = platform.store.audit_trail("flight-delay")
+    registered = Counter(e.version for e in trail if e.stage == "register")
+    assert registered == {"1": 1, "2": 1, "3": 1}
+    validated = Counter(e.version for e in trail if e.stage == "validate")
+    assert validated == {"1": 1, "2": 1, "3": 1}
+
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert "== flight-delay" in status and "== bike-demand" in status
+    assert any(line.startswith("v2") and "@champion" in line and "serving" in line for line in status.splitlines())
+    assert "last monitoring:" in status
+
+    assert main(["audit", "flight-delay"]) == 0
+    audit = capsys.readouterr().out.splitlines()
+    assert audit[0].startswith("when (UTC)")
+    rows = audit[2:]
+    assert len(rows) == len(trail)
+    assert " register " in rows[0] and " retire " in rows[-1]
+    assert rows == sorted(rows, key=lambda row: row[:19])
+
+
+def test_cli_reports_bad_input_without_a_traceback(state_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelops.cli import main
+
+    assert main(["validate", "flight-delay", "--version", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "has no version '7'" in err and "fix:" in err and "Traceback" not in err
+    assert main(["score", "no-such-model", "--input-path", "x.csv"]) == 2
+    assert "no such life cycle spec" in capsys.readouterr().err
+
+
+def test_help_does_not_import_the_heavy_libraries() -> None:
+    code = ("import sys\nfrom modelops.cli import build_parser\nbuild_parser().format_help()\n"
+            "heavy = {'prefect', 'mlflow', 'evidently', 'great_expectations'} & set(sys.modules)\n"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
