@@ -84,9 +84,7 @@ def configure_environment(settings: Settings | None = None) -> Settings:
 
 
 def _quiet_libraries() -> None:
-    import logging
     import warnings
 
     # Integer columns are intended: scoring input is conformed to the signature before prediction.
     warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)

@@ -54,9 +54,13 @@ def build_expectations(frame: pd.DataFrame, features: Features, policy: DataQual
 
 
 def run_expectations(expectations: list[dict[str, Any]], frame: pd.DataFrame) -> QualityResult:
+    import logging
+
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
+    # GX configures its loggers on import and announces every ephemeral docs folder at INFO.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     # A data source name can be added to a context once: a unique name per run keeps this re-entrant.
