@@ -20,9 +20,11 @@ from modelops.errors import SpecError
 MODEL_NAME = r"^[a-z][a-z0-9-]{1,62}$"
 # Metrics where a larger value is better; everything else (errors, losses) is better when smaller.
 HIGHER_IS_BETTER = {"roc_auc", "accuracy", "f1", "precision", "recall", "r2", "average_precision"}
-DISTANCE_METHODS = {"wasserstein", "jensenshannon", "kl_div", "psi", "hellinger", "ed", "emd"}
+# Evidently's drift methods and how each turns a score into a verdict (checked against evidently 0.7's code):
+# distances drift when score >= threshold, p-values when p < threshold, except K-S which drifts at p <= threshold.
+DISTANCE_METHODS = {"wasserstein", "jensenshannon", "kl_div", "psi", "hellinger"}
 P_VALUE_METHODS = {"ks", "chisquare", "z", "t_test", "mannw", "anderson", "cramer_von_mises", "fisher_exact", "g_test",
-                   "epps_singleton", "TVD"}
+                   "epps_singleton"}
 
 
 class Strict(BaseModel):

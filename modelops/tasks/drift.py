@@ -48,6 +48,8 @@ class DriftResult:
 
 
 def column_drifted(method: str, score: float, threshold: float) -> bool:
+    if method == "ks":
+        return score <= threshold
     return score < threshold if method in P_VALUE_METHODS else score >= threshold
 
 
@@ -67,8 +69,8 @@ def run_drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: F
 
     definition = DataDefinition(numerical_columns=features.numerical, categorical_columns=features.categorical)
     columns = features.all
-    ref = Dataset.from_pandas(_typed(reference[columns], features), data_definition=definition)
-    cur = Dataset.from_pandas(_typed(current[columns], features), data_definition=definition)
+    ref = Dataset.from_pandas(typed_features(reference, features), data_definition=definition)
+    cur = Dataset.from_pandas(typed_features(current, features), data_definition=definition)
     preset = DataDriftPreset(columns=columns, num_method=policy.num_method, num_threshold=policy.num_threshold,
                              cat_method=policy.cat_method, cat_threshold=policy.cat_threshold,
                              drift_share=policy.breach_share)
@@ -76,12 +78,15 @@ def run_drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: F
     return parse_drift_snapshot(snapshot.dict(), policy), snapshot
 
 
-def _typed(frame: pd.DataFrame, features: Features) -> pd.DataFrame:
-    out = frame.copy()
+def typed_features(frame: pd.DataFrame, features: Features) -> pd.DataFrame:
+    """Numbers as float64, categories as strings (missing stays missing): the same input for Evidently and for
+    the fast path, so that both see the same values."""
+    out = frame[features.all].copy()
     for column in features.numerical:
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     for column in features.categorical:
-        out[column] = out[column].astype(str)
+        values = out[column]
+        out[column] = values.astype(str).where(values.notna(), None)
     return out
 
 
