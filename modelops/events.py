@@ -22,25 +22,32 @@ MONITORED = f"{PREFIX}.monitored"
 DRIFT_DETECTED = f"{PREFIX}.drift-detected"
 PERFORMANCE_DEGRADED = f"{PREFIX}.performance-degraded"
 DATA_QUALITY_FAILED = f"{PREFIX}.data-quality-failed"
+SLA_BREACHED = f"{PREFIX}.sla-breached"
 RETRAINED = f"{PREFIX}.retrained"
 PROMOTED = f"{PREFIX}.promoted"
 RETIRED = f"{PREFIX}.retired"
 
 ALL_EVENTS = (
     REGISTERED, VALIDATED, VALIDATION_FAILED, APPROVED, REJECTED, APPROVAL_PENDING, DEPLOYED, SCORED,
-    MONITORED, DRIFT_DETECTED, PERFORMANCE_DEGRADED, DATA_QUALITY_FAILED, RETRAINED, PROMOTED, RETIRED,
+    MONITORED, DRIFT_DETECTED, PERFORMANCE_DEGRADED, DATA_QUALITY_FAILED, SLA_BREACHED, RETRAINED, PROMOTED, RETIRED,
 )
 
 
-def model_resource(model: str) -> dict[str, str]:
-    return {"prefect.resource.id": f"{PREFIX}.{model}", "prefect.resource.name": model}
+# Resource label a breach event carries when it asks for retraining (the retrain trigger matches on it), so that
+# breaches inside the retrain cool-down, or of models whose spec does not retrain, start nothing.
+RETRAIN_LABEL = "modelops.retrain"
 
 
-def emit_model_event(event: str, model: str, version: str | None, payload: dict[str, Any] | None = None) -> None:
+def model_resource(model: str, labels: dict[str, str] | None = None) -> dict[str, str]:
+    return {"prefect.resource.id": f"{PREFIX}.{model}", "prefect.resource.name": model, **(labels or {})}
+
+
+def emit_model_event(event: str, model: str, version: str | None, payload: dict[str, Any] | None = None,
+                     labels: dict[str, str] | None = None) -> None:
     """Emit a model life cycle event; the version is always in the payload."""
     from prefect.events import emit_event
 
     if event not in ALL_EVENTS:
         raise ValueError(f"unknown event {event!r}; add it to modelops.events")
     body = {"model": model, "version": version, **(payload or {})}
-    emit_event(event=event, resource=model_resource(model), payload=body)
+    emit_event(event=event, resource=model_resource(model, labels), payload=body)

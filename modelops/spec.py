@@ -140,6 +140,7 @@ class DeploySpec(Strict):
     challenger_traffic_share: float = Field(0.0, ge=0, le=0.5)
     targets: list[Literal["batch"]] = Field(default_factory=lambda: ["batch"])
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Classifiers: score at or above is positive.")
+    chunk_rows: int = Field(1000, ge=1, description="Rows per scoring micro-batch (the unit of latency).")
 
 
 class DriftSpec(Strict):
@@ -171,13 +172,37 @@ class PerformanceSpec(Strict):
     min_labelled_rows: int = Field(200, ge=1)
 
 
+class QualityMonitorSpec(Strict):
+    warn_below: float = Field(1.0, gt=0, le=1, description="Share of expectations passing below which it warns.")
+    breach_below: float = Field(0.9, gt=0, le=1, description="Share of expectations passing below which it breaches.")
+
+
+class SlaSpec(Strict):
+    """Service health from the prediction log. Latency is that of one scoring micro-batch (deploy.chunk_rows)."""
+
+    latency_p95_ms: float = Field(2000, gt=0)
+    latency_p99_ms: float | None = Field(None, gt=0)
+    max_error_rate: float = Field(0.01, ge=0, le=1, description="Share of rows whose scoring failed.")
+    warn_ratio: float = Field(0.8, gt=0, le=1, description="Warn when a value passes this share of its limit.")
+
+
+class AlertSpec(Strict):
+    slack_block: str | None = Field(None, description="Name of the SlackAlertChannel block that delivers alerts.")
+    cooldown_hours: float = Field(6, ge=0, description="The same alert is not repeated within this time.")
+
+
 class MonitoringSpec(Strict):
     cron: str = Field("0 6 * * *", description="When the scheduled monitor runs (UTC).")
     window_days: int = Field(14, ge=1, le=366)
     min_rows: int = Field(100, ge=1, description="Fewer logged predictions than this: the window is not judged.")
     drift: DriftSpec = Field(default_factory=DriftSpec)
+    data_quality: QualityMonitorSpec = Field(default_factory=QualityMonitorSpec)
     performance: PerformanceSpec
+    sla: SlaSpec = Field(default_factory=SlaSpec)
     on_breach: list[Literal["alert", "retrain"]] = Field(default_factory=lambda: ["retrain"])
+    alerts: AlertSpec = Field(default_factory=AlertSpec)
+    full_report: Literal["on-breach", "always"] = Field(
+        "on-breach", description="When to render Evidently's full HTML report (verdicts never need it).")
 
 
 class RetrainSpec(Strict):
@@ -185,6 +210,7 @@ class RetrainSpec(Strict):
     train_days: int = Field(60, ge=7)
     compare_days: int = Field(14, ge=1)
     min_improvement: float = Field(0.0, ge=0, description="Challenger must beat the champion by this much.")
+    cooldown_hours: float = Field(24, ge=0, description="Breaches within this time of a retrain request ask once.")
 
 
 class RetirementSpec(Strict):

@@ -1,5 +1,5 @@
-"""monitor: judge a window of the champion's prediction log for drift and performance; a breach emits the
-event that starts retraining."""
+"""monitor: judge a window of the champion's prediction log (drift, data quality, performance, service
+health); alert on breaches and, where the spec says so, ask for retraining by event."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from pydantic import BaseModel, Field
 from modelops import events
 from modelops.catalog import CHAMPION
 from modelops.flows.parameters import ModelName
-from modelops.platform import get_platform
-from modelops.spec import load_spec
+from modelops.platform import Platform, get_platform
+from modelops.spec import LifecycleSpec, load_spec
+from modelops.tasks.alerting import process_alerts_task
 from modelops.tasks.audit import record_stage
-from modelops.tasks.drift import BREACH, SKIPPED
-from modelops.tasks.monitoring import default_window, markdown_summary, monitor_window_task
+from modelops.tasks.drift import SKIPPED
+from modelops.tasks.monitoring import (
+    BREACH_EVENTS, RETRAIN_CHECKS, MonitorReport, default_window, markdown_summary, monitor_window_task,
+)
 
 
 class Monitored(BaseModel):
@@ -24,6 +27,7 @@ class Monitored(BaseModel):
     version: str | None
     verdict: str
     rows: int = 0
+    checks: dict[str, str] = Field(default_factory=dict)
     drift_share: float | None = None
     drift_verdict: str | None = None
     drifted_columns: list[str] = Field(default_factory=list)
@@ -32,14 +36,64 @@ class Monitored(BaseModel):
     performance_verdict: str | None = None
     report_path: str | None = None
     events: list[str] = Field(default_factory=list)
+    retrain_requested: bool = False
+    alerts_sent: list[str] = Field(default_factory=list)
+    alerts_failed: list[str] = Field(default_factory=list)
+
+
+def _links(report: MonitorReport) -> dict[str, str]:
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_UI_URL
+
+    links = {}
+    context = FlowRunContext.get()
+    ui = PREFECT_UI_URL.value()
+    if ui and context and context.flow_run:
+        links["Prefect run"] = f"{ui}/runs/flow-run/{context.flow_run.id}"
+    if report.report_path:
+        links["Evidently report"] = f"file://{report.report_path}"
+    return links
+
+
+def _publish(platform: Platform, report: MonitorReport) -> None:
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    history = [(f"{r.run_at:%m-%d %H:%M}", r.verdict) for r in platform.store.recent_monitoring(report.model, 8)]
+    create_markdown_artifact(key=f"monitor-{report.model}", markdown=markdown_summary(report, history),
+                             description=f"{report.model} v{report.version}: {report.verdict}")
+    create_table_artifact(key=f"monitor-{report.model}-values", description="Monitored values against their limits",
+                          table=[{"check": p.check, "metric": p.metric, "value": p.value, "limit": p.threshold,
+                                  "verdict": p.verdict} for p in report.points() if p.check != "drift-column"])
+
+
+def _announce(platform: Platform, spec: LifecycleSpec, report: MonitorReport, run_id: int) -> tuple[list[str],
+                                                                                                bool]:
+    """Audit the verdict and emit one event per breached check. A drift or performance breach asks for
+    retraining (the event's resource label the retrain trigger matches) at most once per the spec's cool-down."""
+    summary = {**report.summary(), "monitoring_run_id": run_id, "report": report.report_path}
+    breaches = report.breaches()
+    retrain_check = next((c for c in breaches if c in RETRAIN_CHECKS), None)
+    retrain_requested = False
+    if retrain_check and "retrain" in spec.monitoring.on_breach:
+        earlier = platform.store.claim_retrain(spec.name, report.version, retrain_check, spec.retrain.cooldown_hours)
+        retrain_requested = earlier is None
+        summary["retrain"] = "requested" if retrain_requested else f"already requested at {earlier.isoformat()}"
+    emitted = []
+    for check in breaches or [None]:
+        event = BREACH_EVENTS[check] if check else events.MONITORED
+        labels = {events.RETRAIN_LABEL: "requested"} if retrain_requested and check == retrain_check else None
+        if record_stage(stage="monitor", action="judge-window", model=spec.name, version=report.version,
+                        outcome=f"breach:{check}" if check else report.verdict, evidence=summary, event=event,
+                        labels=labels):
+            emitted.append(event)
+    return emitted, retrain_requested
 
 
 @flow(name="monitor", log_prints=True)
 def monitor(model: ModelName, window_end: datetime | None = None,
-            window_days: Annotated[int, Field(ge=1, le=366)] | None = None) -> Monitored:
-    """Window: `window_days` (default: the spec's) ending at `window_end` (default: the newest prediction)."""
-    from prefect.artifacts import create_markdown_artifact
-
+            window_days: Annotated[int, Field(ge=1, le=366)] | None = None, full_report: bool = False) -> Monitored:
+    """Window: `window_days` (default: the spec's) ending at `window_end` (default: the newest prediction).
+    Evidently's full HTML report is rendered on a breach, or always with `full_report`."""
     spec = load_spec(model)
     platform = get_platform()
     version = platform.catalog.version_for_alias(spec.name, CHAMPION)
@@ -50,29 +104,24 @@ def monitor(model: ModelName, window_end: datetime | None = None,
         print(f"{model}: nothing to monitor (no champion or no logged predictions)")
         return Monitored(model=model, version=version, verdict=SKIPPED)
     info = platform.catalog.version(spec.name, version)
-    report = monitor_window_task(platform, spec, info, *window)
-    platform.store.record_monitoring_run(model=spec.name, version=version, window_start=report.window_start,
+    report = monitor_window_task(platform, spec, info, *window, full_report=full_report)
+    run_id = platform.store.record_monitoring_run(model=spec.name, version=version, window_start=report.window_start,
                                          window_end=report.window_end, rows=report.rows, verdict=report.verdict,
                                          report_path=report.report_path, points=report.points())
-    create_markdown_artifact(key=f"monitor-{spec.name}", markdown=markdown_summary(report),
-                             description=f"{spec.name} v{version}: {report.verdict}")
-    emitted = []
-    breaches = []
-    if report.drift is not None and report.drift.verdict == BREACH:
-        breaches.append(events.DRIFT_DETECTED)
-    if report.performance.verdict == BREACH:
-        breaches.append(events.PERFORMANCE_DEGRADED)
-    summary = report.summary()
-    for event in breaches or [events.MONITORED]:
-        if record_stage(stage="monitor", action="judge-window", model=spec.name, version=version,
-                        outcome=report.verdict if event == events.MONITORED else f"breach:{event.rsplit('.', 1)[1]}",
-                        evidence={**summary, "report": report.report_path}, event=event):
-            emitted.append(event)
-    print(f"{model} v{version}: {report.verdict} over {report.rows} predictions "
-          f"(drift share {summary['drift']['share'] if report.drift else 'n/a'})")
+    _publish(platform, report)
+    emitted, retrain_requested = _announce(platform, spec, report, run_id)
+    alerts = process_alerts_task(platform, spec, report, _links(report))
+    if alerts.failed:
+        print(f"{model}: {len(alerts.failed)} alert(s) not delivered (recorded): {'; '.join(alerts.failed)}")
+    print(f"{model} v{version}: {report.verdict} over {report.rows} predictions: "
+          + "; ".join(f"{name} {c.verdict}" for name, c in report.checks.items()))
+    perf = report.performance
     return Monitored(model=model, version=version, verdict=report.verdict, rows=report.rows,
+                     checks={name: c.verdict for name, c in report.checks.items()},
                      drift_share=report.drift.share if report.drift else None,
-                     drift_verdict=report.drift.verdict if report.drift else None,
-                     drifted_columns=report.drift.drifted_columns if report.drift else [],
-                     performance_metric=report.performance.metric, performance_value=report.performance.value,
-                     performance_verdict=report.performance.verdict, report_path=report.report_path, events=emitted)
+                     drift_verdict=report.checks["drift"].verdict, drifted_columns=report.drift.drifted_columns
+                     if report.drift else [], performance_metric=perf.metric if perf else None,
+                     performance_value=perf.value if perf else None,
+                     performance_verdict=report.checks["performance"].verdict, report_path=report.report_path,
+                     events=emitted, retrain_requested=retrain_requested, alerts_sent=alerts.sent + alerts.recovered,
+                     alerts_failed=alerts.failed)

@@ -9,13 +9,13 @@ from pydantic import BaseModel
 
 from modelops import events
 from modelops.catalog import CHAMPION
-from modelops.errors import CatalogError, NotApprovedError
+from modelops.errors import CatalogError, ModelOpsError, NotApprovedError
 from modelops.flows.parameters import ModelName, Version
 from modelops.platform import get_platform
 from modelops.spec import load_spec
 from modelops.tasks.approval import APPROVED
 from modelops.tasks.audit import record_stage
-from modelops.tasks.prediction_log import log_predictions, write_parquet_atomically
+from modelops.tasks.prediction_log import log_failed_batch, log_predictions, write_parquet_atomically
 from modelops.tasks.scoring import file_digest, read_batch_task, score_frame_task
 
 
@@ -43,11 +43,16 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
     pyfunc = catalog.load_for_serving(spec.name, version)  # refuses retired and unscanned versions
     source = Path(input_path).resolve()
     frame = read_batch_task(source)
-    outputs, log = score_frame_task(spec, pyfunc, catalog.input_columns(spec.name, version), frame, str(source))
+    digest = file_digest(source)
+    try:
+        outputs, log = score_frame_task(spec, pyfunc, catalog.input_columns(spec.name, version), frame, str(source))
+    except ModelOpsError as exc:
+        log_failed_batch(platform, spec, version, role, frame, str(source), digest, str(exc))
+        raise
     target = Path(output_path) if output_path else (
         platform.settings.outputs_dir / spec.name / f"{source.stem}.v{version}.parquet")
     write_parquet_atomically(outputs, target)
-    batch = log_predictions(platform, spec, version, role, log, str(source), file_digest(source))
+    batch = log_predictions(platform, spec, version, role, log, str(source), digest)
     positive_rate = float(outputs["prediction"].mean()) if spec.task == "classification" else None
     record_stage(stage="score", action="score-batch", model=spec.name, version=version, outcome="scored",
                  evidence={"input": str(source), "output": str(target), "rows": len(outputs), "batch_id": batch.id},

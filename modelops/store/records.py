@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from modelops.store.db import session_scope
 from modelops.store.schema import (
-    Approval, AuditEvent, Deployment, GroundTruthBatch, Lineage, MonitoringResult, MonitoringRun, PredictionBatch,
+    AlertDelivery, AlertState, Approval, AuditEvent, Deployment, GroundTruthBatch, Lineage, MonitoringResult,
+    MonitoringRun, PredictionBatch, RetrainRequest,
 )
 
 
@@ -148,9 +149,11 @@ class GovernanceStore:
             session.merge(batch)
 
     def prediction_batches(self, model: str, version: str | None = None, start: datetime | None = None,
-                           end: datetime | None = None) -> list[PredictionBatch]:
+                           end: datetime | None = None, include_failed: bool = False) -> list[PredictionBatch]:
         with session_scope(self.url) as session:
             query = select(PredictionBatch).where(PredictionBatch.model == model)
+            if not include_failed:
+                query = query.where(PredictionBatch.status == "ok")
             if version is not None:
                 query = query.where(PredictionBatch.version == version)
             if start is not None:
@@ -192,3 +195,63 @@ class GovernanceStore:
                 results = session.scalars(select(MonitoringResult).where(MonitoringResult.run_id == run.id)).all()
                 out.append((run, list(results)))
             return out
+
+    def recent_monitoring(self, model: str, limit: int = 10) -> list[MonitoringRun]:
+        with session_scope(self.url) as session:
+            runs = session.scalars(select(MonitoringRun).where(MonitoringRun.model == model)
+                                   .order_by(MonitoringRun.run_at.desc(), MonitoringRun.id.desc()).limit(limit)).all()
+            return list(reversed(runs))
+
+    # --- retraining requests -----------------------------------------------------------------------------
+    def claim_retrain(self, model: str, version: str, reason: str, cooldown_hours: float) -> datetime | None:
+        """Ask for a retrain unless one was asked for within the cool-down. Returns None when this call claimed
+        it, else when the earlier request was made.
+
+        Insert first, then look: of the requests inside the cool-down the oldest wins, so two monitors racing
+        on any database agree on one winner without locks."""
+        now = utcnow()
+        with session_scope(self.url) as session:
+            mine = RetrainRequest(model=model, version=version, reason=reason, requested_at=now)
+            session.add(mine)
+            session.flush()
+            mine_id = mine.id
+        since = now - timedelta(hours=cooldown_hours)
+        with session_scope(self.url) as session:
+            first = session.execute(select(RetrainRequest.id, RetrainRequest.requested_at).where(
+                RetrainRequest.model == model, RetrainRequest.requested_at >= since,
+            ).order_by(RetrainRequest.requested_at, RetrainRequest.id).limit(1)).one()
+            if first.id == mine_id:
+                return None
+            session.execute(delete(RetrainRequest).where(RetrainRequest.id == mine_id))
+            return _aware(first.requested_at)
+
+    # --- alerts ------------------------------------------------------------------------------------------
+    def alert_state(self, model: str, check: str) -> tuple[bool, datetime | None]:
+        """(firing, last time it was announced)."""
+        with session_scope(self.url) as session:
+            row = session.scalar(select(AlertState).where(AlertState.model == model, AlertState.check == check))
+            return (False, None) if row is None else (row.firing, _aware(row.last_sent_at))
+
+    def set_alert_state(self, model: str, check: str, firing: bool, sent: bool) -> None:
+        now = utcnow()
+        with session_scope(self.url) as session:
+            row = session.scalar(select(AlertState).where(AlertState.model == model, AlertState.check == check))
+            if row is None:
+                row = AlertState(model=model, check=check, firing=firing, since=now)
+                session.add(row)
+            elif row.firing != firing:
+                row.firing, row.since = firing, now
+            if sent:
+                row.last_sent_at = now
+
+    def record_alert_delivery(self, *, model: str, version: str | None, check: str, kind: str, channel: str,
+                              attempts: int, delivered: bool, error: str | None, message: dict[str, Any]) -> None:
+        with session_scope(self.url) as session:
+            session.add(AlertDelivery(model=model, version=version, check=check, kind=kind, channel=channel,
+                                      attempted_at=utcnow(), attempts=attempts, delivered=delivered, error=error,
+                                      message=message))
+
+    def alert_deliveries(self, model: str) -> list[AlertDelivery]:
+        with session_scope(self.url) as session:
+            return list(session.scalars(select(AlertDelivery).where(AlertDelivery.model == model)
+                                        .order_by(AlertDelivery.id)))

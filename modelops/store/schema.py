@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -92,6 +92,8 @@ class PredictionBatch(Base):
     first_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(10), default="ok", server_default="ok")  # ok | failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class GroundTruthBatch(Base):
@@ -129,3 +131,44 @@ class MonitoringResult(Base):
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     verdict: Mapped[str] = mapped_column(String(10))
+
+
+class RetrainRequest(Base):
+    """A breach that asked for retraining; later breaches within the spec's cool-down do not ask again."""
+
+    __tablename__ = "retrain_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertState(Base):
+    """Whether an alert is firing for a model's check, and when it was last announced."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (UniqueConstraint("model", "check"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100))
+    check: Mapped[str] = mapped_column(String(40))
+    firing: Mapped[bool] = mapped_column(Boolean, default=False)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AlertDelivery(Base):
+    """Every attempt to deliver an alert or recovery, delivered or not."""
+
+    __tablename__ = "alert_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    check: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(10))  # alert | recovery
+    channel: Mapped[str] = mapped_column(String(200))
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

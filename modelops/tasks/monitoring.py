@@ -1,16 +1,20 @@
-"""One monitoring pass over a window of a version's prediction log: drift and, where labels arrived,
-performance; verdicts per check and for the window."""
+"""One monitoring pass over a window of a version's prediction log. Four checks, each ok / warn / breach
+(or skipped when the window cannot be judged): drift, data quality, performance once labels arrived, and
+service health (volume, error rate, latency)."""
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from modelops import events
 from modelops.catalog import VersionInfo
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
@@ -18,16 +22,32 @@ from modelops.store.records import MonitoringPoint
 from modelops.tasks import as_task
 from modelops.tasks.data import load_window
 from modelops.tasks.drift import BREACH, OK, SKIPPED, WARN, DriftResult, run_drift_report, save_report
+from modelops.tasks.drift_stats import ReferenceStats, fast_drift, supports
 from modelops.tasks.performance import PerformanceResult, judge_performance
 from modelops.tasks.prediction_log import labelled_predictions, logged_predictions
+from modelops.tasks.quality import run_expectations
 from modelops.tasks.validation import training_window_of
 
 _SEVERITY = {SKIPPED: -1, OK: 0, WARN: 1, BREACH: 2}
+# The event each check's breach emits.
+BREACH_EVENTS = {"drift": events.DRIFT_DETECTED, "performance": events.PERFORMANCE_DEGRADED,
+                 "data_quality": events.DATA_QUALITY_FAILED, "service": events.SLA_BREACHED}
+# Breaches that mean the model no longer fits the world, so retraining can help.
+RETRAIN_CHECKS = ("drift", "performance")
 
 
 def worst_verdict(*verdicts: str) -> str:
     judged = [v for v in verdicts if v != SKIPPED]
     return max(judged, key=_SEVERITY.__getitem__) if judged else SKIPPED
+
+
+@dataclass
+class CheckResult:
+    check: str
+    verdict: str
+    summary: str
+    # name -> (value, limit): what an operator compares, in alerts and artifacts
+    values: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -37,41 +57,43 @@ class MonitorReport:
     window_start: datetime
     window_end: datetime
     rows: int
-    drift: DriftResult | None
-    performance: PerformanceResult
-    verdict: str
+    checks: dict[str, CheckResult]
+    drift: DriftResult | None = None
+    performance: PerformanceResult | None = None
     report_path: str | None = None
 
+    @property
+    def verdict(self) -> str:
+        return worst_verdict(*(c.verdict for c in self.checks.values()))
+
+    def breaches(self) -> list[str]:
+        return [name for name, c in self.checks.items() if c.verdict == BREACH]
+
     def points(self) -> list[MonitoringPoint]:
-        out = [MonitoringPoint("volume", "rows", float(self.rows), None, OK if self.rows else SKIPPED)]
+        out = []
+        for check in self.checks.values():
+            out += [MonitoringPoint(check.check, metric, value, limit, check.verdict)
+                    for metric, (value, limit) in check.values.items()]
         if self.drift is not None:
-            out.append(MonitoringPoint("drift", "drifted_share", self.drift.share, None, self.drift.verdict))
             out += [MonitoringPoint("drift-column", f"{c.column}:{c.method}", c.score, c.threshold,
                                     BREACH if c.drifted else OK) for c in self.drift.columns]
-        perf = self.performance
-        out.append(MonitoringPoint("performance", perf.metric, perf.value, perf.reference, perf.verdict))
         return out
 
     def summary(self) -> dict[str, Any]:
         return {"window": [self.window_start.isoformat(), self.window_end.isoformat()], "rows": self.rows,
                 "verdict": self.verdict,
-                "drift": None if self.drift is None else {"share": round(self.drift.share, 4),
-                                                          "verdict": self.drift.verdict,
-                                                          "drifted": self.drift.drifted_columns},
-                "performance": {"metric": self.performance.metric, "value": self.performance.value,
-                                "reference": self.performance.reference, "verdict": self.performance.verdict,
-                                "labelled_rows": self.performance.labelled_rows}}
+                "checks": {name: {"verdict": c.verdict, "summary": c.summary} for name, c in self.checks.items()},
+                "drifted_columns": self.drift.drifted_columns if self.drift else []}
 
 
+# --- reference data, prepared once per version -------------------------------------------------------------
 def reference_sample(platform: Platform, spec: LifecycleSpec, info: VersionInfo) -> pd.DataFrame:
-    """The training-data sample stored at validation (computed once per version), else the training window."""
+    """The training-data sample stored at validation, else the training window itself."""
     run_id = info.tags.get("validation_run_id")
     if run_id:
         import mlflow.artifacts
 
-        scratch = platform.settings.home / "tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=scratch) as folder:
+        with tempfile.TemporaryDirectory(dir=_scratch(platform)) as folder:
             try:
                 local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="reference", dst_path=folder,
                                                             tracking_uri=platform.catalog.tracking_uri)
@@ -83,6 +105,37 @@ def reference_sample(platform: Platform, spec: LifecycleSpec, info: VersionInfo)
     return load_window(spec, training_window_of(spec, info))
 
 
+def reference_stats(platform: Platform, spec: LifecycleSpec, info: VersionInfo) -> ReferenceStats:
+    """Cleaned reference statistics of a version, computed on first use and kept under the state directory."""
+    path = platform.settings.home / "reference-stats" / spec.name / f"v{info.version}.npz"
+    if not path.is_file():
+        ReferenceStats.from_frame(reference_sample(platform, spec, info), spec.data.features).save(path)
+    return ReferenceStats.load(path)
+
+
+def expectation_suite(platform: Platform, info: VersionInfo) -> list[dict[str, Any]] | None:
+    run_id = info.tags.get("validation_run_id")
+    return _suite(platform.catalog.tracking_uri, run_id) if run_id else None
+
+
+@lru_cache(maxsize=256)
+def _suite(tracking_uri: str, run_id: str) -> list[dict[str, Any]] | None:
+    import mlflow.artifacts
+
+    try:
+        payload = mlflow.artifacts.load_dict(f"runs:/{run_id}/data_quality/expectations.json")
+    except Exception:  # noqa: BLE001 - a version validated before suites were stored has none
+        return None
+    return payload.get("expectations")
+
+
+def _scratch(platform: Platform) -> Path:
+    folder = platform.settings.home / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# --- the window -------------------------------------------------------------------------------------------
 def default_window(platform: Platform, spec: LifecycleSpec, version: str,
                    window_end: datetime | None, window_days: int | None) -> tuple[datetime, datetime] | None:
     """[end - days, end): end defaults to just after the newest logged prediction of the version."""
@@ -95,38 +148,108 @@ def default_window(platform: Platform, spec: LifecycleSpec, version: str,
     return window_end - timedelta(days=days), window_end
 
 
-def monitor_window(platform: Platform, spec: LifecycleSpec, info: VersionInfo, start: datetime,
-                   end: datetime) -> MonitorReport:
+# --- the checks -------------------------------------------------------------------------------------------
+def drift_check(drift: DriftResult, spec: LifecycleSpec) -> CheckResult:
+    policy = spec.monitoring.drift
+    worst = ", ".join(f"{c.column} {c.score:.2f}" for c in drift.worst(3) if c.drifted) or "none"
+    return CheckResult("drift", drift.verdict,
+                       f"{len(drift.drifted_columns)} of {len(drift.columns)} columns drifted (worst: {worst})",
+                       {"drifted_share": (drift.share, policy.breach_share)})
+
+
+def quality_check(suite: list[dict[str, Any]] | None, current: pd.DataFrame, spec: LifecycleSpec) -> CheckResult:
+    if suite is None:
+        return CheckResult("data_quality", SKIPPED, "no expectation suite stored with this version")
+    result = run_expectations(suite, current[spec.data.features.all])
+    policy = spec.monitoring.data_quality
+    verdict = BREACH if result.success_share < policy.breach_below else WARN if result.success_share < \
+        policy.warn_below else OK
+    failed = ", ".join(f"{f['expectation'].removeprefix('expect_')}({f['column']})" for f in result.failures[:3])
+    return CheckResult("data_quality", verdict,
+                       f"{result.success_share:.0%} of {result.evaluated} expectations met"
+                       + (f"; failing: {failed}" if failed else ""),
+                       {"success_share": (result.success_share, policy.breach_below)})
+
+
+def performance_check(performance: PerformanceResult, spec: LifecycleSpec) -> CheckResult:
+    values = {performance.metric: (performance.value, performance.reference),
+              "labelled_rows": (float(performance.labelled_rows), float(spec.monitoring.performance.min_labelled_rows)),
+              "label_delay_hours": (performance.median_label_delay_hours, None)}
+    if performance.verdict == SKIPPED:
+        return CheckResult("performance", SKIPPED, f"{performance.labelled_rows} labelled predictions: too few to "
+                           "judge", values)
+    return CheckResult("performance", performance.verdict,
+                       f"{performance.metric} {performance.value:.4f} vs {performance.reference:.4f} at validation "
+                       f"({performance.drop:+.1%} drop) on {performance.labelled_rows} labelled predictions", values)
+
+
+def service_check(current: pd.DataFrame, failed_rows: int, spec: LifecycleSpec) -> CheckResult:
+    sla = spec.monitoring.sla
+    rows = len(current)
+    error_rate = failed_rows / (rows + failed_rows) if rows + failed_rows else 0.0
+    latency = current["latency_ms"].to_numpy(dtype="float64") if rows else np.array([])
+    p50, p95, p99 = (np.percentile(latency, [50, 95, 99]) if len(latency) else (np.nan, np.nan, np.nan))
+    limits = [(error_rate, sla.max_error_rate), (p95, sla.latency_p95_ms)]
+    if sla.latency_p99_ms is not None:
+        limits.append((p99, sla.latency_p99_ms))
+    judged = [(v, limit) for v, limit in limits if not np.isnan(v)]
+    verdict = BREACH if any(v > limit for v, limit in judged) else \
+        WARN if any(v > limit * sla.warn_ratio for v, limit in judged) else OK
+    return CheckResult("service", verdict,
+                       f"{rows} predictions, {failed_rows} failed rows ({error_rate:.2%}), latency p50 {p50:.0f} ms "
+                       f"p95 {p95:.0f} ms p99 {p99:.0f} ms per {spec.deploy.chunk_rows}-row batch",
+                       {"volume": (float(rows), None), "error_rate": (error_rate, sla.max_error_rate),
+                        "latency_p50_ms": (float(p50), None), "latency_p95_ms": (float(p95), sla.latency_p95_ms),
+                        "latency_p99_ms": (float(p99), sla.latency_p99_ms)})
+
+
+def monitor_window(platform: Platform, spec: LifecycleSpec, info: VersionInfo, start: datetime, end: datetime,
+                   full_report: bool = False) -> MonitorReport:
     current = logged_predictions(platform, spec.name, info.version, start, end)
+    failed_rows = sum(b.rows for b in platform.store.prediction_batches(spec.name, info.version, start, end,
+                                                                         include_failed=True) if b.status == "failed")
     reference_metric = info.tags.get(f"holdout_{spec.monitoring.performance.metric}")
     labelled = labelled_predictions(platform, spec.name, info.version, start, end)
     performance = judge_performance(spec, labelled, float(reference_metric) if reference_metric else None)
+    checks = {"service": service_check(current, failed_rows, spec),
+              "performance": performance_check(performance, spec)}
+    report = MonitorReport(spec.name, info.version, start, end, len(current), checks, performance=performance)
     if len(current) < spec.monitoring.min_rows:
-        return MonitorReport(spec.name, info.version, start, end, len(current), None, performance,
-                             worst_verdict(performance.verdict))
-    reference = reference_sample(platform, spec, info)
-    drift, snapshot = run_drift_report(reference, current, spec.data.features, spec.monitoring.drift)
-    stamp = f"{start:%Y%m%d}-{end:%Y%m%d}"
-    html = save_report(snapshot, platform.settings.reports_dir / spec.name / f"v{info.version}" / f"drift-{stamp}.html")
-    return MonitorReport(spec.name, info.version, start, end, len(current), drift, performance,
-                         worst_verdict(drift.verdict, performance.verdict), str(html))
+        reason = f"{len(current)} predictions, fewer than the {spec.monitoring.min_rows} needed"
+        checks["drift"] = CheckResult("drift", SKIPPED, reason)
+        checks["data_quality"] = CheckResult("data_quality", SKIPPED, reason)
+        return report
+
+    policy = spec.monitoring.drift
+    snapshot = None
+    if supports(policy):
+        report.drift = fast_drift(reference_stats(platform, spec, info), current, spec.data.features, policy)
+    else:
+        report.drift, snapshot = run_drift_report(reference_sample(platform, spec, info), current,
+                                                  spec.data.features, policy)
+    checks["drift"] = drift_check(report.drift, spec)
+    checks["data_quality"] = quality_check(expectation_suite(platform, info), current, spec)
+    if full_report or spec.monitoring.full_report == "always" or report.verdict == BREACH:
+        if snapshot is None:
+            _, snapshot = run_drift_report(reference_sample(platform, spec, info), current, spec.data.features, policy)
+        stamp = f"{start:%Y%m%d}-{end:%Y%m%d}"
+        report.report_path = str(save_report(snapshot, platform.settings.reports_dir / spec.name /
+                                             f"v{info.version}" / f"drift-{stamp}.html"))
+    return report
 
 
-def markdown_summary(report: MonitorReport) -> str:
-    lines = [f"# Monitoring {report.model} v{report.version}",
+def markdown_summary(report: MonitorReport, history: list[tuple[str, str]]) -> str:
+    """What an operator reads in the Prefect UI: verdicts, the worst columns, the trend of recent runs."""
+    lines = [f"# {report.model} v{report.version}: {report.verdict.upper()}",
              f"Window {report.window_start:%Y-%m-%d %H:%M} .. {report.window_end:%Y-%m-%d %H:%M} UTC, "
-             f"{report.rows} predictions. **Verdict: {report.verdict.upper()}**", "",
-             "| check | value | threshold / reference | verdict |", "|---|---|---|---|"]
+             f"{report.rows} predictions.", "", "| check | verdict | detail |", "|---|---|---|"]
+    lines += [f"| {c.check} | **{c.verdict}** | {c.summary} |" for c in report.checks.values()]
     if report.drift is not None:
-        lines.append(f"| drifted columns share | {report.drift.share:.2f} | warn/breach at spec limits | "
-                     f"{report.drift.verdict} |")
-        for column in report.drift.worst(5):
-            lines.append(f"| drift `{column.column}` ({column.method}) | {column.score:.3f} | {column.threshold} | "
-                         f"{'drifted' if column.drifted else 'ok'} |")
-    perf = report.performance
-    value = "n/a" if perf.value is None else f"{perf.value:.4f}"
-    reference = "n/a" if perf.reference is None else f"{perf.reference:.4f}"
-    lines.append(f"| {perf.metric} on {perf.labelled_rows} labelled rows | {value} | {reference} | {perf.verdict} |")
+        lines += ["", "| column | method | score | threshold | drifted |", "|---|---|---|---|---|"]
+        lines += [f"| {c.column} | {c.method} | {c.score:.4f} | {c.threshold} | {'yes' if c.drifted else 'no'} |"
+                  for c in report.drift.worst(5)]
+    if history:
+        lines += ["", "Trend (oldest first): " + " → ".join(f"{when} {verdict}" for when, verdict in history)]
     if report.report_path:
         lines += ["", f"Evidently report: `{report.report_path}`"]
     return "\n".join(lines)

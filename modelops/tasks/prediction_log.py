@@ -18,7 +18,7 @@ from modelops.tasks import as_task
 from modelops.tasks.data import data_hash
 
 LOG_COLUMNS = ["prediction_id", "event_time", "scored_at", "model", "version", "role", "batch_id", "prediction",
-               "score", "predict_ms"]
+               "score", "latency_ms"]
 
 
 def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
@@ -43,6 +43,21 @@ def log_predictions(platform: Platform, spec: LifecycleSpec, version: str, role:
     batch = PredictionBatch(id=batch_id, model=spec.name, version=version, role=role, path=str(path), source=source,
                             rows=len(log), first_event_at=_utc(log["event_time"].min()),
                             last_event_at=_utc(log["event_time"].max()), scored_at=utcnow())
+    platform.store.record_prediction_batch(batch)
+    return batch
+
+
+def log_failed_batch(platform: Platform, spec: LifecycleSpec, version: str, role: str, frame: pd.DataFrame,
+                     source: str, source_digest: str, error: str) -> PredictionBatch:
+    """A batch that could not be scored counts against the error rate of its window."""
+    stamps = (pd.to_datetime(frame[spec.data.timestamp_column], errors="coerce").dropna()
+              if spec.data.timestamp_column in frame.columns else pd.Series(dtype="datetime64[ns]"))
+    now = utcnow()
+    batch = PredictionBatch(id=batch_id_for(spec.name, version, role, source_digest), model=spec.name, version=version,
+                            role=role, path="", source=source, rows=len(frame),
+                            first_event_at=_utc(stamps.min()) if len(stamps) else now,
+                            last_event_at=_utc(stamps.max()) if len(stamps) else now, scored_at=now,
+                            status="failed", error=error[:2000])
     platform.store.record_prediction_batch(batch)
     return batch
 

@@ -52,13 +52,24 @@ def predict_scores(pyfunc: Any, features: pd.DataFrame, task: str) -> np.ndarray
     return output.reshape(len(features)).astype("float64")
 
 
+def predict_in_chunks(pyfunc: Any, features: pd.DataFrame, task: str, chunk_rows: int) -> tuple[np.ndarray,
+                                                                                              np.ndarray]:
+    """Scores, and for each row the latency (ms) of the micro-batch it was scored in: the service's latency."""
+    scores = np.empty(len(features), dtype="float64")
+    latency = np.empty(len(features), dtype="float64")
+    for start in range(0, len(features), chunk_rows):
+        chunk = features.iloc[start:start + chunk_rows]
+        began = time.perf_counter()
+        scores[start:start + len(chunk)] = predict_scores(pyfunc, chunk, task)
+        latency[start:start + len(chunk)] = (time.perf_counter() - began) * 1000
+    return scores, latency
+
+
 def score_frame(spec: LifecycleSpec, pyfunc: Any, columns: list[tuple[str, str]], frame: pd.DataFrame,
                 source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Returns (predictions for the caller, rows for the prediction log)."""
     features = conform_to_signature(frame, columns, source)
-    started = time.perf_counter()
-    scores = predict_scores(pyfunc, features, spec.task)
-    predict_ms = (time.perf_counter() - started) * 1000 / max(len(features), 1)
+    scores, latency_ms = predict_in_chunks(pyfunc, features, spec.task, spec.deploy.chunk_rows)
     if spec.task == "classification":
         prediction = (scores >= spec.deploy.decision_threshold).astype("int64")
     else:
@@ -73,7 +84,7 @@ def score_frame(spec: LifecycleSpec, pyfunc: Any, columns: list[tuple[str, str]]
         pd.DataFrame({"prediction_id": ids.to_numpy(), "event_time": pd.to_datetime(event_time).to_numpy(),
                       "scored_at": scored_at}),
         features.reset_index(drop=True),
-        pd.DataFrame({"prediction": prediction, "score": scores, "predict_ms": predict_ms}),
+        pd.DataFrame({"prediction": prediction, "score": scores, "latency_ms": latency_ms}),
     ], axis=1)
     return outputs, log
 

@@ -76,10 +76,20 @@ def test_flight_delay_life_cycle(state_home: Path) -> None:
     winter_scored, winter = serve_window(platform, spec, date(2013, 2, 15), date(2013, 3, 1))
     assert winter_scored.rows > 10_000 and Path(winter_scored.output_path).is_file()
     assert winter.drift_verdict == "ok" and events.DRIFT_DETECTED not in winter.events
+    # the two batches refused above count as failed rows: the service check breaches on its error rate
+    assert winter.checks == {"service": "breach", "performance": "ok", "drift": "ok", "data_quality": "ok"}
+    assert winter.events == [events.SLA_BREACHED] and not winter.retrain_requested
+    run, results = platform.store.monitoring_history("flight-delay")[-1]
+    error_rate = next(r for r in results if r.metric == "error_rate")
+    assert error_rate.verdict == "breach" and 0.05 < error_rate.value < 0.2 and error_rate.threshold == 0.01
     assert winter.performance_value is not None and winter.performance_value > 0.6
     _, summer = serve_window(platform, spec, date(2013, 7, 1), date(2013, 8, 1))
     assert summer.drift_verdict == "breach" and {"temp", "dewp"} <= set(summer.drifted_columns)
     assert summer.events == [events.DRIFT_DETECTED] and Path(summer.report_path).is_file()
+    assert summer.retrain_requested and summer.checks["service"] == "ok"
+    # no Slack block exists here: the alert is not delivered, and that is recorded, not swallowed
+    assert summer.alerts_failed and "cannot be loaded" in summer.alerts_failed[0]
+    assert not platform.store.alert_deliveries("flight-delay")[-1].delivered
 
     # retrain: challenger on recent data beats the champion on the same labelled traffic and replaces it
     outcome = retrain(model="flight-delay")
@@ -103,7 +113,7 @@ def test_flight_delay_life_cycle(state_home: Path) -> None:
 
     # and every stage's event reached Prefect, with the version in the payload
     expected = {events.REGISTERED, events.VALIDATED, events.APPROVED, events.DEPLOYED, events.SCORED,
-                events.MONITORED, events.DRIFT_DETECTED, events.RETRAINED, events.PROMOTED, events.RETIRED}
+                events.SLA_BREACHED, events.DRIFT_DETECTED, events.RETRAINED, events.PROMOTED, events.RETIRED}
     seen = wait_for(lambda: expected <= {e.event for e in model_events("flight-delay")} and model_events(
         "flight-delay"), timeout=30)
     assert seen, f"events missing: {expected - {e.event for e in model_events('flight-delay')}}"

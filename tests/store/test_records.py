@@ -17,8 +17,14 @@ def test_migrations_create_every_table_at_the_newest_revision(tmp_path: Path) ->
     tables = set(inspect(engine_for(url)).get_table_names())
     assert {"alembic_version", "audit_events", "approvals", "deployments", "lineage", "prediction_batches",
             "ground_truth_batches", "monitoring_runs", "monitoring_results"} <= tables
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from modelops.store.db import MIGRATIONS
+
+    head = ScriptDirectory.from_config(Config(str(MIGRATIONS))).get_current_head()
     with engine_for(url).connect() as connection:
-        assert connection.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+        assert connection.exec_driver_sql("select version_num from alembic_version").scalar() == head
 
 
 def test_the_same_audit_fact_is_recorded_once_and_the_trail_keeps_order(tmp_path: Path) -> None:
@@ -44,3 +50,22 @@ def test_a_new_champion_ends_the_previous_deployment(tmp_path: Path) -> None:
     assert records.end_deployments("m", "1", "retired") == 0  # already ended by the replacement
     assert records.first_served_at("m", "1") == first_served
     assert records.end_deployments("m", "2", "retired") == 1
+
+
+def test_one_retrain_per_model_per_cool_down(tmp_path: Path) -> None:
+    records = store(tmp_path)
+    assert records.claim_retrain("m", "1", "drift", cooldown_hours=24) is None
+    earlier = records.claim_retrain("m", "1", "drift", cooldown_hours=24)
+    assert earlier is not None
+    assert records.claim_retrain("other", "1", "drift", cooldown_hours=24) is None  # each model on its own
+    assert records.claim_retrain("m", "1", "drift", cooldown_hours=0) is None  # cool-down over
+
+
+def test_alert_state_transitions(tmp_path: Path) -> None:
+    records = store(tmp_path)
+    assert records.alert_state("m", "drift") == (False, None)
+    records.set_alert_state("m", "drift", firing=True, sent=True)
+    firing, sent_at = records.alert_state("m", "drift")
+    assert firing and sent_at is not None
+    records.set_alert_state("m", "drift", firing=False, sent=False)
+    assert records.alert_state("m", "drift") == (False, sent_at)
