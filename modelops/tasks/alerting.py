@@ -65,7 +65,8 @@ def deliver(channel: Any, text: str, blocks: list[dict], attempts: int = 3, back
             return True, attempt, None
         except SlackApiError as exc:
             error = f"Slack refused the message: {exc.response.get('error', exc)}"
-            if exc.response.status_code != 429:
+            status = exc.response.status_code
+            if status != 429 and status < 500:
                 return False, attempt, error  # a wrong token or channel does not heal by retrying
         except RETRYABLE as exc:
             error = f"{type(exc).__name__}: {exc}"
