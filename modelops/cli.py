@@ -67,6 +67,31 @@ def _cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_up(args: argparse.Namespace) -> int:
+    from modelops.services.stack import up
+    from modelops.settings import load_settings
+
+    services = up(load_settings(), prefect_port=args.prefect_port, mlflow_port=args.mlflow_port,
+                  with_mlflow=not args.no_mlflow)
+    urls = {s.name: s.url for s in services}
+    print(f"Prefect UI:   {urls['prefect-server']}  (deployments: {urls['prefect-server']}/deployments)")
+    print(f"Prefect API:  {urls['stage-runner']}  (export PREFECT_API_URL={urls['stage-runner']})")
+    if "mlflow-ui" in urls:
+        print(f"MLflow UI:    {urls['mlflow-ui']}")
+    print("Logs and pids: " + ", ".join(f"{s.name} pid {s.pid} -> {s.log}" for s in services))
+    print("Stop with: modelops down")
+    return 0
+
+
+def _cmd_down(_: argparse.Namespace) -> int:
+    from modelops.services.stack import down
+    from modelops.settings import load_settings
+
+    stopped = down(load_settings())
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
 def _run_stage(args: argparse.Namespace) -> int:
     params = {k: v for k, v in vars(args).items() if k not in ("command", "handler") and v is not None}
     _print_result(_stage(args.command)(**params))
@@ -82,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("model")
     audit.set_defaults(handler=_cmd_audit)
     sub.add_parser("check", help="validate every spec in configs/models").set_defaults(handler=_cmd_check)
+    start = sub.add_parser("up", help="start Prefect server, stage runner (prefect.yaml) and MLflow UI on loopback")
+    start.add_argument("--prefect-port", type=int, default=4200)
+    start.add_argument("--mlflow-port", type=int, default=5000)
+    start.add_argument("--no-mlflow", action="store_true", help="do not start the MLflow UI")
+    start.set_defaults(handler=_cmd_up)
+    sub.add_parser("down", help="stop what `modelops up` started").set_defaults(handler=_cmd_down)
     labels = sub.add_parser("labels", help="record ground truth (id column + target) for logged predictions")
     labels.add_argument("model")
     labels.add_argument("path")

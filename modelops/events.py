@@ -36,6 +36,14 @@ ALL_EVENTS = (
 # Resource label a breach event carries when it asks for retraining (the retrain trigger matches on it), so that
 # breaches inside the retrain cool-down, or of models whose spec does not retrain, start nothing.
 RETRAIN_LABEL = "modelops.retrain"
+# Resource label of registered / validated / approved events: "continue" lets the triggers take the version on
+# to the next stage; a retrain's challenger says "stop", because only winning the comparison promotes it.
+CHAIN_LABEL = "modelops.chain"
+CHAIN_TAG = "modelops.chain"
+
+
+def chain_labels(tags: dict[str, str]) -> dict[str, str]:
+    return {CHAIN_LABEL: tags.get(CHAIN_TAG, "stop")}
 
 
 def model_resource(model: str, labels: dict[str, str] | None = None) -> dict[str, str]:

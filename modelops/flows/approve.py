@@ -40,6 +40,6 @@ def approve(model: ModelName, version: Version) -> ApprovalOutcome:
     platform.catalog.set_tags(spec.name, version, tags)
     record_stage(stage="approve", action="apply-policy", model=spec.name, version=version, outcome=decision.status,
                  evidence={"reasons": decision.reasons, "risk_tier": spec.risk_tier.value}, actor=actor,
-                 event=_EVENTS[decision.status])
+                 event=_EVENTS[decision.status], labels=events.chain_labels(info.tags))
     print(f"{model} v{version}: {decision.status} ({'; '.join(decision.reasons)})")
     return ApprovalOutcome(model=model, version=version, status=decision.status, reasons=decision.reasons)

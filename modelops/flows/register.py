@@ -37,16 +37,19 @@ def _midnight(day: date) -> datetime:
 
 @flow(name="register", log_prints=True)
 def register(model: ModelName, train_start: date | None = None, train_end: date | None = None,
-             model_uri: str | None = None, parent_version: Version | None = None) -> Registered:
+             model_uri: str | None = None, parent_version: Version | None = None, chain: bool = True) -> Registered:
     """Train on [train_start, train_end) (default: the spec's training window) and register a new version, or
-    register `model_uri`, a model logged elsewhere. Registering the same inputs again returns the live version."""
+    register `model_uri`, a model logged elsewhere. Registering the same inputs again returns the live version.
+    With `chain`, the registered event lets the deployment triggers take the version through validate, approve
+    and deploy; a retrain's challenger is registered without it."""
     spec = load_spec(model)
     platform = get_platform()
     catalog = platform.catalog
     catalog.ensure_registered_model(spec.name, spec.description,
                                     {"owner": spec.owner, "risk_tier": spec.risk_tier.value, "task": spec.task})
+    chain_tag = {events.CHAIN_TAG: "continue" if chain else "stop"}
     if model_uri:
-        return _register_external(spec, model_uri, parent_version)
+        return _register_external(spec, model_uri, parent_version, chain_tag)
 
     window = Window(start=train_start or spec.training.window.start, end=train_end or spec.training.window.end)
     frame, inputs = prepare_training_task(spec, window)
@@ -59,7 +62,7 @@ def register(model: ModelName, train_start: date | None = None, train_end: date 
     tags = _version_tags(spec, {
         "data_hash": inputs.data_hash, "code_version": inputs.code_version, "train_start": str(window.start),
         "train_end": str(window.end), "training_rows": str(inputs.rows), TAG_FINGERPRINT: inputs.fingerprint,
-        "source": "trained", "parent_version": parent_version or "",
+        "source": "trained", "parent_version": parent_version or "", **chain_tag,
     })
     version = catalog.register(spec.name, logged.model_uri, logged.run_id, tags)
     platform.store.record_lineage(model=spec.name, version=version, source="trained", model_uri=logged.model_uri,
@@ -70,13 +73,14 @@ def register(model: ModelName, train_start: date | None = None, train_end: date 
                  evidence={"run_id": logged.run_id, "model_uri": logged.model_uri, "train_window": [window.start,
                            window.end], "rows": inputs.rows, "data_hash": inputs.data_hash,
                            "code_version": inputs.code_version, "parent_version": parent_version},
-                 event=events.REGISTERED)
+                 event=events.REGISTERED, labels=events.chain_labels(chain_tag))
     print(f"{spec.name}: registered v{version} trained on {inputs.rows} rows of {window.start}..{window.end}")
     return Registered(model=spec.name, version=version, created=True, source="trained",
                       train_start=window.start, train_end=window.end)
 
 
-def _register_external(spec: LifecycleSpec, model_uri: str, parent_version: str | None) -> Registered:
+def _register_external(spec: LifecycleSpec, model_uri: str, parent_version: str | None,
+                       chain_tag: dict[str, str]) -> Registered:
     """A model built with any tool and logged to MLflow: registered as is, scanned and validated like any other."""
     import hashlib
 
@@ -89,7 +93,8 @@ def _register_external(spec: LifecycleSpec, model_uri: str, parent_version: str 
     run_id = match.group(1) if match else None
     try:
         version = platform.catalog.register(spec.name, model_uri, run_id, _version_tags(spec, {
-            TAG_FINGERPRINT: fingerprint, "source": "external", "parent_version": parent_version or ""}))
+            TAG_FINGERPRINT: fingerprint, "source": "external", "parent_version": parent_version or "",
+            **chain_tag}))
     except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException or OSError for a bad URI
         raise CatalogError(f"cannot register {model_uri!r} as {spec.name}: {exc}",
                            "pass a model URI MLflow can resolve (runs:/<run_id>/<path> or models:/<id>)") from exc
@@ -97,5 +102,6 @@ def _register_external(spec: LifecycleSpec, model_uri: str, parent_version: str 
                                   run_id=run_id, parent_version=parent_version, train_start=None, train_end=None,
                                   data_hash=None, code_version=None)
     record_stage(stage="register", action="register-external", model=spec.name, version=version,
-                 outcome="registered", evidence={"model_uri": model_uri, "run_id": run_id}, event=events.REGISTERED)
+                 outcome="registered", evidence={"model_uri": model_uri, "run_id": run_id}, event=events.REGISTERED,
+                 labels=events.chain_labels(chain_tag))
     return Registered(model=spec.name, version=version, created=True, source="external")

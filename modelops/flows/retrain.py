@@ -60,7 +60,8 @@ def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
     train_end = compare_start.date()
     train_start = train_end - timedelta(days=spec.retrain.train_days)
 
-    candidate = register(model=spec.name, train_start=train_start, train_end=train_end, parent_version=champion)
+    candidate = register(model=spec.name, train_start=train_start, train_end=train_end, parent_version=champion,
+                         chain=False)
     version = candidate.version
     if version == champion:
         return Retrained(model=model, champion_before=champion, challenger=version, outcome="already-champion",

@@ -54,7 +54,8 @@ def validate(model: ModelName, version: Version, force: bool = False) -> Validat
                            "security": report.security.get("passed"),
                            "data_quality_share": report.data_quality.get("success_share"),
                            "fairness": report.fairness},
-                 event=events.VALIDATED if report.passed else events.VALIDATION_FAILED)
+                 event=events.VALIDATED if report.passed else events.VALIDATION_FAILED,
+                 labels=events.chain_labels(info.tags))
     print(f"{model} v{version}: validation {status}" + (f" ({'; '.join(report.failures)})" if report.failures else ""))
     return Validated(model=model, version=version, passed=report.passed, failures=report.failures,
                      metrics=report.metrics)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelops.store.db import session_scope
@@ -232,17 +232,48 @@ class GovernanceStore:
             row = session.scalar(select(AlertState).where(AlertState.model == model, AlertState.check == check))
             return (False, None) if row is None else (row.firing, _aware(row.last_sent_at))
 
-    def set_alert_state(self, model: str, check: str, firing: bool, sent: bool) -> None:
+    def _ensure_alert_row(self, model: str, check: str) -> None:
+        try:
+            with session_scope(self.url) as session:
+                if session.scalar(select(AlertState.id).where(AlertState.model == model,
+                                                              AlertState.check == check)) is None:
+                    session.add(AlertState(model=model, check=check, firing=False, since=utcnow()))
+        except IntegrityError:
+            pass  # created by a concurrent monitor
+
+    def claim_alert(self, model: str, check: str, cooldown_hours: float) -> tuple[bool, datetime | None]:
+        """Atomically take the right to announce a breach: not firing yet, or last announced before the
+        cool-down. Returns (claimed, the previous announcement time, to restore if delivery fails)."""
+        self._ensure_alert_row(model, check)
         now = utcnow()
+        cutoff = now - timedelta(hours=cooldown_hours)
         with session_scope(self.url) as session:
-            row = session.scalar(select(AlertState).where(AlertState.model == model, AlertState.check == check))
-            if row is None:
-                row = AlertState(model=model, check=check, firing=firing, since=now)
-                session.add(row)
-            elif row.firing != firing:
-                row.firing, row.since = firing, now
-            if sent:
-                row.last_sent_at = now
+            previous = _aware(session.scalar(select(AlertState.last_sent_at).where(
+                AlertState.model == model, AlertState.check == check)))
+            claimed = session.execute(update(AlertState).where(
+                AlertState.model == model, AlertState.check == check,
+                or_(AlertState.firing.is_(False), AlertState.last_sent_at.is_(None),
+                    AlertState.last_sent_at < cutoff),
+            ).values(firing=True, last_sent_at=now)).rowcount == 1
+        return claimed, previous
+
+    def release_alert(self, model: str, check: str, previous: datetime | None) -> None:
+        """Delivery failed: stay firing but forget the announcement, so the next run tries again."""
+        with session_scope(self.url) as session:
+            session.execute(update(AlertState).where(AlertState.model == model, AlertState.check == check)
+                            .values(last_sent_at=previous if previous else None))
+
+    def claim_recovery(self, model: str, check: str) -> bool:
+        """Atomically take the right to announce that a firing check recovered (once)."""
+        with session_scope(self.url) as session:
+            return session.execute(update(AlertState).where(
+                AlertState.model == model, AlertState.check == check, AlertState.firing.is_(True),
+            ).values(firing=False, since=utcnow())).rowcount == 1
+
+    def unclaim_recovery(self, model: str, check: str) -> None:
+        with session_scope(self.url) as session:
+            session.execute(update(AlertState).where(AlertState.model == model, AlertState.check == check)
+                            .values(firing=True))
 
     def record_alert_delivery(self, *, model: str, version: str | None, check: str, kind: str, channel: str,
                               attempts: int, delivered: bool, error: str | None, message: dict[str, Any]) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
-from modelops.store.records import utcnow
 from modelops.tasks import as_task
 from modelops.tasks.drift import BREACH, OK
 from modelops.tasks.monitoring import CheckResult, MonitorReport
@@ -91,16 +90,15 @@ def process_alerts(platform: Platform, spec: LifecycleSpec, report: MonitorRepor
         return outcome
     store = platform.store
     channel, channel_error = None, None
-    cooldown = spec.monitoring.alerts.cooldown_hours * 3600
     for name, check in report.checks.items():
-        firing, last_sent = store.alert_state(spec.name, name)
         if check.verdict == BREACH:
-            if firing and last_sent is not None and (utcnow() - last_sent).total_seconds() < cooldown:
+            claimed, previous = store.claim_alert(spec.name, name, spec.monitoring.alerts.cooldown_hours)
+            if not claimed:
                 outcome.suppressed.append(name)
                 continue
             kind = "alert"
-        elif check.verdict == OK and firing:
-            kind = "recovery"
+        elif check.verdict == OK and store.claim_recovery(spec.name, name):
+            kind, previous = "recovery", None
         else:
             continue
         if channel is None and channel_error is None:
@@ -113,13 +111,15 @@ def process_alerts(platform: Platform, spec: LifecycleSpec, report: MonitorRepor
         store.record_alert_delivery(model=spec.name, version=report.version, check=name, kind=kind,
                                     channel=channel.destination if channel else spec.monitoring.alerts.slack_block,
                                     attempts=attempts, delivered=delivered, error=error, message={"text": text})
-        if not delivered:
-            outcome.failed.append(f"{name}: {error}")
-            if kind == "alert":
-                store.set_alert_state(spec.name, name, firing=True, sent=False)  # retried on the next run
+        if delivered:
+            (outcome.sent if kind == "alert" else outcome.recovered).append(name)
             continue
-        store.set_alert_state(spec.name, name, firing=kind == "alert", sent=True)
-        (outcome.sent if kind == "alert" else outcome.recovered).append(name)
+        outcome.failed.append(f"{name}: {error}")
+        # Undo the claim so that the next monitoring run tries to deliver again.
+        if kind == "alert":
+            store.release_alert(spec.name, name, previous)
+        else:
+            store.unclaim_recovery(spec.name, name)
     return outcome
 
 

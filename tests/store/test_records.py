@@ -61,11 +61,16 @@ def test_one_retrain_per_model_per_cool_down(tmp_path: Path) -> None:
     assert records.claim_retrain("m", "1", "drift", cooldown_hours=0) is None  # cool-down over
 
 
-def test_alert_state_transitions(tmp_path: Path) -> None:
+def test_alert_claims_allow_one_announcement_per_cool_down_and_one_recovery(tmp_path: Path) -> None:
     records = store(tmp_path)
     assert records.alert_state("m", "drift") == (False, None)
-    records.set_alert_state("m", "drift", firing=True, sent=True)
-    firing, sent_at = records.alert_state("m", "drift")
-    assert firing and sent_at is not None
-    records.set_alert_state("m", "drift", firing=False, sent=False)
-    assert records.alert_state("m", "drift") == (False, sent_at)
+    claimed, previous = records.claim_alert("m", "drift", cooldown_hours=6)
+    assert claimed and previous is None
+    assert records.claim_alert("m", "drift", cooldown_hours=6)[0] is False  # inside the cool-down
+    assert records.claim_alert("m", "drift", cooldown_hours=0)[0] is True  # cool-down over: remind
+    records.release_alert("m", "drift", None)  # delivery failed: try again next run
+    assert records.alert_state("m", "drift") == (True, None)
+    assert records.claim_alert("m", "drift", cooldown_hours=6)[0] is True
+    assert records.claim_recovery("m", "drift") is True
+    assert records.claim_recovery("m", "drift") is False  # announced once
+    assert records.alert_state("m", "drift")[0] is False

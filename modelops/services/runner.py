@@ -1,0 +1,26 @@
+"""`python -m modelops.services.runner`: serve every stage deployment of prefect.yaml until stopped."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> int:
+    from modelops.settings import configure_environment
+
+    configure_environment()
+    if not os.environ.get("PREFECT_API_URL"):
+        print("PREFECT_API_URL is not set: start the stack with `modelops up`", file=sys.stderr)
+        return 2
+    from prefect import serve
+
+    from modelops.services.deployments import runner_deployments
+
+    # Stopping the stack must not pause the deployments: the next `modelops up` serves them again as they were.
+    serve(*runner_deployments(), pause_on_shutdown=False, print_starting_message=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

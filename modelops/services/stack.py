@@ -1,0 +1,190 @@
+"""`modelops up` / `modelops down`: start the Prefect server, the stage runner and the MLflow UI on loopback,
+record exactly what was started (pids, ports, logs) under the state directory, and stop exactly that."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from modelops.errors import ModelOpsError
+from modelops.services.deployments import PROJECT_ROOT
+from modelops.settings import Settings
+
+
+@dataclass
+class Service:
+    name: str
+    pid: int
+    url: str
+    log: str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _services_file(settings: Settings) -> Path:
+    return settings.home / "run" / "services.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_services(settings: Settings) -> list[Service]:
+    path = _services_file(settings)
+    if not path.is_file():
+        return []
+    return [Service(**item) for item in json.loads(path.read_text())]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ModelOpsError(f"{url}: the process exited with code {process.returncode}",
+                                f"read its log: {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise ModelOpsError(f"{url} did not become healthy within {timeout:.0f} s", f"read its log: {log}")
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = log.open("ab")
+    # A session of its own: `down` stops the whole process group, children (flow runs, workers) included.
+    return subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, with_mlflow: bool = True,
+       poll_seconds: int = 1) -> list[Service]:
+    """Start the stack (or report the one already running for this state directory)."""
+    existing = running_services(settings)
+    if existing and all(_alive(s.pid) for s in existing):
+        return existing
+    if existing:
+        down(settings)
+    for port in (prefect_port, mlflow_port) if with_mlflow else (prefect_port,):
+        if _port_in_use(port):
+            raise ModelOpsError(f"port {port} on 127.0.0.1 is already in use",
+                                "stop what uses it or pick another with --prefect-port / --mlflow-port")
+    bin_dir = Path(sys.executable).parent
+    logs = settings.home / "logs"
+    api_url = f"http://127.0.0.1:{prefect_port}/api"
+    base_env = {**os.environ, "MODELOPS_HOME": str(settings.home), "MODELOPS_CONFIG_DIR": str(settings.config_dir),
+                "PREFECT_HOME": str(settings.prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    base_env.pop("PREFECT_API_URL", None)
+    started: list[Service] = []
+    try:
+        server_log = logs / "prefect-server.log"
+        server = _spawn([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                         str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1"}, server_log)
+        started.append(Service("prefect-server", server.pid, f"http://127.0.0.1:{prefect_port}", str(server_log)))
+        _wait_healthy(f"{api_url}/health", server, server_log, timeout=90)
+
+        runner_log = logs / "stage-runner.log"
+        runner = _spawn([sys.executable, "-m", "modelops.services.runner"],
+                        {**base_env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds),
+                         "PREFECT_LOGGING_LEVEL": "INFO"}, runner_log)
+        started.append(Service("stage-runner", runner.pid, api_url, str(runner_log)))
+        _wait_for_deployments(api_url, runner, runner_log)
+
+        if with_mlflow:
+            mlflow_log = logs / "mlflow-ui.log"
+            mlflow = _spawn([str(bin_dir / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
+                             "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
+                            {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, mlflow_log)
+            started.append(Service("mlflow-ui", mlflow.pid, f"http://127.0.0.1:{mlflow_port}", str(mlflow_log)))
+            _wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log, timeout=90)
+    except BaseException:
+        _stop(started)
+        raise
+    path = _services_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(s) for s in started], indent=2))
+    return started
+
+
+def _wait_for_deployments(api_url: str, runner: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """The runner is ready once every stage deployment of prefect.yaml exists on the server."""
+    from modelops.services.deployments import read_prefect_yaml
+
+    expected = len(read_prefect_yaml()["deployments"])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if runner.poll() is not None:
+            raise ModelOpsError(f"the stage runner exited with code {runner.returncode}", f"read its log: {log}")
+        request = urllib.request.Request(f"{api_url}/deployments/count", data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if int(response.read()) >= expected:
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        time.sleep(1)
+    raise ModelOpsError(f"the stage deployments did not appear within {timeout:.0f} s", f"read its log: {log}")
+
+
+def _stop(services: list[Service], grace_seconds: float = 20) -> list[str]:
+    stopped = []
+    for service in reversed(services):
+        if not _alive(service.pid):
+            continue
+        try:
+            os.killpg(service.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + grace_seconds
+        while _alive(service.pid) and time.monotonic() < deadline:
+            _reap(service.pid)
+            time.sleep(0.2)
+        if _alive(service.pid):
+            os.killpg(service.pid, signal.SIGKILL)
+            _reap(service.pid)
+        stopped.append(service.name)
+    return stopped
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def down(settings: Settings) -> list[str]:
+    """Stop what `up` started for this state directory, and nothing else."""
+    services = running_services(settings)
+    stopped = _stop(services)
+    _services_file(settings).unlink(missing_ok=True)
+    return stopped
