@@ -1,0 +1,174 @@
+"""The closed loop on a live stack: `modelops up` starts a real Prefect server (temporary SQLite database on a
+free loopback port), the runner serving prefect.yaml's stage deployments and the MLflow UI. A registered model
+chains to @champion by triggers; a reference-period window triggers nothing; a window with real seasonal drift
+breaches, alerts once and starts exactly one retrain, which validates and promotes the challenger."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from datetime import date
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import pytest
+
+from tests.slack_receiver import SlackReceiver, start_receiver
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LiveStack:
+    def __init__(self, api_url: str, receiver: SlackReceiver, services: list[Any]) -> None:
+        self.api_url = api_url
+        self.receiver = receiver
+        self.services = services
+
+    def runs(self, deployment: str) -> list[Any]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, \
+            FlowRunFilterState, FlowRunFilterStateType
+        from prefect.client.schemas.objects import StateType
+
+        not_scheduled = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+            any_=[t for t in StateType if t != StateType.SCHEDULED])))
+        with get_client(sync_client=True) as client:
+            return client.read_flow_runs(flow_run_filter=not_scheduled, deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=[deployment])))
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from modelops.services.stack import down, free_port, up
+    from modelops.settings import load_settings
+
+    home = tmp_path_factory.mktemp("live") / "state"
+    saved = {k: os.environ.get(k) for k in ("MODELOPS_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["MODELOPS_HOME"] = str(home)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    receiver, http_server = start_receiver()
+    settings = load_settings()
+    services = up(settings, prefect_port=free_port(), mlflow_port=free_port())
+    api_url = next(s.url for s in services if s.name == "stage-runner")
+    try:
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            from modelops.blocks.slack import SlackAlertChannel
+
+            # the block flight-delay's spec names; its token is a secret of the live server, not of the spec
+            SlackAlertChannel(bot_token="xoxb-integration", channel="#modelops-alerts",
+                              api_base_url=receiver.api_base_url).save("modelops-alerts", overwrite=True)
+            yield LiveStack(api_url, receiver, services)
+    finally:
+        stopped = down(settings)
+        http_server.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        assert sorted(stopped) == ["mlflow-ui", "prefect-server", "stage-runner"]
+        for service in services:
+            with pytest.raises(ProcessLookupError):
+                os.kill(service.pid, 0)
+
+
+def wait_until(probe, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def feed_window(start: date, end: date) -> None:
+    """Production traffic of a window scored by the champion, then its ground truth arriving."""
+    from modelops.demo import write_traffic
+    from modelops.flows.score import score
+    from modelops.platform import get_platform
+    from modelops.spec import load_spec
+    from modelops.tasks.prediction_log import record_ground_truth
+
+    platform, spec = get_platform(), load_spec("flight-delay")
+    batch, labels = write_traffic(platform, spec, start, end)
+    score(model="flight-delay", input_path=str(batch))
+    record_ground_truth(platform, spec, pd.read_parquet(labels), str(labels))
+
+
+def run_monitor(end: date, days: int) -> Any:
+    from prefect.deployments import run_deployment
+
+    return run_deployment("monitor/monitor", timeout=300, parameters={
+        "model": "flight-delay", "window_end": f"{end.isoformat()}T00:00:00+00:00", "window_days": days})
+
+
+def test_the_stack_serves_every_stage_with_its_schedule_or_trigger(live: LiveStack) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        deployments = {d.name: d for d in client.read_deployments()}
+        automations = {a.name: a for a in client.read_automations()}
+    assert set(deployments) == {"register", "validate", "approve", "deploy", "score", "monitor", "retrain", "retire"}
+    assert {s.schedule.cron for s in deployments["monitor"].schedules} == {"0 6 * * *", "0 7 * * *"}
+    assert {name.split("__")[0] for name in automations} == {"validate", "approve", "deploy", "retrain"}
+    mlflow_ui = next(s.url for s in live.services if s.name == "mlflow-ui")
+    with urllib.request.urlopen(f"{mlflow_ui}/health", timeout=5) as response:
+        assert response.status == 200
+    with urllib.request.urlopen(live.api_url.removesuffix("/api"), timeout=5) as response:
+        assert response.status == 200  # the Prefect UI
+
+
+def test_drift_closes_the_loop_without_a_human_and_the_reference_period_does_not(live: LiveStack) -> None:
+    from prefect.deployments import run_deployment
+
+    from modelops.platform import get_platform
+
+    platform = get_platform()
+    # registered -> validate -> approve -> deploy, by triggers alone
+    run_deployment("register/register", parameters={"model": "flight-delay"}, timeout=0)
+    wait_until(lambda: platform.catalog.version_for_alias("flight-delay", "champion"), 240, "v1 to become champion")
+    assert [r.state_name for r in live.runs("deploy")] == ["Completed"]
+
+    # a window from the reference period: no drift, nothing triggered, nothing alerted
+    feed_window(date(2013, 2, 15), date(2013, 3, 1))
+    assert run_monitor(date(2013, 3, 1), 14).state.is_completed()
+    winter = platform.store.recent_monitoring("flight-delay", 1)[-1]
+    assert winter.verdict == "ok"
+    time.sleep(8)  # time enough for a trigger to have fired
+    assert live.runs("retrain") == [] and live.receiver.messages == []
+
+    # real seasonal drift: two monitors at once breach; one alert, exactly one retrain
+    feed_window(date(2013, 7, 1), date(2013, 8, 1))
+    first = run_deployment("monitor/monitor", timeout=0, parameters={
+        "model": "flight-delay", "window_end": "2013-08-01T00:00:00+00:00", "window_days": 31})
+    second = run_deployment("monitor/monitor", timeout=0, parameters={
+        "model": "flight-delay", "window_end": "2013-08-01T00:00:00+00:00", "window_days": 31})
+    wait_until(lambda: all(r.state_name == "Completed" for r in live.runs("monitor")
+                           if r.id in (first.id, second.id)) and len(live.runs("monitor")) >= 3, 300,
+               "both monitors")
+    summer = [r for r in platform.store.recent_monitoring("flight-delay", 3) if r.window_end.month == 8]
+    assert len(summer) == 2 and all(r.verdict == "breach" for r in summer)
+
+    retrains = wait_until(lambda: [r for r in live.runs("retrain") if r.state and r.state.is_final()], 300,
+                          "the retrain run to finish")
+    time.sleep(5)
+    retrains = live.runs("retrain")
+    assert len(retrains) == 1
+    assert retrains[0].parameters == {"model": "flight-delay"} and retrains[0].state_name == "Completed"
+
+    challenger = platform.catalog.version("flight-delay", "2")
+    assert challenger.tags["validation_status"] == "passed" and challenger.tags["parent_version"] == "1"
+    assert platform.catalog.aliases("flight-delay") == {"champion": "2"}
+    assert platform.catalog.version("flight-delay", "1").retired
+
+    drift_alerts = [m for m in live.receiver.messages if "drift BREACH" in m["text"]]
+    assert len(drift_alerts) == 1 and drift_alerts[0]["channel"] == "#modelops-alerts"
+    assert "flight-delay v1" in drift_alerts[0]["text"]
+    # the challenger's own registered/validated/approved events did not restart the onboarding chain
+    assert [r.parameters["version"] for r in live.runs("validate")] == ["1"]
