@@ -12,7 +12,7 @@ from modelops.spec import load_all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "retrain", "retire"]
+STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "sweep", "retrain", "retire"]
 
 
 def deployments() -> dict[str, dict]:

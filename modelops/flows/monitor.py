@@ -9,16 +9,14 @@ from typing import Annotated
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from modelops import events
 from modelops.catalog import CHAMPION
 from modelops.flows.parameters import ModelName
 from modelops.platform import Platform, get_platform
-from modelops.spec import LifecycleSpec, load_spec
+from modelops.spec import load_spec
 from modelops.tasks.alerting import process_alerts_task
-from modelops.tasks.audit import record_stage
 from modelops.tasks.drift import SKIPPED
 from modelops.tasks.monitoring import (
-    BREACH_EVENTS, RETRAIN_CHECKS, MonitorReport, default_window, markdown_summary, monitor_window_task,
+    MonitorReport, announce_verdicts, default_window, markdown_summary, monitor_window_task,
 )
 
 
@@ -66,29 +64,6 @@ def _publish(platform: Platform, report: MonitorReport) -> None:
                                   "verdict": p.verdict} for p in report.points() if p.check != "drift-column"])
 
 
-def _announce(platform: Platform, spec: LifecycleSpec, report: MonitorReport, run_id: int) -> tuple[list[str],
-                                                                                                bool]:
-    """Audit the verdict and emit one event per breached check. A drift or performance breach asks for
-    retraining (the event's resource label the retrain trigger matches) at most once per the spec's cool-down."""
-    summary = {**report.summary(), "monitoring_run_id": run_id, "report": report.report_path}
-    breaches = report.breaches()
-    retrain_check = next((c for c in breaches if c in RETRAIN_CHECKS), None)
-    retrain_requested = False
-    if retrain_check and "retrain" in spec.monitoring.on_breach:
-        earlier = platform.store.claim_retrain(spec.name, report.version, retrain_check, spec.retrain.cooldown_hours)
-        retrain_requested = earlier is None
-        summary["retrain"] = "requested" if retrain_requested else f"already requested at {earlier.isoformat()}"
-    emitted = []
-    for check in breaches or [None]:
-        event = BREACH_EVENTS[check] if check else events.MONITORED
-        labels = {events.RETRAIN_LABEL: "requested"} if retrain_requested and check == retrain_check else None
-        if record_stage(stage="monitor", action="judge-window", model=spec.name, version=report.version,
-                        outcome=f"breach:{check}" if check else report.verdict, evidence=summary, event=event,
-                        labels=labels):
-            emitted.append(event)
-    return emitted, retrain_requested
-
-
 @flow(name="monitor", log_prints=True)
 def monitor(model: ModelName, window_end: datetime | None = None,
             window_days: Annotated[int, Field(ge=1, le=366)] | None = None, full_report: bool = False) -> Monitored:
@@ -109,7 +84,7 @@ def monitor(model: ModelName, window_end: datetime | None = None,
                                          window_end=report.window_end, rows=report.rows, verdict=report.verdict,
                                          report_path=report.report_path, points=report.points())
     _publish(platform, report)
-    emitted, retrain_requested = _announce(platform, spec, report, run_id)
+    emitted, retrain_requested = announce_verdicts(platform, spec, report, f"monitoring-run-{run_id}")
     alerts = process_alerts_task(platform, spec, report, _links(report))
     if alerts.failed:
         print(f"{model}: {len(alerts.failed)} alert(s) not delivered (recorded): {'; '.join(alerts.failed)}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelops.store.db import session_scope
@@ -185,6 +185,20 @@ class GovernanceStore:
             session.add_all(MonitoringResult(run_id=run.id, check=p.check, metric=p.metric, value=p.value,
                                              threshold=p.threshold, verdict=p.verdict) for p in points)
             return run.id
+
+    def record_monitoring_runs(self, runs: list[dict[str, Any]]) -> int:
+        """Many monitoring runs (each a dict of record_monitoring_run's arguments) in one transaction."""
+        now = utcnow()
+        with session_scope(self.url) as session:
+            rows = [MonitoringRun(model=r["model"], version=r["version"], window_start=r["window_start"],
+                                  window_end=r["window_end"], run_at=now, rows=r["rows"], verdict=r["verdict"],
+                                  report_path=r["report_path"]) for r in runs]
+            session.add_all(rows)
+            session.flush()
+            session.execute(insert(MonitoringResult), [
+                {"run_id": row.id, "check": p.check, "metric": p.metric, "value": p.value, "threshold": p.threshold,
+                 "verdict": p.verdict} for row, r in zip(rows, runs) for p in r["points"]])
+        return len(runs)
 
     def monitoring_history(self, model: str) -> list[tuple[MonitoringRun, list[MonitoringResult]]]:
         with session_scope(self.url) as session:

@@ -20,6 +20,7 @@ from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import MonitoringPoint
 from modelops.tasks import as_task
+from modelops.tasks.audit import record_stage
 from modelops.tasks.data import load_window
 from modelops.tasks.drift import BREACH, OK, SKIPPED, WARN, DriftResult, run_drift_report, save_report
 from modelops.tasks.drift_stats import ReferenceStats, fast_drift, supports
@@ -253,6 +254,29 @@ def markdown_summary(report: MonitorReport, history: list[tuple[str, str]]) -> s
     if report.report_path:
         lines += ["", f"Evidently report: `{report.report_path}`"]
     return "\n".join(lines)
+
+
+def announce_verdicts(platform: Platform, spec: LifecycleSpec, report: MonitorReport, occasion: str) -> tuple[
+        list[str], bool]:
+    """Audit the verdict and emit one event per breached check. A drift or performance breach asks for
+    retraining (the event's resource label the retrain trigger matches) at most once per the spec's cool-down."""
+    summary = {**report.summary(), "occasion": occasion, "report": report.report_path}
+    breaches = report.breaches()
+    retrain_check = next((c for c in breaches if c in RETRAIN_CHECKS), None)
+    retrain_requested = False
+    if retrain_check and "retrain" in spec.monitoring.on_breach:
+        earlier = platform.store.claim_retrain(spec.name, report.version, retrain_check, spec.retrain.cooldown_hours)
+        retrain_requested = earlier is None
+        summary["retrain"] = "requested" if retrain_requested else f"already requested at {earlier.isoformat()}"
+    emitted = []
+    for check in breaches or [None]:
+        event = BREACH_EVENTS[check] if check else events.MONITORED
+        labels = {events.RETRAIN_LABEL: "requested"} if retrain_requested and check == retrain_check else None
+        if record_stage(stage="monitor", action="judge-window", model=spec.name, version=report.version,
+                        outcome=f"breach:{check}" if check else report.verdict, evidence=summary, event=event,
+                        labels=labels):
+            emitted.append(event)
+    return emitted, retrain_requested
 
 
 monitor_window_task = as_task(monitor_window)

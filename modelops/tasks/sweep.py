@@ -1,0 +1,112 @@
+"""Drift verdicts for many models in one pass: each model pays for its statistics, not for a report.
+
+Models are split into chunks, one Prefect task per chunk (a task per model would spend more on orchestration
+than on statistics); verdicts are stored in bulk. Where does a model's data come from is a `SweepSource`, so the
+same engine runs on the platform's prediction logs and on a benchmark's synthetic data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+
+from modelops.catalog import CHAMPION
+from modelops.platform import Platform
+from modelops.spec import DriftSpec, Features, load_spec
+from modelops.store.records import GovernanceStore, MonitoringPoint
+from modelops.tasks import as_task
+from modelops.tasks.drift import BREACH, OK, DriftResult
+from modelops.tasks.drift_stats import ReferenceStats, fast_drift, supports
+
+
+@dataclass(frozen=True)
+class SweepInput:
+    model: str
+    version: str
+    features: Features
+    policy: DriftSpec
+    reference: ReferenceStats
+    current: pd.DataFrame
+    window_start: datetime
+    window_end: datetime
+
+
+@dataclass(frozen=True)
+class SweepVerdict:
+    model: str
+    version: str
+    window_start: datetime
+    window_end: datetime
+    rows: int
+    drift: DriftResult | None
+    note: str = ""
+
+
+class SweepSource(Protocol):
+    def load(self, model: str) -> SweepInput | None: ...
+
+
+class PlatformSource:
+    """A model's champion, its newest monitoring window of logged predictions and its reference statistics."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    def load(self, model: str) -> SweepInput | None:
+        from modelops.tasks.monitoring import default_window, reference_stats
+        from modelops.tasks.prediction_log import logged_predictions
+
+        spec = load_spec(model)
+        version = self.platform.catalog.version_for_alias(model, CHAMPION)
+        window = default_window(self.platform, spec, version, None, None) if version else None
+        if version is None or window is None:
+            return None
+        current = logged_predictions(self.platform, model, version, *window)
+        if len(current) < spec.monitoring.min_rows or not supports(spec.monitoring.drift):
+            return None
+        info = self.platform.catalog.version(model, version)
+        return SweepInput(model, version, spec.data.features, spec.monitoring.drift,
+                          reference_stats(self.platform, spec, info), current, *window)
+
+
+def drift_chunk(source: SweepSource, models: list[str]) -> list[SweepVerdict]:
+    verdicts = []
+    for model in models:
+        item = source.load(model)
+        if item is None:
+            continue
+        verdicts.append(SweepVerdict(item.model, item.version, item.window_start, item.window_end, len(item.current),
+                                     fast_drift(item.reference, item.current, item.features, item.policy)))
+    return verdicts
+
+
+drift_chunk_task = as_task(drift_chunk, retries=1)
+
+
+def chunks(models: list[str], size: int) -> list[list[str]]:
+    return [models[i:i + size] for i in range(0, len(models), size)]
+
+
+def sweep_drift(source: SweepSource, models: list[str], chunk_size: int) -> list[SweepVerdict]:
+    """Run inside a flow: one task per chunk, run concurrently by the flow's task runner."""
+    futures = [drift_chunk_task.submit(source, chunk) for chunk in chunks(models, chunk_size)]
+    return [verdict for future in futures for verdict in future.result()]
+
+
+def store_verdicts(store: GovernanceStore, verdicts: list[SweepVerdict]) -> int:
+    """All verdicts of a sweep in one transaction: the same time series the per-model monitor writes."""
+    runs = []
+    for verdict in verdicts:
+        drift = verdict.drift
+        points = [MonitoringPoint("volume", "rows", float(verdict.rows), None, OK)]
+        if drift is not None:
+            points.append(MonitoringPoint("drift", "drifted_share", drift.share, None, drift.verdict))
+            points += [MonitoringPoint("drift-column", f"{c.column}:{c.method}", c.score, c.threshold,
+                                       BREACH if c.drifted else OK) for c in drift.columns]
+        runs.append(dict(model=verdict.model, version=verdict.version, window_start=verdict.window_start,
+                         window_end=verdict.window_end, rows=verdict.rows,
+                         verdict=drift.verdict if drift else "skipped", report_path=None, points=points))
+    return store.record_monitoring_runs(runs)
