@@ -80,6 +80,11 @@ def run_demo() -> int:
     timeline.append(["score+monitor July", f"v{first}",
                      f"{summer_scored.rows} flights, drift share {summer.drift_share:.2f} "
                      f"({', '.join(summer.drifted_columns)}) -> {summer.verdict}"])
+    if summer.alerts_sent:
+        timeline.append(["alert", f"v{first}", f"Slack alert sent for {', '.join(summer.alerts_sent)}"])
+    elif summer.alerts_failed:
+        timeline.append(["alert", f"v{first}", "not delivered, recorded: no Slack block 'modelops-alerts' "
+                                               "(README: Alerts)"])
     if summer.drift_verdict != "breach":
         print("Expected seasonal drift in July was not detected: nothing to retrain.")
         return 1

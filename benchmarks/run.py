@@ -1,0 +1,23 @@
+"""`make benchmark`: every benchmark in turn, each in its own process (each starts what it measures)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = ["benchmarks.sweep_scale", "benchmarks.trigger_latency"]
+
+
+def main() -> int:
+    failed = []
+    for module in BENCHMARKS:
+        print(f"=== {module}", flush=True)
+        if subprocess.run([sys.executable, "-m", module]).returncode != 0:
+            failed.append(module)
+    if failed:
+        print(f"targets missed: {failed}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
