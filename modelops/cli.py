@@ -92,6 +92,23 @@ def _cmd_down(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_slack(args: argparse.Namespace) -> int:
+    import os
+
+    from modelops.blocks.slack import SlackAlertChannel
+
+    token, webhook = os.environ.get("SLACK_BOT_TOKEN"), os.environ.get("SLACK_WEBHOOK_URL")
+    if not token and not webhook:
+        print("error: set SLACK_BOT_TOKEN (with --channel) or SLACK_WEBHOOK_URL in the environment", file=sys.stderr)
+        return 2
+    block = SlackAlertChannel(bot_token=token, channel=args.channel) if token else SlackAlertChannel(
+        webhook_url=webhook)
+    block.save(args.name, overwrite=True)
+    print(f"saved Slack alert channel block {args.name!r} ({block.destination}); name it in a spec's "
+          "monitoring.alerts.slack_block")
+    return 0
+
+
 def _run_stage(args: argparse.Namespace) -> int:
     params = {k: v for k, v in vars(args).items() if k not in ("command", "handler") and v is not None}
     _print_result(_stage(args.command)(**params))
@@ -113,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--no-mlflow", action="store_true", help="do not start the MLflow UI")
     start.set_defaults(handler=_cmd_up)
     sub.add_parser("down", help="stop what `modelops up` started").set_defaults(handler=_cmd_down)
+    slack = sub.add_parser("slack-block", help="save the Slack alert channel block from SLACK_BOT_TOKEN or "
+                                               "SLACK_WEBHOOK_URL (secrets stay out of configs)")
+    slack.add_argument("--name", default="modelops-alerts")
+    slack.add_argument("--channel", help="channel for a bot token, e.g. #modelops-alerts")
+    slack.set_defaults(handler=_cmd_slack)
     labels = sub.add_parser("labels", help="record ground truth (id column + target) for logged predictions")
     labels.add_argument("model")
     labels.add_argument("path")
@@ -135,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
           ("--output-path", {}))
     stage("monitor", "judge the newest window", ("--window-end", {}), ("--window-days", {"type": int}))
     stage("retrain", "retrain, compare and promote", ("--as-of", {}))
+    sweep = sub.add_parser("sweep", help="drift verdicts of every model in one run")
+    sweep.add_argument("--chunk-size", type=int)
+    sweep.set_defaults(handler=_run_stage)
     stage("retire", "retire a version", ("--version", {"required": True}), ("--reason", {}),
           ("--dry-run", {"action": argparse.BooleanOptionalAction, "default": True}))
     return parser
