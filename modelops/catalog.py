@@ -15,7 +15,6 @@ from modelops.errors import CatalogError, RetiredVersionError, UnsafeModelError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-ROLES = (CHAMPION, CHALLENGER)
 
 # Tags every platform-managed version carries (and the MLflow UI shows).
 TAG_STATE = "lifecycle_state"  # registered | validated | validation_failed | approved | rejected | pending | serving | retired

@@ -201,8 +201,6 @@ class MonitoringSpec(Strict):
     sla: SlaSpec = Field(default_factory=SlaSpec)
     on_breach: list[Literal["alert", "retrain"]] = Field(default_factory=lambda: ["retrain"])
     alerts: AlertSpec = Field(default_factory=AlertSpec)
-    full_report: Literal["on-breach", "always"] = Field(
-        "on-breach", description="When to render Evidently's full HTML report (verdicts never need it).")
 
 
 class RetrainSpec(Strict):

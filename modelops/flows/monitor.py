@@ -66,9 +66,10 @@ def _publish(platform: Platform, report: MonitorReport) -> None:
 
 @flow(name="monitor", log_prints=True)
 def monitor(model: ModelName, window_end: datetime | None = None,
-            window_days: Annotated[int, Field(ge=1, le=366)] | None = None, full_report: bool = False) -> Monitored:
+            window_days: Annotated[int, Field(ge=1, le=366)] | None = None, full_report: bool = True) -> Monitored:
     """Window: `window_days` (default: the spec's) ending at `window_end` (default: the newest prediction).
-    Evidently's full HTML report is rendered on a breach, or always with `full_report`."""
+    Verdicts come from the drift statistics; Evidently's full HTML report is kept for every run unless
+    `full_report` is off (then only on a breach). The sweep renders it only where a model breaches."""
     spec = load_spec(model)
     platform = get_platform()
     version = platform.catalog.version_for_alias(spec.name, CHAMPION)

@@ -69,7 +69,8 @@ def deliver(channel: Any, text: str, blocks: list[dict], attempts: int = 3, back
                 return False, attempt, error  # a wrong token or channel does not heal by retrying
         except RETRYABLE as exc:
             error = f"{type(exc).__name__}: {exc}"
-        time.sleep(backoff_seconds * attempt)
+        if attempt < attempts:
+            time.sleep(backoff_seconds * attempt)
     return False, attempts, error
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
-
 import pandas as pd
 
 from modelops.errors import DataError, SpecError
@@ -40,10 +38,6 @@ def data_hash(frame: pd.DataFrame) -> str:
     digest.update(",".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
     return digest.hexdigest()
-
-
-def window_of(start: date, end: date) -> Window:
-    return Window(start=start, end=end)
 
 
 load_window_task = as_task(load_window)

@@ -230,7 +230,7 @@ def monitor_window(platform: Platform, spec: LifecycleSpec, info: VersionInfo, s
                                                   spec.data.features, policy)
     checks["drift"] = drift_check(report.drift, spec)
     checks["data_quality"] = quality_check(expectation_suite(platform, info), current, spec)
-    if full_report or spec.monitoring.full_report == "always" or report.verdict == BREACH:
+    if full_report or report.verdict == BREACH:
         if snapshot is None:
             _, snapshot = run_drift_report(reference_sample(platform, spec, info), current, spec.data.features, policy)
         stamp = f"{start:%Y%m%d}-{end:%Y%m%d}"

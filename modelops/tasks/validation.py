@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from datetime import timedelta
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,8 +69,6 @@ def validate_version(platform: Platform, spec: LifecycleSpec, info: VersionInfo)
     scratch = platform.settings.home / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        from pathlib import Path
-
         model_dir = platform.catalog.download_model(spec.name, info.version, Path(folder))
         scan = scan_model_dir(model_dir, spec.validation.security)
     report.security = asdict(scan)
