@@ -136,8 +136,10 @@ class ApprovalSpec(Strict):
 
 
 class DeploySpec(Strict):
-    strategy: Literal["champion", "champion_challenger", "shadow"] = "champion"
-    challenger_traffic_share: float = Field(0.0, ge=0, le=0.5)
+    strategy: Literal["champion", "champion_challenger", "shadow"] = Field(
+        "champion", description="champion: it serves alone; champion_challenger: an approved @challenger serves "
+                                "challenger_traffic_share of requests; shadow: it scores every request, unserved.")
+    challenger_traffic_share: float = Field(0.1, ge=0, le=0.5)
     targets: list[Literal["batch"]] = Field(default_factory=lambda: ["batch"])
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Classifiers: score at or above is positive.")
     chunk_rows: int = Field(1000, ge=1, description="Rows per scoring micro-batch (the unit of latency).")
@@ -213,7 +215,6 @@ class RetrainSpec(Strict):
 
 class RetirementSpec(Strict):
     retire_replaced_champion: bool = Field(True, description="Retire the old champion when a challenger is promoted.")
-    max_age_days: int | None = Field(None, ge=1)
 
 
 class LifecycleSpec(Strict):
