@@ -5,13 +5,14 @@ Versions are named by aliases (`champion`, `challenger`) and described by tags; 
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from modelops.errors import CatalogError, RetiredVersionError, UnsafeModelError
+
+if TYPE_CHECKING:
+    from modelops.spec import SecuritySpec
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -196,8 +197,13 @@ class MlflowCatalog:
         return [(col.name, col.type.name if hasattr(col.type, "name") else str(col.type))
                 for col in info.signature.inputs.inputs]
 
-    def load_for_serving(self, model: str, version: str) -> Any:
-        """Load a version as a pyfunc, only if it is not retired and passed the platform's security scan."""
+    def load_for_serving(self, model: str, version: str, policy: "SecuritySpec") -> Any:
+        """Load a live version for scoring: it must not be retired and must have passed validation's security
+        scan; the file is scanned again as it is loaded, so what runs is exactly what was checked."""
+        import tempfile
+
+        from modelops.tasks.security import load_scanned_model, scan_model_dir
+
         info = self.version(model, version)
         if info.retired:
             raise RetiredVersionError(f"{model} v{version} is retired and cannot serve",
@@ -206,31 +212,14 @@ class MlflowCatalog:
             raise UnsafeModelError(f"{model} v{version} has not passed the security scan "
                                    f"(security_scan={info.tags.get(TAG_SECURITY, 'not run')})",
                                    "run the validate stage; only scanned model files are deserialised")
-        self.activate()
-        return load_scanned_pyfunc(f"models:/{model}/{version}")
-
-
-@contextmanager
-def _deserialisation_allowed() -> Iterator[None]:
-    # MLflow refuses to deserialise any scikit-learn file unless this is set; the platform sets it only around
-    # loading a file its own security scan passed (see tasks/security.py), and restores it afterwards.
-    key = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
-    before = os.environ.get(key)
-    os.environ[key] = "true"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
-
-
-def load_scanned_pyfunc(model_uri: str) -> Any:
-    import mlflow.pyfunc
-
-    with _deserialisation_allowed():
-        return mlflow.pyfunc.load_model(model_uri)
+        scratch = self.artifact_root.parent / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch) as folder:
+            scan = scan_model_dir(self.download_model(model, version, Path(folder)), policy)
+            if not scan.passed:
+                raise UnsafeModelError(f"{model} v{version} no longer passes the security scan: {scan.findings}",
+                                       "the artifact changed after validation; register and validate it anew")
+            return load_scanned_model(scan)
 
 
 def catalog_from_settings() -> MlflowCatalog:

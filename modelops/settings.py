@@ -72,6 +72,8 @@ def configure_environment(settings: Settings | None = None) -> Settings:
         "MLFLOW_TRACKING_URI": settings.tracking_uri,
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        # Nothing is deserialised through MLflow's loaders: the platform loads only files its scan passed.
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
         # MLflow and git: no interactive prompts, no telemetry.
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "DO_NOT_TRACK": "true",

@@ -100,7 +100,7 @@ class Bound(Strict):
 
 class SecuritySpec(Strict):
     trusted_module_prefixes: list[str] = Field(
-        default_factory=lambda: ["sklearn.", "numpy.", "scipy.", "builtins."],
+        default_factory=lambda: ["sklearn.", "numpy.", "scipy."],
         description="Types a skops model file may contain; anything else fails the scan.",
     )
     allow_pickle: bool = Field(False, description="Pickle can run arbitrary code on load: refused unless set.")

@@ -61,7 +61,7 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
         raise CatalogError(f"{model} has no @champion to score with", "deploy an approved version first")
     if platform.store.approval_status(spec.name, version) != APPROVED:
         raise NotApprovedError(f"{model} v{version} is not approved for scoring", "approve and deploy it first")
-    pyfunc = catalog.load_for_serving(spec.name, version)  # refuses retired and unscanned versions
+    pyfunc = catalog.load_for_serving(spec.name, version, spec.validation.security)  # refuses retired and unscanned versions
     source = Path(input_path).resolve()
     frame = read_batch_task(source)
     digest = file_digest(source)
@@ -78,7 +78,7 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
         # A shadow scores every request unserved; a challenger answers only the requests routed to it.
         routed = (np.ones(len(frame), dtype=bool) if shadow
                   else routed_to_challenger(outputs["prediction_id"], spec.deploy.challenger_traffic_share))
-        ch_outputs, ch_log = score_frame_task(spec, catalog.load_for_serving(spec.name, challenger),
+        ch_outputs, ch_log = score_frame_task(spec, catalog.load_for_serving(spec.name, challenger, spec.validation.security),
                                               catalog.input_columns(spec.name, challenger), frame.loc[routed],
                                               str(source))
         log_predictions(platform, spec, challenger, "shadow" if shadow else CHALLENGER, ch_log, str(source), digest)

@@ -39,7 +39,7 @@ def compare_on_recent(platform: Platform, spec: LifecycleSpec, champion: str, ch
                                      spec.deploy.decision_threshold)[metric]
     columns = platform.catalog.input_columns(spec.name, challenger)
     features = conform_to_signature(labelled, columns, f"logged inputs {start:%Y-%m-%d}..{end:%Y-%m-%d}")
-    scores = predict_scores(platform.catalog.load_for_serving(spec.name, challenger), features, spec.task)
+    scores = predict_scores(platform.catalog.load_for_serving(spec.name, challenger, spec.validation.security), features, spec.task)
     challenger_value = compute_metrics(spec.task, y_true, scores, spec.deploy.decision_threshold)[metric]
     gain = improvement(metric, champion_value, challenger_value)
     return Comparison(metric=metric, rows=len(labelled), champion=champion_value, challenger=challenger_value,

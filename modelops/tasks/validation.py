@@ -93,7 +93,7 @@ def validate_version(platform: Platform, spec: LifecycleSpec, info: VersionInfo)
         report.failures.append(f"schema: {exc.what}")
         return report, suite, sample
 
-    pyfunc = platform.catalog.load_for_serving(spec.name, info.version)
+    pyfunc = platform.catalog.load_for_serving(spec.name, info.version, spec.validation.security)
     scores = predict_scores(pyfunc, features, spec.task)
     y_true = holdout[spec.data.target].to_numpy()
     report.metrics = compute_metrics(spec.task, y_true, scores, spec.deploy.decision_threshold)

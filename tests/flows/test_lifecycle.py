@@ -31,7 +31,7 @@ def test_flight_delay_life_cycle(state_home: Path) -> None:
     platform = get_platform()
     assert platform.settings.home == state_home.resolve()
     spec = load_spec("flight-delay")
-    client = MlflowClient(tracking_uri=platform.settings.tracking_uri)
+    client = MlflowClient(tracking_uri=platform.settings.tracking_uri, registry_uri=platform.settings.tracking_uri)
 
     # register: a version with signature, requirements and lineage tags; the same inputs twice make one version
     first = register(model="flight-delay")

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import mlflow.sklearn
 import numpy as np
+import pytest
 import skops.io
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from modelops.spec import SecuritySpec
-from modelops.tasks.security import scan_model_dir
+from modelops.errors import UnsafeModelError
+from modelops.tasks.security import load_scanned_model, scan_model_dir
 
 
 class HomeMadeClassifier(ClassifierMixin, BaseEstimator):
@@ -54,3 +56,39 @@ def test_skops_file_with_an_untrusted_type_is_refused_by_name(tmp_path: Path) ->
 
 def test_a_folder_that_is_not_a_model_fails(tmp_path: Path) -> None:
     assert not scan_model_dir(tmp_path, SecuritySpec()).passed
+
+
+def tamper(path: Path, **pyfunc: object) -> None:
+    import yaml
+
+    mlmodel = yaml.safe_load((path / "MLmodel").read_text())
+    mlmodel["flavors"]["python_function"].update(pyfunc)
+    (path / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+
+
+def test_a_model_whose_mlmodel_points_the_loader_elsewhere_is_refused(tmp_path: Path) -> None:
+    path = save(fitted(), tmp_path / "m", "skops")
+    (path / "code").mkdir()
+    (path / "code" / "evil_loader.py").write_text("open('/tmp/pwned', 'w').write('x')\n")
+    tamper(path, loader_module="evil_loader", code="code")
+    result = scan_model_dir(path, SecuritySpec())
+    assert not result.passed
+    assert any("loader_module is 'evil_loader'" in f for f in result.findings)
+    assert any("ships code paths" in f for f in result.findings)
+    with pytest.raises(UnsafeModelError):
+        load_scanned_model(result)
+
+
+def test_a_model_pointing_pyfunc_at_another_file_is_refused(tmp_path: Path) -> None:
+    path = save(fitted(), tmp_path / "m", "skops")
+    tamper(path, model_path="other.pkl")
+    assert any("is not the scanned file" in f for f in scan_model_dir(path, SecuritySpec()).findings)
+
+
+def test_the_scanned_file_is_what_loads_and_predicts(tmp_path: Path) -> None:
+    model = fitted()
+    path = save(model, tmp_path / "m", "skops")
+    tamper(path, predict_fn="predict_proba")
+    loaded = load_scanned_model(scan_model_dir(path, SecuritySpec()))
+    frame = np.array([[0.5], [2.5]])
+    np.testing.assert_allclose(loaded.predict(frame), model.predict_proba(frame))
