@@ -20,6 +20,8 @@ CHALLENGER = "challenger"
 # Tags every platform-managed version carries (and the MLflow UI shows).
 TAG_STATE = "lifecycle_state"  # registered | validated | validation_failed | approved | rejected | pending | serving | retired
 TAG_FINGERPRINT = "modelops.fingerprint"
+# States before a version serves: validate and approve may move between them, never out of serving ones.
+PRE_SERVING_STATES = {"registered", "validated", "validation_failed", "approved", "rejected", "pending_approval"}
 TAG_SECURITY = "security_scan"
 TAG_VALIDATION = "validation_status"
 TAG_APPROVAL = "approval_status"
@@ -37,6 +39,10 @@ class VersionInfo:
     @property
     def retired(self) -> bool:
         return self.tags.get(TAG_STATE) == "retired"
+
+    def state_update(self, state: str) -> dict[str, str]:
+        """The lifecycle_state tag to write for a pre-serving stage's outcome (none once the version served)."""
+        return {TAG_STATE: state} if self.tags.get(TAG_STATE, "registered") in PRE_SERVING_STATES else {}
 
 
 class MlflowCatalog:

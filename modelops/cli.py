@@ -97,12 +97,22 @@ def _cmd_slack(args: argparse.Namespace) -> int:
 
     from modelops.blocks.slack import SlackAlertChannel
 
+    from pydantic import ValidationError
+
     token, webhook = os.environ.get("SLACK_BOT_TOKEN"), os.environ.get("SLACK_WEBHOOK_URL")
     if not token and not webhook:
         print("error: set SLACK_BOT_TOKEN (with --channel) or SLACK_WEBHOOK_URL in the environment", file=sys.stderr)
         return 2
-    block = SlackAlertChannel(bot_token=token, channel=args.channel) if token else SlackAlertChannel(
-        webhook_url=webhook)
+    if token and not args.channel:
+        print("error: a bot token needs --channel (e.g. --channel '#modelops-alerts')", file=sys.stderr)
+        return 2
+    try:
+        block = SlackAlertChannel(bot_token=token, channel=args.channel) if token else SlackAlertChannel(
+            webhook_url=webhook)
+    except ValidationError as exc:
+        # Only the messages: pydantic's full error would echo the secret it was given.
+        print("error: " + "; ".join(e["msg"] for e in exc.errors()), file=sys.stderr)
+        return 2
     block.save(args.name, overwrite=True)
     print(f"saved Slack alert channel block {args.name!r} ({block.destination}); name it in a spec's "
           "monitoring.alerts.slack_block")

@@ -52,7 +52,10 @@ def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, st
         metric = metrics.get(model)
         headers = [h.format(metric=metric or "metric") for h in VERSION_HEADERS]
         parts.append(f"== {model}\n" + format_table(headers, version_rows(platform, model, metric)))
-        history = platform.store.monitoring_history(model)
+        history = [item for item in platform.store.monitoring_history(model) if item[0].kind == "monitor"]
+        sweeps = [run for run, _ in platform.store.monitoring_history(model) if run.kind == "sweep"]
+        if sweeps:
+            parts.append(f"last sweep: v{sweeps[-1].version} drift verdict={sweeps[-1].verdict}")
         if history:
             run, results = history[-1]
             drift = next((r for r in results if r.check == "drift"), None)

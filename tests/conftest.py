@@ -43,7 +43,7 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty state directory (MLflow, governance store, logs) for one test."""
     home = tmp_path / "state"
     monkeypatch.setenv("MODELOPS_HOME", str(home))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    # MLFLOW_TRACKING_URI is deliberately left pointing elsewhere: the catalog must never rely on it.
     return home
 
 

@@ -6,7 +6,7 @@ from prefect import flow
 from pydantic import BaseModel
 
 from modelops import events
-from modelops.catalog import TAG_APPROVAL, TAG_STATE
+from modelops.catalog import TAG_APPROVAL
 from modelops.flows.parameters import ModelName, Version
 from modelops.platform import get_platform
 from modelops.spec import load_spec
@@ -29,15 +29,14 @@ def approve(model: ModelName, version: Version) -> ApprovalOutcome:
     spec = load_spec(model)
     platform = get_platform()
     info = platform.catalog.version(spec.name, version)
-    if platform.store.approval_status(spec.name, version) == APPROVED and not info.retired:
-        return ApprovalOutcome(model=model, version=version, status=APPROVED, reasons=["approved before"])
+    if info.retired:  # a retired version keeps the decision it had; it can never serve again anyway
+        return ApprovalOutcome(model=model, version=version, status=REJECTED, reasons=["the version is retired"])
+    # Decided afresh each time from the recorded evidence; the same decision again is not re-audited.
     decision = decide_approval(spec, info)
     actor = "policy:approval"
     platform.store.record_approval(spec.name, version, decision.status, decision.reasons, actor)
-    tags = {TAG_APPROVAL: decision.status}
-    if not info.retired:
-        tags[TAG_STATE] = _STATES[decision.status]
-    platform.catalog.set_tags(spec.name, version, tags)
+    platform.catalog.set_tags(spec.name, version, {TAG_APPROVAL: decision.status,
+                                                   **info.state_update(_STATES[decision.status])})
     record_stage(stage="approve", action="apply-policy", model=spec.name, version=version, outcome=decision.status,
                  evidence={"reasons": decision.reasons, "risk_tier": spec.risk_tier.value}, actor=actor,
                  event=_EVENTS[decision.status], labels=events.chain_labels(info.tags))

@@ -39,18 +39,21 @@ def deploy(model: ModelName, version: Version, role: Literal["champion", "challe
         raise NotApprovedError(f"{model} v{version} is not approved (approval: {status or 'none'})",
                                f"run validate and approve for v{version} first")
     previous = catalog.version_for_alias(spec.name, role)
-    if previous == version:
-        return Deployed(model=model, version=version, role=role, previous=previous, changed=False)
-    catalog.set_alias(spec.name, role, version)
+    if previous != version:
+        catalog.set_alias(spec.name, role, version)
     if role == CHAMPION and catalog.version_for_alias(spec.name, CHALLENGER) == version:
         catalog.delete_alias(spec.name, CHALLENGER)
     catalog.set_tags(spec.name, version, {TAG_STATE: "serving" if role == CHAMPION else "challenger"})
-    if previous is not None and not catalog.version(spec.name, previous).retired:
+    if previous not in (None, version) and not catalog.version(spec.name, previous).retired:
         catalog.set_tags(spec.name, previous, {TAG_STATE: "standby"})
-    store.start_deployment(spec.name, version, role, spec.deploy.strategy, current_actor())
+    # The record is the last step: a run that stopped after moving the alias finishes the job when re-run.
+    deployment_id = store.start_deployment(spec.name, version, role, spec.deploy.strategy, current_actor())
+    if deployment_id is None:
+        return Deployed(model=model, version=version, role=role, previous=previous, changed=False)
     record_stage(stage="deploy", action=f"set-alias-{role}", model=spec.name, version=version, outcome="deployed",
-                 evidence={"role": role, "previous": previous, "strategy": spec.deploy.strategy,
-                           "targets": spec.deploy.targets},
+                 evidence={"role": role, "previous": previous if previous != version else None,
+                           "strategy": spec.deploy.strategy, "targets": spec.deploy.targets,
+                           "deployment_id": deployment_id},
                  event=events.DEPLOYED)
     print(f"{model} v{version} now serves as @{role}" + (f" (replacing v{previous})" if previous else ""))
     return Deployed(model=model, version=version, role=role, previous=previous, changed=True)

@@ -3,7 +3,7 @@ health); alert on breaches and, where the spec says so, ask for retraining by ev
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated
 
 from prefect import flow
@@ -13,6 +13,7 @@ from modelops.catalog import CHAMPION
 from modelops.flows.parameters import ModelName
 from modelops.platform import Platform, get_platform
 from modelops.spec import load_spec
+from modelops.store.records import as_utc
 from modelops.tasks.alerting import process_alerts_task
 from modelops.tasks.drift import SKIPPED
 from modelops.tasks.monitoring import (
@@ -73,8 +74,7 @@ def monitor(model: ModelName, window_end: datetime | None = None,
     spec = load_spec(model)
     platform = get_platform()
     version = platform.catalog.version_for_alias(spec.name, CHAMPION)
-    if window_end is not None and window_end.tzinfo is None:
-        window_end = window_end.replace(tzinfo=timezone.utc)
+    window_end = as_utc(window_end) if window_end is not None else None
     window = default_window(platform, spec, version, window_end, window_days) if version else None
     if version is None or window is None:
         print(f"{model}: nothing to monitor (no champion or no logged predictions)")

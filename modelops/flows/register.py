@@ -56,6 +56,8 @@ def register(model: ModelName, train_start: date | None = None, train_end: date 
     existing = catalog.find_version(spec.name, inputs.fingerprint)
     if existing is not None:
         print(f"{spec.name}: v{existing.version} was already trained on exactly these inputs; not registering again")
+        _complete_record(spec, existing.version, existing.source, existing.run_id, window, inputs.data_hash,
+                         inputs.code_version, existing.tags)
         return Registered(model=spec.name, version=existing.version, created=False, source="trained",
                           train_start=window.start, train_end=window.end)
     logged = train_and_log_task(spec, frame, inputs, catalog)
@@ -65,18 +67,29 @@ def register(model: ModelName, train_start: date | None = None, train_end: date 
         "source": "trained", "parent_version": parent_version or "", **chain_tag,
     })
     version = catalog.register(spec.name, logged.model_uri, logged.run_id, tags)
-    platform.store.record_lineage(model=spec.name, version=version, source="trained", model_uri=logged.model_uri,
-                                  run_id=logged.run_id, parent_version=parent_version,
-                                  train_start=_midnight(window.start), train_end=_midnight(window.end),
-                                  data_hash=inputs.data_hash, code_version=inputs.code_version)
-    record_stage(stage="register", action="train-and-register", model=spec.name, version=version, outcome="registered",
-                 evidence={"run_id": logged.run_id, "model_uri": logged.model_uri, "train_window": [window.start,
-                           window.end], "rows": inputs.rows, "data_hash": inputs.data_hash,
-                           "code_version": inputs.code_version, "parent_version": parent_version},
-                 event=events.REGISTERED, labels=events.chain_labels(chain_tag))
+    _complete_record(spec, version, logged.model_uri, logged.run_id, window, inputs.data_hash, inputs.code_version,
+                     tags, rows=inputs.rows)
     print(f"{spec.name}: registered v{version} trained on {inputs.rows} rows of {window.start}..{window.end}")
     return Registered(model=spec.name, version=version, created=True, source="trained",
                       train_start=window.start, train_end=window.end)
+
+
+def _complete_record(spec: LifecycleSpec, version: str, model_uri: str, run_id: str | None, window: Window,
+                     data_hash: str, code_version: str, tags: dict[str, str], rows: int | None = None) -> None:
+    """Lineage and the audit entry of a trained version; safe to repeat, so that a run which stopped after the
+    registry write completes the record when it is run again."""
+    platform = get_platform()
+    parent = tags.get("parent_version") or None
+    platform.store.record_lineage(model=spec.name, version=version, source="trained", model_uri=model_uri,
+                                  run_id=run_id, parent_version=parent, train_start=_midnight(window.start),
+                                  train_end=_midnight(window.end), data_hash=data_hash, code_version=code_version)
+    if platform.store.has_audit(spec.name, "register", version):
+        return
+    record_stage(stage="register", action="train-and-register", model=spec.name, version=version, outcome="registered",
+                 evidence={"run_id": run_id, "model_uri": model_uri, "train_window": [window.start, window.end],
+                           "rows": rows or tags.get("training_rows"), "data_hash": data_hash,
+                           "code_version": code_version, "parent_version": parent},
+                 event=events.REGISTERED, labels=events.chain_labels(tags))
 
 
 def _register_external(spec: LifecycleSpec, model_uri: str, parent_version: str | None,

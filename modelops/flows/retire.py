@@ -32,7 +32,7 @@ def retire(model: ModelName, version: Version, reason: str = "retired by operato
     platform = get_platform()
     catalog = platform.catalog
     info = catalog.version(spec.name, version)
-    if info.retired:
+    if info.retired and not info.aliases and platform.store.has_audit(spec.name, "retire", version):
         return Retired(model=model, version=version, dry_run=dry_run, aliases_removed=[], changed=False)
     if CHAMPION in info.aliases and not allow_champion:
         raise ModelOpsError(f"{model} v{version} is the serving champion",
@@ -42,8 +42,9 @@ def retire(model: ModelName, version: Version, reason: str = "retired by operato
         return Retired(model=model, version=version, dry_run=True, aliases_removed=list(info.aliases), changed=False)
     for alias in info.aliases:
         catalog.delete_alias(spec.name, alias)
-    catalog.set_tags(spec.name, version, {TAG_STATE: "retired", "retired_at": utcnow().isoformat(),
-                                          "retired_reason": reason})
+    if not info.retired:
+        catalog.set_tags(spec.name, version, {TAG_STATE: "retired", "retired_at": utcnow().isoformat(),
+                                              "retired_reason": reason})
     ended = platform.store.end_deployments(spec.name, version, f"retired: {reason}")
     record_stage(stage="retire", action="retire-version", model=spec.name, version=version, outcome="retired",
                  evidence={"reason": reason, "aliases_removed": list(info.aliases), "deployments_ended": ended},

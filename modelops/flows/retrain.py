@@ -20,6 +20,7 @@ from modelops.flows.retire import retire
 from modelops.flows.validate import validate
 from modelops.platform import Platform, get_platform
 from modelops.spec import LifecycleSpec, load_spec
+from modelops.store.records import as_utc
 from modelops.tasks.approval import APPROVED
 from modelops.tasks.audit import record_stage
 from modelops.tasks.comparison import compare_on_recent_task
@@ -55,7 +56,7 @@ def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
     platform = get_platform()
     catalog = platform.catalog
     champion = catalog.version_for_alias(spec.name, CHAMPION)
-    end = as_of.replace(tzinfo=as_of.tzinfo or timezone.utc) if as_of else _as_of(platform, spec, champion)
+    end = as_utc(as_of) if as_of else _as_of(platform, spec, champion)
     compare_start = end - timedelta(days=spec.retrain.compare_days)
     train_end = compare_start.date()
     train_start = train_end - timedelta(days=spec.retrain.train_days)

@@ -24,6 +24,7 @@ class Swept(BaseModel):
     judged: int
     verdicts: dict[str, int]
     breached: list[str]
+    errors: list[str] = Field(default_factory=list)
 
 
 def follow_up_breach(platform: Platform, verdict: SweepVerdict, occasion: str) -> str:
@@ -62,12 +63,16 @@ def sweep(models: list[ModelName] | None = None, chunk_size: Annotated[int, Fiel
         future.result()
     counts: dict[str, int] = {}
     for verdict in verdicts:
-        key = verdict.drift.verdict if verdict.drift else "skipped"
+        key = verdict.drift.verdict if verdict.drift else ("error" if verdict.note else "skipped")
         counts[key] = counts.get(key, 0) + 1
+    errors = [f"{v.model}: {v.note}" for v in verdicts if v.note]
+    if errors:
+        print(f"{len(errors)} model(s) could not be judged: {'; '.join(errors[:10])}")
     create_table_artifact(key="sweep-drift", description=f"Drift verdicts of {len(verdicts)} models",
                           table=[{"model": v.model, "version": v.version, "rows": v.rows,
                                   "drifted_share": v.drift.share if v.drift else None,
                                   "verdict": v.drift.verdict if v.drift else "skipped"}
                                  for v in sorted(verdicts, key=lambda v: -(v.drift.share if v.drift else 0))[:200]])
     print(f"swept {len(names)} models: {counts}; breached: {[v.model for v in breached]}")
-    return Swept(models=len(names), judged=len(verdicts), verdicts=counts, breached=[v.model for v in breached])
+    return Swept(models=len(names), judged=sum(v.drift is not None for v in verdicts), verdicts=counts,
+                 breached=[v.model for v in breached], errors=errors)

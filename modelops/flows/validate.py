@@ -6,7 +6,8 @@ from prefect import flow
 from pydantic import BaseModel
 
 from modelops import events
-from modelops.catalog import TAG_STATE, TAG_VALIDATION
+from modelops.catalog import TAG_APPROVAL, TAG_VALIDATION
+from modelops.tasks.approval import APPROVED
 from modelops.errors import RetiredVersionError
 from modelops.flows.parameters import ModelName, Version
 from modelops.platform import get_platform
@@ -35,7 +36,7 @@ def validate(model: ModelName, version: Version, force: bool = False) -> Validat
     info = catalog.version(spec.name, version)
     if info.retired:
         raise RetiredVersionError(f"{model} v{version} is retired", "validate a live version")
-    if info.tags.get(TAG_VALIDATION) in ("passed", "failed") and not force:
+    if info.tags.get(TAG_VALIDATION) in ("passed", "failed") and info.tags.get("validation_run_id") and not force:
         previous = catalog.load_artifact_dict(info.tags["validation_run_id"], "validation/report.json") or {}
         print(f"{model} v{version}: already validated ({info.tags[TAG_VALIDATION]}); pass force=True to re-run")
         return Validated(model=model, version=version, passed=info.tags[TAG_VALIDATION] == "passed",
@@ -44,11 +45,13 @@ def validate(model: ModelName, version: Version, force: bool = False) -> Validat
     report, suite, sample = validate_version_task(platform, spec, info)
     run_id = _log_validation_run(spec.name, version, report.as_dict(), suite, sample)
     status = "passed" if report.passed else "failed"
-    catalog.set_tags(spec.name, version, {
-        TAG_VALIDATION: status, "validation_run_id": run_id,
-        TAG_STATE: "validated" if report.passed else "validation_failed",
-        **{f"holdout_{name}": f"{value:.6f}" for name, value in report.metrics.items()},
-    })
+    # Evidence first, verdict last: a run that stops in between leaves no verdict without its evidence.
+    catalog.set_tags(spec.name, version, {"validation_run_id": run_id,
+                                          **{f"holdout_{k}": f"{v:.6f}" for k, v in report.metrics.items()}})
+    catalog.set_tags(spec.name, version, {**info.state_update("validated" if report.passed else "validation_failed"),
+                                          TAG_VALIDATION: status})
+    if not report.passed and platform.store.approval_status(spec.name, version) == APPROVED:
+        _revoke_approval(spec.name, version, report.failures, info.tags)
     record_stage(stage="validate", action="run-gates", model=spec.name, version=version, outcome=status,
                  evidence={"failures": report.failures, "metrics": report.metrics, "validation_run_id": run_id,
                            "security": report.security.get("passed"),
@@ -59,6 +62,17 @@ def validate(model: ModelName, version: Version, force: bool = False) -> Validat
     print(f"{model} v{version}: validation {status}" + (f" ({'; '.join(report.failures)})" if report.failures else ""))
     return Validated(model=model, version=version, passed=report.passed, failures=report.failures,
                      metrics=report.metrics)
+
+
+def _revoke_approval(model: str, version: str, failures: list[str], tags: dict[str, str]) -> None:
+    """A version that fails a fresh validation loses its approval: it can no longer be deployed or score."""
+    platform = get_platform()
+    reasons = [f"re-validation failed: {failure}" for failure in failures]
+    platform.store.record_approval(model, version, "rejected", reasons, "policy:validation")
+    platform.catalog.set_tags(model, version, {TAG_APPROVAL: "rejected"})
+    record_stage(stage="approve", action="revoke-approval", model=model, version=version, outcome="rejected",
+                 evidence={"reasons": reasons}, actor="policy:validation", event=events.REJECTED,
+                 labels=events.chain_labels(tags))
 
 
 def _log_validation_run(model: str, version: str, report: dict, suite: list, sample) -> str:  # type: ignore[no-untyped-def]

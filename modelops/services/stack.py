@@ -26,6 +26,8 @@ class Service:
     pid: int
     url: str
     log: str
+    # The arguments it was started with: after a reboot the pid may belong to someone else.
+    cmdline: str = ""
 
 
 def free_port() -> int:
@@ -53,6 +55,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _ours(service: Service) -> bool:
+    """Alive and still the process we started (its arguments in its command line), not a stranger that reused
+    the pid. Interpreters prefix the command line, hence a containment test."""
+    return _alive(service.pid) and (not service.cmdline or service.cmdline in _cmdline(service.pid))
+
+
 def running_services(settings: Settings) -> list[Service]:
     path = _services_file(settings)
     if not path.is_file():
@@ -76,6 +91,10 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
     raise ModelOpsError(f"{url} did not become healthy within {timeout:.0f} s", f"read its log: {log}")
 
 
+def _arguments(process: subprocess.Popen) -> str:
+    return " ".join(str(a) for a in process.args[1:])  # type: ignore[index]
+
+
 def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
@@ -88,7 +107,7 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
        poll_seconds: int = 1) -> list[Service]:
     """Start the stack (or report the one already running for this state directory)."""
     existing = running_services(settings)
-    if existing and all(_alive(s.pid) for s in existing):
+    if existing and all(_ours(s) for s in existing):
         return existing
     if existing:
         down(settings)
@@ -108,14 +127,15 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         server_log = logs / "prefect-server.log"
         server = _spawn([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                          str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1"}, server_log)
-        started.append(Service("prefect-server", server.pid, f"http://127.0.0.1:{prefect_port}", str(server_log)))
+        started.append(Service("prefect-server", server.pid, f"http://127.0.0.1:{prefect_port}", str(server_log),
+                               _arguments(server)))
         _wait_healthy(f"{api_url}/health", server, server_log, timeout=90)
 
         runner_log = logs / "stage-runner.log"
         runner = _spawn([sys.executable, "-m", "modelops.services.runner"],
                         {**base_env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds),
                          "PREFECT_LOGGING_LEVEL": "INFO"}, runner_log)
-        started.append(Service("stage-runner", runner.pid, api_url, str(runner_log)))
+        started.append(Service("stage-runner", runner.pid, api_url, str(runner_log), _arguments(runner)))
         _wait_for_deployments(api_url, runner, runner_log)
 
         if with_mlflow:
@@ -123,7 +143,8 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
             mlflow = _spawn([str(bin_dir / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
                              "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
                             {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, mlflow_log)
-            started.append(Service("mlflow-ui", mlflow.pid, f"http://127.0.0.1:{mlflow_port}", str(mlflow_log)))
+            started.append(Service("mlflow-ui", mlflow.pid, f"http://127.0.0.1:{mlflow_port}", str(mlflow_log),
+                                   _arguments(mlflow)))
             _wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log, timeout=90)
     except BaseException:
         _stop(started)
@@ -158,17 +179,17 @@ def _wait_for_deployments(api_url: str, runner: subprocess.Popen, log: Path, tim
 def _stop(services: list[Service], grace_seconds: float = 20) -> list[str]:
     stopped = []
     for service in reversed(services):
-        if not _alive(service.pid):
+        if not _ours(service):
             continue
         try:
             os.killpg(service.pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
         deadline = time.monotonic() + grace_seconds
-        while _alive(service.pid) and time.monotonic() < deadline:
+        while _ours(service) and time.monotonic() < deadline:
             _reap(service.pid)
             time.sleep(0.2)
-        if _alive(service.pid):
+        if _ours(service):
             os.killpg(service.pid, signal.SIGKILL)
             _reap(service.pid)
         stopped.append(service.name)

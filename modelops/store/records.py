@@ -22,6 +22,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(value: datetime) -> datetime:
+    """Any datetime as aware UTC (naive values are taken to be UTC already)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything we store is UTC.
     if value is None or value.tzinfo is not None:
@@ -74,6 +79,12 @@ class GovernanceStore:
             return False  # a concurrent run recorded the same fact first
         return True
 
+    def has_audit(self, model: str, stage: str, version: str | None) -> bool:
+        with session_scope(self.url) as session:
+            return session.scalar(select(AuditEvent.id).where(
+                AuditEvent.model == model, AuditEvent.stage == stage, AuditEvent.version == version).limit(1)) \
+                is not None
+
     def audit_trail(self, model: str | None = None) -> list[AuditEntry]:
         with session_scope(self.url) as session:
             query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
@@ -97,19 +108,22 @@ class GovernanceStore:
             return session.scalar(select(Approval.status).where(Approval.model == model, Approval.version == version))
 
     # --- deployments -------------------------------------------------------------------------------------
-    def start_deployment(self, model: str, version: str, role: str, strategy: str, deployed_by: str) -> bool:
-        """Record that version serves as role, ending whoever held the role. Returns False if it already did."""
+    def start_deployment(self, model: str, version: str, role: str, strategy: str, deployed_by: str) -> int | None:
+        """Record that version serves as role, ending whoever held the role. Returns the new deployment's id,
+        or None when the version already held the role."""
         now = utcnow()
         with session_scope(self.url) as session:
             active = session.scalars(select(Deployment).where(
                 Deployment.model == model, Deployment.role == role, Deployment.ended_at.is_(None))).all()
             if any(row.version == version for row in active):
-                return False
+                return None
             for row in active:
                 row.ended_at, row.ended_reason = now, f"replaced by version {version}"
-            session.add(Deployment(model=model, version=version, role=role, strategy=strategy,
-                                   deployed_by=deployed_by, deployed_at=now))
-        return True
+            deployment = Deployment(model=model, version=version, role=role, strategy=strategy,
+                                    deployed_by=deployed_by, deployed_at=now)
+            session.add(deployment)
+            session.flush()
+            return deployment.id
 
     def end_deployments(self, model: str, version: str, reason: str) -> int:
         with session_scope(self.url) as session:
@@ -139,6 +153,7 @@ class GovernanceStore:
     def lineage(self, model: str) -> list[Lineage]:
         with session_scope(self.url) as session:
             rows = session.scalars(select(Lineage).where(Lineage.model == model).order_by(Lineage.id)).all()
+            session.expunge_all()  # detached: normalising datetimes below must not turn a read into an UPDATE
             for row in rows:
                 row.registered_at = _aware(row.registered_at)
             return list(rows)
@@ -157,10 +172,11 @@ class GovernanceStore:
             if version is not None:
                 query = query.where(PredictionBatch.version == version)
             if start is not None:
-                query = query.where(PredictionBatch.last_event_at >= start)
+                query = query.where(PredictionBatch.last_event_at >= as_utc(start))
             if end is not None:
-                query = query.where(PredictionBatch.first_event_at < end)
+                query = query.where(PredictionBatch.first_event_at < as_utc(end))
             rows = session.scalars(query.order_by(PredictionBatch.first_event_at)).all()
+            session.expunge_all()  # detached: normalising datetimes below must not turn a read into an UPDATE
             for row in rows:
                 row.first_event_at, row.last_event_at = _aware(row.first_event_at), _aware(row.last_event_at)
             return list(rows)
@@ -176,10 +192,11 @@ class GovernanceStore:
     # --- monitoring time series --------------------------------------------------------------------------
     def record_monitoring_run(self, *, model: str, version: str, window_start: datetime, window_end: datetime,
                               rows: int, verdict: str, report_path: str | None,
-                              points: Iterable[MonitoringPoint]) -> int:
+                              points: Iterable[MonitoringPoint], kind: str = "monitor") -> int:
         with session_scope(self.url) as session:
-            run = MonitoringRun(model=model, version=version, window_start=window_start, window_end=window_end,
-                                run_at=utcnow(), rows=rows, verdict=verdict, report_path=report_path)
+            run = MonitoringRun(model=model, version=version, window_start=as_utc(window_start),
+                                window_end=as_utc(window_end),
+                                run_at=utcnow(), rows=rows, verdict=verdict, report_path=report_path, kind=kind)
             session.add(run)
             session.flush()
             session.add_all(MonitoringResult(run_id=run.id, check=p.check, metric=p.metric, value=p.value,
@@ -190,9 +207,10 @@ class GovernanceStore:
         """Many monitoring runs (each a dict of record_monitoring_run's arguments) in one transaction."""
         now = utcnow()
         with session_scope(self.url) as session:
-            rows = [MonitoringRun(model=r["model"], version=r["version"], window_start=r["window_start"],
-                                  window_end=r["window_end"], run_at=now, rows=r["rows"], verdict=r["verdict"],
-                                  report_path=r["report_path"]) for r in runs]
+            rows = [MonitoringRun(model=r["model"], version=r["version"], window_start=as_utc(r["window_start"]),
+                                  window_end=as_utc(r["window_end"]), run_at=now, rows=r["rows"],
+                                  verdict=r["verdict"], report_path=r["report_path"], kind=r.get("kind", "sweep"))
+                    for r in runs]
             session.add_all(rows)
             session.flush()
             session.execute(insert(MonitoringResult), [
@@ -255,27 +273,24 @@ class GovernanceStore:
         except IntegrityError:
             pass  # created by a concurrent monitor
 
-    def claim_alert(self, model: str, check: str, cooldown_hours: float) -> tuple[bool, datetime | None]:
+    def claim_alert(self, model: str, check: str, cooldown_hours: float) -> bool:
         """Atomically take the right to announce a breach: not firing yet, or last announced before the
-        cool-down. Returns (claimed, the previous announcement time, to restore if delivery fails)."""
+        cool-down (then it is a reminder)."""
         self._ensure_alert_row(model, check)
         now = utcnow()
         cutoff = now - timedelta(hours=cooldown_hours)
         with session_scope(self.url) as session:
-            previous = _aware(session.scalar(select(AlertState.last_sent_at).where(
-                AlertState.model == model, AlertState.check == check)))
-            claimed = session.execute(update(AlertState).where(
+            return session.execute(update(AlertState).where(
                 AlertState.model == model, AlertState.check == check,
                 or_(AlertState.firing.is_(False), AlertState.last_sent_at.is_(None),
                     AlertState.last_sent_at < cutoff),
             ).values(firing=True, last_sent_at=now)).rowcount == 1
-        return claimed, previous
 
-    def release_alert(self, model: str, check: str, previous: datetime | None) -> None:
-        """Delivery failed: stay firing but forget the announcement, so the next run tries again."""
+    def release_alert(self, model: str, check: str) -> None:
+        """Delivery failed: stay firing but with no announcement on record, so the next run tries again."""
         with session_scope(self.url) as session:
             session.execute(update(AlertState).where(AlertState.model == model, AlertState.check == check)
-                            .values(last_sent_at=previous if previous else None))
+                            .values(last_sent_at=None))
 
     def claim_recovery(self, model: str, check: str) -> bool:
         """Atomically take the right to announce that a firing check recovered (once)."""

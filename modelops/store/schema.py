@@ -118,6 +118,8 @@ class MonitoringRun(Base):
     rows: Mapped[int] = mapped_column(Integer)
     verdict: Mapped[str] = mapped_column(String(10))  # ok | warn | breach | skipped
     report_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # monitor: every check of one model; sweep: drift only, many models at once
+    kind: Mapped[str] = mapped_column(String(10), default="monitor", server_default="monitor")
 
 
 class MonitoringResult(Base):

@@ -79,7 +79,7 @@ def load_channel(block_name: str) -> tuple[Any, str | None]:
 
     try:
         return SlackAlertChannel.load(block_name), None
-    except (ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to load is reported as an undelivered alert
         return None, (f"Slack block {block_name!r} cannot be loaded ({exc}); create it: "
                       f"SlackAlertChannel(bot_token=..., channel=...).save({block_name!r})")
 
@@ -93,34 +93,38 @@ def process_alerts(platform: Platform, spec: LifecycleSpec, report: MonitorRepor
     channel, channel_error = None, None
     for name, check in report.checks.items():
         if check.verdict == BREACH:
-            claimed, previous = store.claim_alert(spec.name, name, spec.monitoring.alerts.cooldown_hours)
-            if not claimed:
+            if not store.claim_alert(spec.name, name, spec.monitoring.alerts.cooldown_hours):
                 outcome.suppressed.append(name)
                 continue
             kind = "alert"
         elif check.verdict == OK and store.claim_recovery(spec.name, name):
-            kind, previous = "recovery", None
+            kind = "recovery"
         else:
             continue
-        if channel is None and channel_error is None:
-            channel, channel_error = load_channel(spec.monitoring.alerts.slack_block)
-        text, blocks = build_message(report, check, kind, links)
-        if channel is None:
-            delivered, attempts, error = False, 1, channel_error
-        else:
-            delivered, attempts, error = deliver(channel, text, blocks)
-        store.record_alert_delivery(model=spec.name, version=report.version, check=name, kind=kind,
-                                    channel=channel.destination if channel else spec.monitoring.alerts.slack_block,
-                                    attempts=attempts, delivered=delivered, error=error, message={"text": text})
+        delivered, attempts, error = False, 0, "not attempted"
+        try:
+            if channel is None and channel_error is None:
+                channel, channel_error = load_channel(spec.monitoring.alerts.slack_block)
+            text, blocks = build_message(report, check, kind, links)
+            if channel is None:
+                attempts, error = 1, channel_error
+            else:
+                delivered, attempts, error = deliver(channel, text, blocks)
+            store.record_alert_delivery(model=spec.name, version=report.version, check=name, kind=kind,
+                                        channel=channel.destination if channel else
+                                        spec.monitoring.alerts.slack_block, attempts=attempts,
+                                        delivered=delivered, error=error, message={"text": text})
+        finally:
+            if not delivered:
+                # Undo the claim, whatever stopped the delivery, so that the next run tries again.
+                if kind == "alert":
+                    store.release_alert(spec.name, name)
+                else:
+                    store.unclaim_recovery(spec.name, name)
         if delivered:
             (outcome.sent if kind == "alert" else outcome.recovered).append(name)
-            continue
-        outcome.failed.append(f"{name}: {error}")
-        # Undo the claim so that the next monitoring run tries to deliver again.
-        if kind == "alert":
-            store.release_alert(spec.name, name, previous)
         else:
-            store.unclaim_recovery(spec.name, name)
+            outcome.failed.append(f"{name}: {error}")
     return outcome
 
 

@@ -32,6 +32,7 @@ class DriftResult:
     share: float
     columns: list[ColumnDrift] = field(default_factory=list)
     verdict: str = OK
+    unjudged: list[str] = field(default_factory=list)  # columns without values: a data-quality matter
 
     @property
     def drifted_columns(self) -> list[str]:

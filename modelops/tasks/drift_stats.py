@@ -18,7 +18,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from modelops.spec import DriftSpec, Features
-from modelops.tasks.drift import ColumnDrift, DriftResult, column_drifted, share_verdict, typed_features
+from modelops.tasks.drift import SKIPPED, ColumnDrift, DriftResult, column_drifted, share_verdict, typed_features
 
 FAST_METHODS = {"wasserstein", "jensenshannon", "psi", "ks"}
 _BINS_ABOVE_UNIQUE = 20  # Evidently bins a numeric column by histogram only above this many distinct values
@@ -116,23 +116,28 @@ def supports(policy: DriftSpec) -> bool:
 
 
 def fast_drift(reference: ReferenceStats, current: pd.DataFrame, features: Features, policy: DriftSpec) -> DriftResult:
+    """Per-column scores and verdicts; a column with no values on either side cannot be judged for drift (the
+    data-quality check reports it) and is left out of the share."""
     typed = typed_features(current, features)
-    columns = []
+    columns, unjudged = [], []
     for column in features.numerical:
         values = _finite(typed[column].to_numpy(dtype="float64"))
         ref = reference.numerical[column]
         if len(values) == 0 or len(ref) == 0:
-            raise ValueError(f"column {column!r} has no finite values in the {'current' if len(ref) else 'reference'} "
-                             "data: drift cannot be judged")
+            unjudged.append(column)
+            continue
         score = numeric_score(policy.num_method, ref, values)
         columns.append(ColumnDrift(column, policy.num_method, score, policy.num_threshold,
                                    column_drifted(policy.num_method, score, policy.num_threshold)))
     for column in features.categorical:
         counts = typed[column].dropna().value_counts()
-        if counts.empty:
-            raise ValueError(f"column {column!r} has no values in the current data: drift cannot be judged")
+        if counts.empty or reference.categorical[column].empty:
+            unjudged.append(column)
+            continue
         score = categorical_score(policy.cat_method, reference.categorical[column], counts)
         columns.append(ColumnDrift(column, policy.cat_method, score, policy.cat_threshold,
                                    column_drifted(policy.cat_method, score, policy.cat_threshold)))
-    share = sum(c.drifted for c in columns) / len(columns) if columns else 0.0
-    return DriftResult(share=share, columns=columns, verdict=share_verdict(share, policy))
+    if not columns:
+        return DriftResult(share=0.0, columns=[], verdict=SKIPPED, unjudged=unjudged)
+    share = sum(c.drifted for c in columns) / len(columns)
+    return DriftResult(share=share, columns=columns, verdict=share_verdict(share, policy), unjudged=unjudged)

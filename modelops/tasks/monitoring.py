@@ -7,7 +7,6 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,9 @@ from modelops.store.records import MonitoringPoint
 from modelops.tasks import as_task
 from modelops.tasks.audit import record_stage
 from modelops.tasks.data import load_window
-from modelops.tasks.drift import BREACH, OK, SKIPPED, WARN, DriftResult, run_drift_report, save_report
+from modelops.tasks.drift import (
+    BREACH, OK, SKIPPED, WARN, DriftResult, run_drift_report, save_report, typed_features,
+)
 from modelops.tasks.drift_stats import ReferenceStats, fast_drift, supports
 from modelops.tasks.performance import PerformanceResult, judge_performance
 from modelops.tasks.prediction_log import labelled_predictions, logged_predictions
@@ -114,20 +115,21 @@ def reference_stats(platform: Platform, spec: LifecycleSpec, info: VersionInfo) 
     return ReferenceStats.load(path)
 
 
+_SUITES: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+
 def expectation_suite(platform: Platform, info: VersionInfo) -> list[dict[str, Any]] | None:
+    """The suite stored with the version at validation (kept in memory once read; a miss is not cached)."""
     run_id = info.tags.get("validation_run_id")
-    return _suite(platform.catalog.tracking_uri, run_id) if run_id else None
-
-
-@lru_cache(maxsize=256)
-def _suite(tracking_uri: str, run_id: str) -> list[dict[str, Any]] | None:
-    import mlflow.artifacts
-
-    try:
-        payload = mlflow.artifacts.load_dict(f"runs:/{run_id}/data_quality/expectations.json")
-    except Exception:  # noqa: BLE001 - a version validated before suites were stored has none
+    if not run_id:
         return None
-    return payload.get("expectations")
+    key = (platform.catalog.tracking_uri, run_id)
+    if key not in _SUITES:
+        payload = platform.catalog.load_artifact_dict(run_id, "data_quality/expectations.json")
+        if not payload or "expectations" not in payload:
+            return None
+        _SUITES[key] = payload["expectations"]
+    return _SUITES[key]
 
 
 def _scratch(platform: Platform) -> Path:
@@ -153,15 +155,16 @@ def default_window(platform: Platform, spec: LifecycleSpec, version: str,
 def drift_check(drift: DriftResult, spec: LifecycleSpec) -> CheckResult:
     policy = spec.monitoring.drift
     worst = ", ".join(f"{c.column} {c.score:.2f}" for c in drift.worst(3) if c.drifted) or "none"
+    unjudged = f"; no values to judge in {drift.unjudged}" if drift.unjudged else ""
     return CheckResult("drift", drift.verdict,
-                       f"{len(drift.drifted_columns)} of {len(drift.columns)} columns drifted (worst: {worst})",
-                       {"drifted_share": (drift.share, policy.breach_share)})
+                       f"{len(drift.drifted_columns)} of {len(drift.columns)} columns drifted (worst: {worst})"
+                       + unjudged, {"drifted_share": (drift.share, policy.breach_share)})
 
 
 def quality_check(suite: list[dict[str, Any]] | None, current: pd.DataFrame, spec: LifecycleSpec) -> CheckResult:
     if suite is None:
         return CheckResult("data_quality", SKIPPED, "no expectation suite stored with this version")
-    result = run_expectations(suite, current[spec.data.features.all])
+    result = run_expectations(suite, typed_features(current, spec.data.features))
     policy = spec.monitoring.data_quality
     verdict = BREACH if result.success_share < policy.breach_below else WARN if result.success_share < \
         policy.warn_below else OK
@@ -223,19 +226,26 @@ def monitor_window(platform: Platform, spec: LifecycleSpec, info: VersionInfo, s
 
     policy = spec.monitoring.drift
     snapshot = None
-    if supports(policy):
-        report.drift = fast_drift(reference_stats(platform, spec, info), current, spec.data.features, policy)
-    else:
-        report.drift, snapshot = run_drift_report(reference_sample(platform, spec, info), current,
-                                                  spec.data.features, policy)
-    checks["drift"] = drift_check(report.drift, spec)
     checks["data_quality"] = quality_check(expectation_suite(platform, info), current, spec)
-    if full_report or report.verdict == BREACH:
-        if snapshot is None:
-            _, snapshot = run_drift_report(reference_sample(platform, spec, info), current, spec.data.features, policy)
-        stamp = f"{start:%Y%m%d}-{end:%Y%m%d}"
-        report.report_path = str(save_report(snapshot, platform.settings.reports_dir / spec.name /
-                                             f"v{info.version}" / f"drift-{stamp}.html"))
+    try:
+        if supports(policy):
+            report.drift = fast_drift(reference_stats(platform, spec, info), current, spec.data.features, policy)
+        else:
+            report.drift, snapshot = run_drift_report(reference_sample(platform, spec, info), current,
+                                                      spec.data.features, policy)
+        checks["drift"] = drift_check(report.drift, spec)
+    except ValueError as exc:  # Evidently refuses columns without values; data quality says why
+        checks["drift"] = CheckResult("drift", SKIPPED, f"drift cannot be judged: {exc}")
+    if (full_report or report.verdict == BREACH) and report.drift is not None:
+        try:
+            if snapshot is None:
+                _, snapshot = run_drift_report(reference_sample(platform, spec, info), current,
+                                               spec.data.features, policy)
+            stamp = f"{start:%Y%m%d}-{end:%Y%m%d}"
+            report.report_path = str(save_report(snapshot, platform.settings.reports_dir / spec.name /
+                                                 f"v{info.version}" / f"drift-{stamp}.html"))
+        except ValueError:
+            report.report_path = None  # Evidently cannot render a window with an empty column
     return report
 
 

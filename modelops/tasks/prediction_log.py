@@ -12,7 +12,7 @@ import pandas as pd
 from modelops.errors import DataError
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
-from modelops.store.records import utcnow
+from modelops.store.records import as_utc, utcnow
 from modelops.store.schema import GroundTruthBatch, PredictionBatch
 from modelops.tasks import as_task
 from modelops.tasks.data import data_hash
@@ -62,6 +62,10 @@ def log_failed_batch(platform: Platform, spec: LifecycleSpec, version: str, role
     return batch
 
 
+def _naive_utc(value: datetime) -> pd.Timestamp:
+    return pd.Timestamp(as_utc(value)).tz_localize(None)
+
+
 def _utc(value: pd.Timestamp) -> datetime:
     stamp = pd.Timestamp(value)
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
@@ -77,12 +81,12 @@ def logged_predictions(platform: Platform, model: str, version: str | None, star
     frame = pd.concat(frames, ignore_index=True)
     mask = pd.Series(True, index=frame.index)
     if start is not None:
-        mask &= frame["event_time"] >= pd.Timestamp(start).tz_localize(None)
+        mask &= frame["event_time"] >= _naive_utc(start)
     if end is not None:
-        mask &= frame["event_time"] < pd.Timestamp(end).tz_localize(None)
-    # The same request scored twice by the same version (a re-run) counts once.
-    return frame.loc[mask].drop_duplicates(subset=["prediction_id", "version", "role"], keep="last").reset_index(
-        drop=True)
+        mask &= frame["event_time"] < _naive_utc(end)
+    # The same request scored twice by the same version counts once: the latest scoring is the one that stands.
+    return (frame.loc[mask].sort_values("scored_at", kind="stable")
+            .drop_duplicates(subset=["prediction_id", "version"], keep="last").reset_index(drop=True))
 
 
 def record_ground_truth(platform: Platform, spec: LifecycleSpec, labels: pd.DataFrame, source: str) -> GroundTruthBatch:

@@ -52,6 +52,12 @@ def predict_scores(pyfunc: Any, features: pd.DataFrame, task: str) -> np.ndarray
     return output.reshape(len(features)).astype("float64")
 
 
+def naive_utc(values: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC, the prediction log's convention: aware values are converted, naive ones are
+    taken to be UTC already."""
+    return pd.to_datetime(values, utc=True).dt.tz_localize(None)
+
+
 def predict_in_chunks(pyfunc: Any, features: pd.DataFrame, task: str, chunk_rows: int) -> tuple[np.ndarray,
                                                                                               np.ndarray]:
     """Scores, and for each row the latency (ms) of the micro-batch it was scored in: the service's latency."""
@@ -77,7 +83,7 @@ def score_frame(spec: LifecycleSpec, pyfunc: Any, columns: list[tuple[str, str]]
     ids = (frame[spec.data.id_column].astype(str) if spec.data.id_column in frame.columns
            else pd.Series([f"{source}#{i}" for i in range(len(frame))], index=frame.index))
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    event_time = (pd.to_datetime(frame[spec.data.timestamp_column]) if spec.data.timestamp_column in frame.columns
+    event_time = (naive_utc(frame[spec.data.timestamp_column]) if spec.data.timestamp_column in frame.columns
                   else pd.Series(scored_at, index=frame.index))
     outputs = pd.DataFrame({"prediction_id": ids.to_numpy(), "prediction": prediction, "score": scores})
     log = pd.concat([

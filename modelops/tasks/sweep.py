@@ -36,10 +36,12 @@ class SweepInput:
 
 @dataclass(frozen=True)
 class SweepVerdict:
+    """A model's drift verdict; a model that could not be judged has no version or window and a note why."""
+
     model: str
-    version: str
-    window_start: datetime
-    window_end: datetime
+    version: str | None
+    window_start: datetime | None
+    window_end: datetime | None
     rows: int
     drift: DriftResult | None
     note: str = ""
@@ -75,11 +77,16 @@ class PlatformSource:
 def drift_chunk(source: SweepSource, models: list[str]) -> list[SweepVerdict]:
     verdicts = []
     for model in models:
-        item = source.load(model)
-        if item is None:
+        try:
+            item = source.load(model)
+            if item is None:
+                continue
+            drift = fast_drift(item.reference, item.current, item.features, item.policy)
+        except Exception as exc:  # noqa: BLE001 - one broken model must not cost the chunk its verdicts
+            verdicts.append(SweepVerdict(model, None, None, None, 0, None, f"{type(exc).__name__}: {exc}"))
             continue
-        verdicts.append(SweepVerdict(item.model, item.version, item.window_start, item.window_end, len(item.current),
-                                     fast_drift(item.reference, item.current, item.features, item.policy)))
+        verdicts.append(SweepVerdict(item.model, item.version, item.window_start, item.window_end,
+                                     len(item.current), drift))
     return verdicts
 
 
@@ -99,7 +106,7 @@ def sweep_drift(source: SweepSource, models: list[str], chunk_size: int) -> list
 def store_verdicts(store: GovernanceStore, verdicts: list[SweepVerdict]) -> int:
     """All verdicts of a sweep in one transaction: the same time series the per-model monitor writes."""
     runs = []
-    for verdict in verdicts:
+    for verdict in (v for v in verdicts if v.version is not None):
         drift = verdict.drift
         points = [MonitoringPoint("volume", "rows", float(verdict.rows), None, OK)]
         if drift is not None:

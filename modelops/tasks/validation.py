@@ -16,7 +16,8 @@ from modelops.errors import SchemaMismatchError
 from modelops.platform import Platform
 from modelops.spec import FairnessSpec, LifecycleSpec, Window
 from modelops.tasks import as_task
-from modelops.tasks.data import features_of, load_window
+from modelops.tasks.data import load_window
+from modelops.tasks.drift import typed_features
 from modelops.tasks.metrics import compute_metrics, threshold_failures
 from modelops.tasks.quality import build_expectations, run_expectations
 from modelops.tasks.schema import conform_to_signature
@@ -75,7 +76,8 @@ def validate_version(platform: Platform, spec: LifecycleSpec, info: VersionInfo)
     platform.catalog.set_tags(spec.name, info.version, {TAG_SECURITY: "passed" if scan.passed else "failed"})
 
     reference = load_window(spec, training_window_of(spec, info))
-    suite = build_expectations(features_of(spec, reference), spec.data.features, spec.validation.data_quality)
+    suite = build_expectations(typed_features(reference, spec.data.features), spec.data.features,
+                               spec.validation.data_quality)
     sample = reference.sample(min(len(reference), REFERENCE_SAMPLE_ROWS), random_state=0).sort_index()
 
     if not scan.passed:
@@ -100,7 +102,7 @@ def validate_version(platform: Platform, spec: LifecycleSpec, info: VersionInfo)
     report.failures += [f"metric: {reason}" for reason in threshold_failures(report.metrics,
                                                                              spec.validation.metric_thresholds)]
 
-    quality = run_expectations(suite, features_of(spec, holdout))
+    quality = run_expectations(suite, typed_features(holdout, spec.data.features))
     report.data_quality = asdict(quality)
     if quality.success_share < spec.validation.data_quality.min_success_share:
         report.failures.append(f"data quality: {quality.evaluated - round(quality.success_share * quality.evaluated)} "

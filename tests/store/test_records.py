@@ -44,7 +44,7 @@ def test_the_same_audit_fact_is_recorded_once_and_the_trail_keeps_order(tmp_path
 def test_a_new_champion_ends_the_previous_deployment(tmp_path: Path) -> None:
     records = store(tmp_path)
     assert records.start_deployment("m", "1", "champion", "champion", "user:a")
-    assert not records.start_deployment("m", "1", "champion", "champion", "user:a")  # idempotent
+    assert records.start_deployment("m", "1", "champion", "champion", "user:a") is None  # idempotent
     first_served = records.first_served_at("m", "1")
     assert records.start_deployment("m", "2", "champion", "champion", "user:a")
     assert records.end_deployments("m", "1", "retired") == 0  # already ended by the replacement
@@ -64,13 +64,16 @@ def test_one_retrain_per_model_per_cool_down(tmp_path: Path) -> None:
 def test_alert_claims_allow_one_announcement_per_cool_down_and_one_recovery(tmp_path: Path) -> None:
     records = store(tmp_path)
     assert records.alert_state("m", "drift") == (False, None)
-    claimed, previous = records.claim_alert("m", "drift", cooldown_hours=6)
-    assert claimed and previous is None
-    assert records.claim_alert("m", "drift", cooldown_hours=6)[0] is False  # inside the cool-down
-    assert records.claim_alert("m", "drift", cooldown_hours=0)[0] is True  # cool-down over: remind
-    records.release_alert("m", "drift", None)  # delivery failed: try again next run
+    assert records.claim_alert("m", "drift", cooldown_hours=6)
+    assert not records.claim_alert("m", "drift", cooldown_hours=6)  # inside the cool-down
+    assert records.claim_alert("m", "drift", cooldown_hours=0)  # cool-down over: remind
+    records.release_alert("m", "drift")  # delivery failed: try again next run
     assert records.alert_state("m", "drift") == (True, None)
-    assert records.claim_alert("m", "drift", cooldown_hours=6)[0] is True
+    assert records.claim_alert("m", "drift", cooldown_hours=6)
     assert records.claim_recovery("m", "drift") is True
     assert records.claim_recovery("m", "drift") is False  # announced once
     assert records.alert_state("m", "drift")[0] is False
+    # announced, recovered, breached again and undelivered: the next run must try again at once
+    assert records.claim_alert("m", "drift", cooldown_hours=6)
+    records.release_alert("m", "drift")
+    assert records.claim_alert("m", "drift", cooldown_hours=6)

@@ -30,3 +30,15 @@ def test_out_of_range_values_nulls_and_unseen_categories_fail_with_details() -> 
                       ("expect_column_values_to_be_in_set", "carrier")}
     in_set = next(f for f in result.failures if f["column"] == "carrier")
     assert in_set["partial_unexpected"][0] == "ZZ"
+
+
+def test_integer_coded_categories_meet_the_suite_learned_from_them() -> None:
+    from modelops.tasks.drift import typed_features
+
+    features = Features(numerical=["temp"], categorical=["weathersit"])
+    frame = pd.DataFrame({"temp": np.linspace(0, 1, 400), "weathersit": [1, 2, 3, 4] * 100})
+    typed = typed_features(frame, features)
+    suite = build_expectations(typed, features, DataQualitySpec())
+    assert run_expectations(suite, typed).success
+    unseen = typed_features(frame.assign(weathersit=9), features)
+    assert not run_expectations(suite, unseen).success

@@ -1,0 +1,38 @@
+"""`modelops down` stops only what `up` started."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from modelops.services.stack import down, running_services
+from modelops.settings import Settings
+
+
+def test_down_never_signals_a_process_that_reused_a_recorded_pid(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, config_dir=tmp_path, tracking_uri="sqlite://", governance_url="sqlite://")
+    stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        record = tmp_path / "run" / "services.json"
+        record.parent.mkdir(parents=True)
+        # As after a reboot: the pid we recorded now belongs to an unrelated process.
+        record.write_text(json.dumps([{"name": "prefect-server", "pid": stranger.pid, "url": "http://127.0.0.1:1",
+                                       "log": "x", "cmdline": "server start --host 127.0.0.1 --port 4200"}]))
+        assert [s.name for s in running_services(settings)] == ["prefect-server"]
+        assert down(settings) == []
+        assert stranger.poll() is None and not record.exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_down_stops_what_it_started(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, config_dir=tmp_path, tracking_uri="sqlite://", governance_url="sqlite://")
+    ours = subprocess.Popen(["sleep", "31"], start_new_session=True)
+    record = tmp_path / "run" / "services.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps([{"name": "stage-runner", "pid": ours.pid, "url": "-", "log": "x",
+                                   "cmdline": "31"}]))
+    assert down(settings) == ["stage-runner"]
+    assert ours.wait(timeout=10) != 0
