@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 from modelops.services.stack import down, running_services
@@ -30,6 +31,8 @@ def test_down_never_signals_a_process_that_reused_a_recorded_pid(tmp_path: Path)
 def test_down_stops_what_it_started(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, config_dir=tmp_path, tracking_uri="sqlite://", governance_url="sqlite://")
     ours = subprocess.Popen(["sleep", "31"], start_new_session=True)
+    while b"sleep" not in Path(f"/proc/{ours.pid}/cmdline").read_bytes():  # until the child has exec'd
+        time.sleep(0.01)
     record = tmp_path / "run" / "services.json"
     record.parent.mkdir(parents=True)
     record.write_text(json.dumps([{"name": "stage-runner", "pid": ours.pid, "url": "-", "log": "x",

@@ -185,11 +185,13 @@ def _stop(services: list[Service], grace_seconds: float = 20) -> list[str]:
             os.killpg(service.pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
+        # Ownership was checked before signalling; from here on wait for the pid itself (a zombie child of
+        # ours has an empty command line until reaped).
         deadline = time.monotonic() + grace_seconds
-        while _ours(service) and time.monotonic() < deadline:
+        while _alive(service.pid) and time.monotonic() < deadline:
             _reap(service.pid)
             time.sleep(0.2)
-        if _ours(service):
+        if _alive(service.pid):
             os.killpg(service.pid, signal.SIGKILL)
             _reap(service.pid)
         stopped.append(service.name)
