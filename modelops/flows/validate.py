@@ -50,8 +50,6 @@ def validate(model: ModelName, version: Version, force: bool = False) -> Validat
                                           **{f"holdout_{k}": f"{v:.6f}" for k, v in report.metrics.items()}})
     catalog.set_tags(spec.name, version, {**info.state_update("validated" if report.passed else "validation_failed"),
                                           TAG_VALIDATION: status})
-    if not report.passed and platform.store.approval_status(spec.name, version) == APPROVED:
-        _revoke_approval(spec.name, version, report.failures, info.tags)
     record_stage(stage="validate", action="run-gates", model=spec.name, version=version, outcome=status,
                  evidence={"failures": report.failures, "metrics": report.metrics, "validation_run_id": run_id,
                            "security": report.security.get("passed"),
@@ -59,6 +57,8 @@ def validate(model: ModelName, version: Version, force: bool = False) -> Validat
                            "fairness": report.fairness},
                  event=events.VALIDATED if report.passed else events.VALIDATION_FAILED,
                  labels=events.chain_labels(info.tags))
+    if not report.passed and platform.store.approval_status(spec.name, version) == APPROVED:
+        _revoke_approval(spec.name, version, report.failures, info.tags)
     print(f"{model} v{version}: validation {status}" + (f" ({'; '.join(report.failures)})" if report.failures else ""))
     return Validated(model=model, version=version, passed=report.passed, failures=report.failures,
                      metrics=report.metrics)
