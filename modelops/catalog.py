@@ -5,9 +5,11 @@ Versions are named by aliases (`champion`, `challenger`) and described by tags; 
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from modelops.errors import CatalogError, RetiredVersionError, UnsafeModelError
 
@@ -84,7 +86,11 @@ class MlflowCatalog:
         # The types this very estimator needs; the validation stage re-scans the saved file against the spec.
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
         self.activate()
-        with mlflow.start_run(experiment_id=self.experiment_id(model), tags=run_tags) as run:
+        # MLflow loads the file it just wrote to check the input example against it. That file holds the
+        # estimator trained in this very process, so loading it is safe; everywhere else deserialisation stays off
+        # and models load only through the security scan (tasks/security.py).
+        with _env("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true"), \
+                mlflow.start_run(experiment_id=self.experiment_id(model), tags=run_tags) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             if metrics:
                 mlflow.log_metrics(metrics)
@@ -228,8 +234,14 @@ class MlflowCatalog:
             return load_scanned_model(scan)
 
 
-def catalog_from_settings() -> MlflowCatalog:
-    from modelops.settings import load_settings
-
-    settings = load_settings()
-    return MlflowCatalog(settings.tracking_uri, settings.artifact_root)
+@contextmanager
+def _env(key: str, value: str) -> Iterator[None]:
+    before = os.environ.get(key)
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before

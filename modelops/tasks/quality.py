@@ -59,8 +59,9 @@ def run_expectations(expectations: list[dict[str, Any]], frame: pd.DataFrame) ->
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    # GX configures its loggers on import and announces every ephemeral docs folder at INFO.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # GX sets levels on its own loggers at import and announces every ephemeral docs folder at INFO.
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
+        logging.getLogger(name).setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     # A data source name can be added to a context once: a unique name per run keeps this re-entrant.
