@@ -10,7 +10,7 @@ import pytest
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
 from modelops.blocks.slack import SlackAlertChannel
-from modelops.spec import AlertSpec, load_spec
+from modelops.spec import AlertSpec, LifecycleSpec, load_spec
 from modelops.tasks.alerting import process_alerts
 from modelops.tasks.monitoring import CheckResult, MonitorReport
 from tests.slack_receiver import SlackReceiver, start_receiver
@@ -58,16 +58,21 @@ def report(verdict: str) -> MonitorReport:
                          datetime(2013, 8, 1, tzinfo=timezone.utc), 28280, {"drift": check})
 
 
+def spec_alerting_to(receiver: SlackReceiver, block: str, channel: str) -> LifecycleSpec:
+    """flight-delay's spec with its alerts going to a block (saved on the test API) that posts to the receiver."""
+    SlackAlertChannel(bot_token=TOKEN, channel=channel, api_base_url=receiver.api_base_url).save(block,
+                                                                                                  overwrite=True)
+    base = load_spec("flight-delay")
+    return base.model_copy(update={"monitoring": base.monitoring.model_copy(
+        update={"alerts": AlertSpec(slack_block=block, cooldown_hours=6)})})
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_breach_alerts_once_per_cool_down_and_recovery_is_announced_once(
         state_home: Path, receiver: SlackReceiver) -> None:
     from modelops.platform import get_platform
 
-    SlackAlertChannel(bot_token=TOKEN, channel="#modelops-alerts", api_base_url=receiver.api_base_url).save(
-        "alerts-once", overwrite=True)
-    base = load_spec("flight-delay")
-    spec = base.model_copy(update={"monitoring": base.monitoring.model_copy(
-        update={"alerts": AlertSpec(slack_block="alerts-once", cooldown_hours=6)})})
+    spec = spec_alerting_to(receiver, "alerts-once", "#modelops-alerts")
     platform = get_platform()
     links = {"Prefect run": "http://127.0.0.1:4200/runs/flow-run/abc"}
 
@@ -100,11 +105,7 @@ def test_breach_alerts_once_per_cool_down_and_recovery_is_announced_once(
 def test_delivery_failures_are_retried_recorded_and_never_silent(state_home: Path, receiver: SlackReceiver) -> None:
     from modelops.platform import get_platform
 
-    SlackAlertChannel(bot_token=TOKEN, channel="#ops", api_base_url=receiver.api_base_url).save(
-        "alerts-flaky", overwrite=True)
-    base = load_spec("flight-delay")
-    spec = base.model_copy(update={"monitoring": base.monitoring.model_copy(
-        update={"alerts": AlertSpec(slack_block="alerts-flaky", cooldown_hours=6)})})
+    spec = spec_alerting_to(receiver, "alerts-flaky", "#ops")
     platform = get_platform()
 
     receiver.script = [("error", "invalid_auth")]  # a wrong token does not heal by retrying
