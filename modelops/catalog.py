@@ -151,7 +151,7 @@ class MlflowCatalog:
             found = self.client.get_model_version(model, version)
         except MlflowException as exc:
             raise CatalogError(f"model {model!r} has no version {version!r} in the registry",
-                               f"list versions with `modelops status`, or register one") from exc
+                               "list versions with `modelops status`, or register one") from exc
         aliases = tuple(sorted(a for a, v in self.aliases(model).items() if v == str(version)))
         return VersionInfo(model=model, version=str(found.version), run_id=found.run_id, source=found.source,
                            tags=dict(found.tags), aliases=aliases)
@@ -219,7 +219,7 @@ class MlflowCatalog:
         info = self.version(model, version)
         if info.retired:
             raise RetiredVersionError(f"{model} v{version} is retired and cannot serve",
-                                      f"score with the current champion (`modelops status` lists it)")
+                                      "score with the current champion (`modelops status` lists it)")
         if info.tags.get(TAG_SECURITY) != "passed":
             raise UnsafeModelError(f"{model} v{version} has not passed the security scan "
                                    f"(security_scan={info.tags.get(TAG_SECURITY, 'not run')})",

@@ -4,7 +4,7 @@ bike-demand through the same flows to show that a model is a YAML file and a tra
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd

@@ -215,7 +215,7 @@ class GovernanceStore:
             session.flush()
             session.execute(insert(MonitoringResult), [
                 {"run_id": row.id, "check": p.check, "metric": p.metric, "value": p.value, "threshold": p.threshold,
-                 "verdict": p.verdict} for row, r in zip(rows, runs) for p in r["points"]])
+                 "verdict": p.verdict} for row, r in zip(rows, runs, strict=True) for p in r["points"]])
         return len(runs)
 
     def monitoring_history(self, model: str) -> list[tuple[MonitoringRun, list[MonitoringResult]]]:
