@@ -9,17 +9,15 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
-from modelops.errors import CatalogError, RetiredVersionError, UnsafeModelError
-
-if TYPE_CHECKING:
-    from modelops.spec import SecuritySpec
+from modelops.errors import CatalogError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
-# Tags every platform-managed version carries (and the MLflow UI shows).
+# Tags every platform-managed version carries so that the MLflow UI shows them. They mirror the governance store
+# and are never read to decide anything: anyone with MLflow access can edit them.
 TAG_STATE = "lifecycle_state"  # registered | validated | validation_failed | approved | rejected | pending | serving | retired
 TAG_FINGERPRINT = "modelops.fingerprint"
 # States before a version serves: validate and approve may move between them, never out of serving ones.
@@ -37,10 +35,6 @@ class VersionInfo:
     source: str
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
-
-    @property
-    def retired(self) -> bool:
-        return self.tags.get(TAG_STATE) == "retired"
 
     def state_update(self, state: str) -> dict[str, str]:
         """The lifecycle_state tag to write for a pre-serving stage's outcome (none once the version served)."""
@@ -156,13 +150,6 @@ class MlflowCatalog:
         return VersionInfo(model=model, version=str(found.version), run_id=found.run_id, source=found.source,
                            tags=dict(found.tags), aliases=aliases)
 
-    def find_version(self, model: str, fingerprint: str) -> VersionInfo | None:
-        """A live (not retired) version built from exactly these inputs, if one exists."""
-        for info in self.versions(model):
-            if info.tags.get(TAG_FINGERPRINT) == fingerprint and not info.retired:
-                return info
-        return None
-
     def set_tags(self, model: str, version: str, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(model, version, key, str(value))
@@ -170,6 +157,31 @@ class MlflowCatalog:
     def aliases(self, model: str) -> dict[str, str]:
         # search_model_versions leaves `aliases` empty: the registered model is the source of truth.
         return {alias: str(version) for alias, version in self.client.get_registered_model(model).aliases.items()}
+
+    def aliases_or_empty(self, model: str) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.aliases(model)
+        except MlflowException:
+            return {}
+
+    def set_model_tag(self, model: str, key: str, value: str) -> None:
+        self.client.set_registered_model_tag(model, key, value)
+
+    def model_tags(self, key: str) -> dict[str, str]:
+        """{registered model: value} of one tag, for every registered model that has it."""
+        return {m.name: m.tags[key] for m in self._registered_models() if key in (m.tags or {})}
+
+    def _registered_models(self) -> list[Any]:
+        """Every registered model, page by page (MLflow returns at most 100 at a time)."""
+        found, token = [], None
+        while True:
+            page = self.client.search_registered_models(max_results=1000, page_token=token)
+            found += list(page)
+            token = page.token
+            if not token:
+                return found
 
     def version_for_alias(self, model: str, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException
@@ -186,7 +198,7 @@ class MlflowCatalog:
         self.client.delete_registered_model_alias(model, alias)
 
     def model_names(self) -> list[str]:
-        return sorted(m.name for m in self.client.search_registered_models())
+        return sorted(m.name for m in self._registered_models())
 
     # --- artifacts and loading ------------------------------------------------------------------------
     def download_model(self, model: str, version: str, dst: Path) -> Path:
@@ -208,30 +220,6 @@ class MlflowCatalog:
                                "log the model with a signature (mlflow.models.infer_signature)")
         return [(col.name, col.type.name if hasattr(col.type, "name") else str(col.type))
                 for col in info.signature.inputs.inputs]
-
-    def load_for_serving(self, model: str, version: str, policy: "SecuritySpec") -> Any:
-        """Load a live version for scoring: it must not be retired and must have passed validation's security
-        scan; the file is scanned again as it is loaded, so what runs is exactly what was checked."""
-        import tempfile
-
-        from modelops.tasks.security import load_scanned_model, scan_model_dir
-
-        info = self.version(model, version)
-        if info.retired:
-            raise RetiredVersionError(f"{model} v{version} is retired and cannot serve",
-                                      "score with the current champion (`modelops status` lists it)")
-        if info.tags.get(TAG_SECURITY) != "passed":
-            raise UnsafeModelError(f"{model} v{version} has not passed the security scan "
-                                   f"(security_scan={info.tags.get(TAG_SECURITY, 'not run')})",
-                                   "run the validate stage; only scanned model files are deserialised")
-        scratch = self.artifact_root.parent / "tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=scratch) as folder:
-            scan = scan_model_dir(self.download_model(model, version, Path(folder)), policy)
-            if not scan.passed:
-                raise UnsafeModelError(f"{model} v{version} no longer passes the security scan: {scan.findings}",
-                                       "the artifact changed after validation; register and validate it anew")
-            return load_scanned_model(scan)
 
 
 @contextmanager

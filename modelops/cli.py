@@ -38,9 +38,36 @@ def _cmd_status(_: argparse.Namespace) -> int:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from modelops.platform import get_platform
+
+    if args.model == "verify":
+        return _verify_audit()
     from modelops.reporting import audit_text
 
     print(audit_text(get_platform(), args.model))
+    return 0
+
+
+def _verify_audit() -> int:
+    """Exit 0 when the whole audit chain and its outside heads hold, 1 naming the first bad record."""
+    from modelops.platform import get_platform
+    from modelops.tasks.audit import verify_audit
+
+    verdict = verify_audit(get_platform())
+    if verdict.ok:
+        print(f"audit trail intact: {verdict.records} records, every link and hash verified, outside heads match")
+        return 0
+    print(f"audit trail BROKEN: {verdict.problem}", file=sys.stderr)
+    return 1
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from modelops.platform import get_platform
+    from modelops.tasks.integrity import reconcile_catalog
+
+    platform = get_platform()
+    for model in [args.model] if args.model else platform.catalog.model_names():
+        changes = reconcile_catalog(platform, model)
+        print(f"{model}: " + ("; ".join(changes) if changes else "MLflow already mirrors the governance store"))
     return 0
 
 
@@ -130,9 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="run the whole life cycle on real data").set_defaults(handler=_cmd_demo)
     sub.add_parser("status", help="every model: versions, aliases, last verdicts").set_defaults(handler=_cmd_status)
-    audit = sub.add_parser("audit", help="a model's audit trail, oldest first")
-    audit.add_argument("model")
+    audit = sub.add_parser("audit", help="a model's audit trail, oldest first; `audit verify` checks the whole "
+                                         "hash chain and exits non-zero naming the first tampered record")
+    audit.add_argument("model", help="a model name, or `verify`")
     audit.set_defaults(handler=_cmd_audit)
+    reconcile = sub.add_parser("reconcile", help="reset MLflow aliases and tags to what the governance store says")
+    reconcile.add_argument("model", nargs="?")
+    reconcile.set_defaults(handler=_cmd_reconcile)
     sub.add_parser("check", help="validate every spec in configs/models").set_defaults(handler=_cmd_check)
     start = sub.add_parser("up", help="start Prefect server, stage runner (prefect.yaml) and MLflow UI on loopback")
     start.add_argument("--prefect-port", type=int, default=4200)

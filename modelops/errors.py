@@ -41,3 +41,15 @@ class NotApprovedError(ModelOpsError):
 
 class RetiredVersionError(ModelOpsError):
     """A retired version was asked to serve or to be promoted."""
+
+
+class TamperedModelError(UnsafeModelError):
+    """A model's files differ from the content hash pinned when it was registered."""
+
+
+class StoreIntegrityError(ModelOpsError):
+    """The governance store's records were changed outside the platform (audit chain broken, rows missing)."""
+
+
+class OutputPathError(ModelOpsError):
+    """A batch output would be written outside the output root or over a file that is not its own."""

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from modelops.platform import Platform
+from modelops.store.records import GovernedVersion
+from modelops.tasks.integrity import ROLES, alias_findings
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -23,25 +25,51 @@ def _duration(start: datetime | None, end: datetime | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _state(governed: GovernedVersion, roles: list[str], approval: str | None) -> str:
+    if governed.retired:
+        return "retired"
+    if roles:
+        return "serving"
+    if approval in ("approved", "rejected", "pending"):
+        return approval
+    return {"passed": "validated", "failed": "validation_failed"}.get(governed.validation_status or "", "registered")
+
+
 def version_rows(platform: Platform, model: str, metric: str | None) -> list[list[Any]]:
-    """One row per version: state, aliases, verdicts, holdout metric, lead time registered -> serving."""
-    registered = {row.version: row for row in platform.store.lineage(model)}
+    """One row per governed version, from the governance store: serving role, state, verdicts, holdout metric,
+    lead time registered -> serving; MLflow's aliases are shown beside it (they only mirror the store)."""
+    store = platform.store
+    aliases: dict[str, list[str]] = {}
+    for alias, version in platform.catalog.aliases_or_empty(model).items():
+        aliases.setdefault(version, []).append(f"@{alias}")
+    serving = {role: store.serving_version(model, role) for role in ROLES}
     rows = []
-    for info in platform.catalog.versions(model):
-        lineage = registered.get(info.version)
-        served = platform.store.first_served_at(model, info.version)
-        window = f"{info.tags.get('train_start', '?')}..{info.tags.get('train_end', '?')}" \
-            if info.tags.get("train_start") else info.tags.get("source", "")
-        value = info.tags.get(f"holdout_{metric}") if metric else None
-        rows.append([f"v{info.version}", ",".join(f"@{a}" for a in info.aliases) or "-",
-                     info.tags.get("lifecycle_state", "-"), window, info.tags.get("validation_status", "-"),
-                     info.tags.get("approval_status", "-"), f"{float(value):.4f}" if value else "-",
-                     _duration(lineage.registered_at if lineage else None, served)])
+    for governed in store.governed_versions(model):
+        roles = [role for role, version in serving.items() if version == governed.version]
+        served = store.first_served_at(model, governed.version)
+        window = (f"{governed.train_start:%Y-%m-%d}..{governed.train_end:%Y-%m-%d}"
+                  if governed.train_start and governed.train_end else governed.source)
+        value = governed.holdout_metrics.get(metric) if metric else None
+        approval = store.approval_status(model, governed.version)
+        rows.append([f"v{governed.version}", ",".join(roles) or "-", ",".join(sorted(aliases.get(governed.version, [])))
+                     or "-", _state(governed, roles, approval), window, governed.validation_status or "-",
+                     approval or "-", f"{value:.4f}" if value is not None else "-",
+                     _duration(governed.registered_at, served)])
     return rows
 
 
-VERSION_HEADERS = ["version", "aliases", "state", "trained on", "validation", "approval", "holdout {metric}",
-                   "lead time (registered->serving)"]
+VERSION_HEADERS = ["version", "serves as", "MLflow aliases", "state", "trained on", "validation", "approval",
+                   "holdout {metric}", "lead time (registered->serving)"]
+
+
+def findings_text(platform: Platform, model: str) -> list[str]:
+    """Where MLflow disagrees with the store: aliases, and versions no gate ever judged."""
+    findings = [f"FINDING: {finding.text(model)} (`modelops reconcile {model}` resets it)"
+                for finding in alias_findings(platform, model)]
+    governed = {g.version for g in platform.store.governed_versions(model)}
+    findings += [f"FINDING: MLflow holds v{info.version} of {model}, which has no governance record: it never serves"
+                 for info in platform.catalog.versions(model) if info.version not in governed]
+    return findings
 
 
 def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> str:
@@ -52,6 +80,7 @@ def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, st
         metric = metrics.get(model)
         headers = [h.format(metric=metric or "metric") for h in VERSION_HEADERS]
         parts.append(f"== {model}\n" + format_table(headers, version_rows(platform, model, metric)))
+        parts += findings_text(platform, model)
         history = [item for item in platform.store.monitoring_history(model) if item[0].kind == "monitor"]
         sweeps = [run for run, _ in platform.store.monitoring_history(model) if run.kind == "sweep"]
         if sweeps:

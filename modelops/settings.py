@@ -37,7 +37,9 @@ class Settings:
 
     @property
     def outputs_dir(self) -> Path:
-        return self.home / "outputs"
+        """The output root: batch outputs are written only under it (MODELOPS_OUTPUT_ROOT moves it)."""
+        configured = os.environ.get("MODELOPS_OUTPUT_ROOT")
+        return Path(configured).expanduser().resolve() if configured else self.home / "outputs"
 
     @property
     def reports_dir(self) -> Path:

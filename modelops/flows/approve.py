@@ -12,6 +12,7 @@ from modelops.platform import get_platform
 from modelops.spec import load_spec
 from modelops.tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
 from modelops.tasks.audit import record_stage
+from modelops.tasks.integrity import check_pinned_files_task, require_governed
 
 _EVENTS = {APPROVED: events.APPROVED, REJECTED: events.REJECTED, PENDING: events.APPROVAL_PENDING}
 _STATES = {APPROVED: "approved", REJECTED: "rejected", PENDING: "pending_approval"}
@@ -28,17 +29,21 @@ class ApprovalOutcome(BaseModel):
 def approve(model: ModelName, version: Version) -> ApprovalOutcome:
     spec = load_spec(model)
     platform = get_platform()
-    info = platform.catalog.version(spec.name, version)
-    if info.retired:  # a retired version keeps the decision it had; it can never serve again anyway
+    governed = require_governed(platform, spec.name, version)
+    if governed.retired:  # a retired version keeps the decision it had; it can never serve again anyway
         return ApprovalOutcome(model=model, version=version, status=REJECTED, reasons=["the version is retired"])
-    # Decided afresh each time from the recorded evidence; the same decision again is not re-audited.
-    decision = decide_approval(spec, info)
+    # What is approved is the file that was validated: a changed file is refused here (audited and alerted).
+    check_pinned_files_task(platform, spec, governed, "approval")
+    # Decided afresh each time from the store's evidence; the same decision again is not re-recorded.
+    decision = decide_approval(spec, governed)
     actor = "policy:approval"
-    platform.store.record_approval(spec.name, version, decision.status, decision.reasons, actor)
+    record_stage(stage="approve", action="apply-policy", model=spec.name, version=version, outcome=decision.status,
+                 evidence={"reasons": decision.reasons, "risk_tier": spec.risk_tier.value,
+                           "content_hash": governed.content_hash}, actor=actor,
+                 event=_EVENTS[decision.status], labels={events.CHAIN_LABEL: governed.chain},
+                 change=platform.store.set_approval(spec.name, version, decision.status, decision.reasons, actor))
+    info = platform.catalog.version(spec.name, version)
     platform.catalog.set_tags(spec.name, version, {TAG_APPROVAL: decision.status,
                                                    **info.state_update(_STATES[decision.status])})
-    record_stage(stage="approve", action="apply-policy", model=spec.name, version=version, outcome=decision.status,
-                 evidence={"reasons": decision.reasons, "risk_tier": spec.risk_tier.value}, actor=actor,
-                 event=_EVENTS[decision.status], labels=events.chain_labels(info.tags))
     print(f"{model} v{version}: {decision.status} ({'; '.join(decision.reasons)})")
     return ApprovalOutcome(model=model, version=version, status=decision.status, reasons=decision.reasons)

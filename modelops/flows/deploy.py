@@ -8,13 +8,14 @@ from prefect import flow
 from pydantic import BaseModel
 
 from modelops import events
-from modelops.catalog import CHALLENGER, CHAMPION, TAG_STATE
+from modelops.catalog import CHALLENGER, CHAMPION
 from modelops.errors import NotApprovedError, RetiredVersionError
 from modelops.flows.parameters import ModelName, Version
 from modelops.platform import current_actor, get_platform
 from modelops.spec import load_spec
 from modelops.tasks.approval import APPROVED
 from modelops.tasks.audit import record_stage
+from modelops.tasks.integrity import mirror_serving, require_governed
 
 
 class Deployed(BaseModel):
@@ -27,33 +28,32 @@ class Deployed(BaseModel):
 
 @flow(name="deploy", log_prints=True)
 def deploy(model: ModelName, version: Version, role: Literal["champion", "challenger"] = "champion") -> Deployed:
+    """The store's deployment record is what makes the version serve; MLflow's aliases then mirror it."""
     spec = load_spec(model)
     platform = get_platform()
-    catalog, store = platform.catalog, platform.store
-    info = catalog.version(spec.name, version)
-    if info.retired:
+    store = platform.store
+    governed = require_governed(platform, spec.name, version)
+    if governed.retired:
         raise RetiredVersionError(f"{model} v{version} is retired and cannot be deployed",
                                   "register and approve a new version")
     status = store.approval_status(spec.name, version)
     if status != APPROVED:
         raise NotApprovedError(f"{model} v{version} is not approved (approval: {status or 'none'})",
                                f"run validate and approve for v{version} first")
-    previous = catalog.version_for_alias(spec.name, role)
-    if previous != version:
-        catalog.set_alias(spec.name, role, version)
-    if role == CHAMPION and catalog.version_for_alias(spec.name, CHALLENGER) == version:
-        catalog.delete_alias(spec.name, CHALLENGER)
-    catalog.set_tags(spec.name, version, {TAG_STATE: "serving" if role == CHAMPION else "challenger"})
-    if previous not in (None, version) and not catalog.version(spec.name, previous).retired:
-        catalog.set_tags(spec.name, previous, {TAG_STATE: "standby"})
-    # The record is the last step: a run that stopped after moving the alias finishes the job when re-run.
-    deployment_id = store.start_deployment(spec.name, version, role, spec.deploy.strategy, current_actor())
-    if deployment_id is None:
-        return Deployed(model=model, version=version, role=role, previous=previous, changed=False)
-    record_stage(stage="deploy", action=f"set-alias-{role}", model=spec.name, version=version, outcome="deployed",
-                 evidence={"role": role, "previous": previous if previous != version else None,
-                           "strategy": spec.deploy.strategy, "targets": spec.deploy.targets,
-                           "deployment_id": deployment_id},
-                 event=events.DEPLOYED)
+    entry = record_stage(stage="deploy", action=f"serve-as-{role}", model=spec.name, version=version,
+                         outcome="deployed", evidence={"role": role, "strategy": spec.deploy.strategy,
+                                                       "targets": spec.deploy.targets},
+                         event=events.DEPLOYED,
+                         change=store.start_deployment(spec.name, version, role, spec.deploy.strategy,
+                                                       current_actor()))
+    if role == CHAMPION and store.serving_version(spec.name, CHALLENGER) == version:
+        record_stage(stage="deploy", action="end-challenger", model=spec.name, version=version, outcome="ended",
+                     evidence={"reason": "promoted to champion"}, event=None,
+                     change=store.end_role(spec.name, CHALLENGER, f"v{version} promoted to champion"))
+    replaced = entry.evidence["replaced"] if entry else []
+    previous = replaced[0] if replaced else None
+    mirror_serving(platform, spec.name, standby=previous)
+    if entry is None:
+        return Deployed(model=model, version=version, role=role, previous=version, changed=False)
     print(f"{model} v{version} now serves as @{role}" + (f" (replacing v{previous})" if previous else ""))
     return Deployed(model=model, version=version, role=role, previous=previous, changed=True)

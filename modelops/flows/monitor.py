@@ -16,6 +16,7 @@ from modelops.spec import load_spec
 from modelops.store.records import as_utc
 from modelops.tasks.alerting import process_alerts_task
 from modelops.tasks.drift import SKIPPED
+from modelops.tasks.integrity import report_alias_findings, require_governed
 from modelops.tasks.monitoring import (
     MonitorReport, announce_verdicts, default_window, markdown_summary, monitor_window_task,
 )
@@ -73,14 +74,16 @@ def monitor(model: ModelName, window_end: datetime | None = None,
     `full_report` is off (then only on a breach). The sweep renders it only where a model breaches."""
     spec = load_spec(model)
     platform = get_platform()
-    version = platform.catalog.version_for_alias(spec.name, CHAMPION)
+    # The store decides which version serves; an MLflow alias that says otherwise is a finding, not a reason.
+    report_alias_findings(platform, spec, "monitoring")
+    version = platform.store.serving_version(spec.name, CHAMPION)
     window_end = as_utc(window_end) if window_end is not None else None
     window = default_window(platform, spec, version, window_end, window_days) if version else None
     if version is None or window is None:
         print(f"{model}: nothing to monitor (no champion or no logged predictions)")
         return Monitored(model=model, version=version, verdict=SKIPPED)
-    info = platform.catalog.version(spec.name, version)
-    report = monitor_window_task(platform, spec, info, *window, full_report=full_report)
+    governed = require_governed(platform, spec.name, version)
+    report = monitor_window_task(platform, spec, governed, *window, full_report=full_report)
     run_id = platform.store.record_monitoring_run(model=spec.name, version=version, window_start=report.window_start,
                                          window_end=report.window_end, rows=report.rows, verdict=report.verdict,
                                          report_path=report.report_path, points=report.points())

@@ -11,8 +11,8 @@ from modelops.errors import ModelOpsError
 from modelops.flows.parameters import ModelName, Version
 from modelops.platform import get_platform
 from modelops.spec import load_spec
-from modelops.store.records import utcnow
 from modelops.tasks.audit import record_stage
+from modelops.tasks.integrity import require_governed
 
 
 class Retired(BaseModel):
@@ -26,28 +26,27 @@ class Retired(BaseModel):
 @flow(name="retire", log_prints=True)
 def retire(model: ModelName, version: Version, reason: str = "retired by operator", dry_run: bool = True,
            allow_champion: bool = False) -> Retired:
-    """Removes the version's aliases, marks it retired and ends its deployments. `dry_run` (the default) only
-    says what would happen. Retiring the champion leaves the model without one, so it needs `allow_champion`."""
+    """Marks the version retired in the store (for good: no tag or alias brings it back), ends its deployments and
+    removes its MLflow aliases. `dry_run` (the default) only says what would happen. Retiring the champion leaves
+    the model without one, so it needs `allow_champion`."""
     spec = load_spec(model)
     platform = get_platform()
-    catalog = platform.catalog
-    info = catalog.version(spec.name, version)
-    if info.retired and not info.aliases and platform.store.has_audit(spec.name, "retire", version):
+    catalog, store = platform.catalog, platform.store
+    governed = require_governed(platform, spec.name, version)
+    aliases = sorted(alias for alias, named in catalog.aliases_or_empty(spec.name).items() if named == version)
+    if governed.retired and not aliases:
         return Retired(model=model, version=version, dry_run=dry_run, aliases_removed=[], changed=False)
-    if CHAMPION in info.aliases and not allow_champion:
+    if store.serving_version(spec.name, CHAMPION) == version and not allow_champion:
         raise ModelOpsError(f"{model} v{version} is the serving champion",
                             "deploy another version as champion first, or pass allow_champion=True")
     if dry_run:
-        print(f"dry run: would remove aliases {list(info.aliases)} from {model} v{version} and retire it")
-        return Retired(model=model, version=version, dry_run=True, aliases_removed=list(info.aliases), changed=False)
-    for alias in info.aliases:
+        print(f"dry run: would remove aliases {aliases} from {model} v{version} and retire it")
+        return Retired(model=model, version=version, dry_run=True, aliases_removed=aliases, changed=False)
+    entry = record_stage(stage="retire", action="retire-version", model=spec.name, version=version,
+                         outcome="retired", evidence={"reason": reason, "aliases_removed": aliases},
+                         event=events.RETIRED, change=store.retire_version(spec.name, version, reason))
+    for alias in aliases:
         catalog.delete_alias(spec.name, alias)
-    if not info.retired:
-        catalog.set_tags(spec.name, version, {TAG_STATE: "retired", "retired_at": utcnow().isoformat(),
-                                              "retired_reason": reason})
-    ended = platform.store.end_deployments(spec.name, version, f"retired: {reason}")
-    record_stage(stage="retire", action="retire-version", model=spec.name, version=version, outcome="retired",
-                 evidence={"reason": reason, "aliases_removed": list(info.aliases), "deployments_ended": ended},
-                 event=events.RETIRED)
+    catalog.set_tags(spec.name, version, {TAG_STATE: "retired", "retired_reason": reason})
     print(f"{model} v{version} retired ({reason})")
-    return Retired(model=model, version=version, dry_run=False, aliases_removed=list(info.aliases), changed=True)
+    return Retired(model=model, version=version, dry_run=False, aliases_removed=aliases, changed=entry is not None)

@@ -55,7 +55,7 @@ def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
     spec = load_spec(model)
     platform = get_platform()
     catalog = platform.catalog
-    champion = catalog.version_for_alias(spec.name, CHAMPION)
+    champion = platform.store.serving_version(spec.name, CHAMPION)
     end = as_utc(as_of) if as_of else _as_of(platform, spec, champion)
     compare_start = end - timedelta(days=spec.retrain.compare_days)
     train_end = compare_start.date()

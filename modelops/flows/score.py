@@ -17,7 +17,9 @@ from modelops.platform import get_platform
 from modelops.spec import LifecycleSpec, load_spec
 from modelops.tasks.approval import APPROVED
 from modelops.tasks.audit import record_stage
-from modelops.tasks.prediction_log import log_failed_batch, log_predictions, write_parquet_atomically
+from modelops.tasks.integrity import load_verified_model, report_alias_findings
+from modelops.tasks.outputs import check_overwrite, output_target, write_output
+from modelops.tasks.prediction_log import batch_id_for, log_failed_batch, log_predictions
 from modelops.tasks.scoring import file_digest, read_batch_task, score_frame_task
 
 
@@ -33,13 +35,14 @@ class Scored(BaseModel):
 
 
 def serving_challenger(spec: LifecycleSpec) -> str | None:
-    """The approved @challenger that shares (champion_challenger) or shadows (shadow) the traffic, if any."""
+    """The approved version the store deploys as challenger, sharing (champion_challenger) or shadowing (shadow)
+    the traffic, if any. MLflow's @challenger alias is not consulted."""
     if spec.deploy.strategy == "champion":
         return None
     platform = get_platform()
-    version = platform.catalog.version_for_alias(spec.name, CHALLENGER)
+    version = platform.store.serving_version(spec.name, CHALLENGER)
     if version is None or platform.store.approval_status(spec.name, version) != APPROVED:
-        return None  # a retrain's candidate is not approved yet: it sees no traffic
+        return None
     return version
 
 
@@ -51,20 +54,26 @@ def routed_to_challenger(ids: pd.Series, share: float) -> np.ndarray:
 
 @flow(name="score", log_prints=True)
 def score(model: ModelName, input_path: str, version: Version | None = None, output_path: str | None = None) -> Scored:
-    """Score with `version`, or with the current @champion when none is given."""
+    """Score with `version`, or with the version the governance store deploys as champion. `output_path` is a
+    Parquet file name inside the output root (default `<model>/<input>.v<version>.parquet`)."""
     spec = load_spec(model)
     platform = get_platform()
-    catalog = platform.catalog
+    catalog, store = platform.catalog, platform.store
     role = "pinned" if version else CHAMPION
-    version = version or catalog.version_for_alias(spec.name, CHAMPION)
     if version is None:
-        raise CatalogError(f"{model} has no @champion to score with", "deploy an approved version first")
-    if platform.store.approval_status(spec.name, version) != APPROVED:
+        report_alias_findings(platform, spec, "scoring")
+        version = store.serving_version(spec.name, CHAMPION)
+    if version is None:
+        raise CatalogError(f"{model} has no champion to score with", "deploy an approved version first")
+    if store.approval_status(spec.name, version) != APPROVED:
         raise NotApprovedError(f"{model} v{version} is not approved for scoring", "approve and deploy it first")
-    pyfunc = catalog.load_for_serving(spec.name, version, spec.validation.security)  # refuses retired and unscanned versions
     source = Path(input_path).resolve()
+    digest = file_digest(source) if source.is_file() else ""
+    target = output_target(platform.settings.outputs_dir, output_path,
+                           f"{spec.name}/{source.stem}.v{version}.parquet")
+    check_overwrite(target, batch_id_for(spec.name, version, role, digest))
+    pyfunc = load_verified_model(platform, spec, version, "scoring")  # refuses retired, unscanned, changed files
     frame = read_batch_task(source)
-    digest = file_digest(source)
     try:
         outputs, log = score_frame_task(spec, pyfunc, catalog.input_columns(spec.name, version), frame, str(source))
     except ModelOpsError as exc:
@@ -78,7 +87,7 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
         # A shadow scores every request unserved; a challenger answers only the requests routed to it.
         routed = (np.ones(len(frame), dtype=bool) if shadow
                   else routed_to_challenger(outputs["prediction_id"], spec.deploy.challenger_traffic_share))
-        ch_outputs, ch_log = score_frame_task(spec, catalog.load_for_serving(spec.name, challenger, spec.validation.security),
+        ch_outputs, ch_log = score_frame_task(spec, load_verified_model(platform, spec, challenger, "scoring"),
                                               catalog.input_columns(spec.name, challenger), frame.loc[routed],
                                               str(source))
         log_predictions(platform, spec, challenger, "shadow" if shadow else CHALLENGER, ch_log, str(source), digest)
@@ -87,10 +96,8 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
             outputs.loc[routed, ["prediction", "score"]] = ch_outputs[["prediction", "score"]].to_numpy()
             outputs.loc[routed, "version"] = challenger
             log = log[~routed]
-    target = Path(output_path) if output_path else (
-        platform.settings.outputs_dir / spec.name / f"{source.stem}.v{version}.parquet")
-    write_parquet_atomically(outputs, target)
     batch = log_predictions(platform, spec, version, role, log, str(source), digest)
+    write_output(outputs, target, batch.id)
     positive_rate = float(outputs["prediction"].mean()) if spec.task == "classification" else None
     record_stage(stage="score", action="score-batch", model=spec.name, version=version, outcome="scored",
                  evidence={"input": str(source), "output": str(target), "rows": len(outputs), "batch_id": batch.id,

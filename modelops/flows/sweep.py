@@ -13,6 +13,7 @@ from modelops.platform import Platform, get_platform
 from modelops.spec import load_all_specs, load_spec
 from modelops.tasks import as_task
 from modelops.tasks.alerting import process_alerts
+from modelops.tasks.integrity import require_governed
 from modelops.tasks.drift import BREACH, run_drift_report, save_report
 from modelops.tasks.monitoring import MonitorReport, announce_verdicts, drift_check, reference_sample
 from modelops.tasks.prediction_log import logged_predictions
@@ -30,13 +31,13 @@ class Swept(BaseModel):
 def follow_up_breach(platform: Platform, verdict: SweepVerdict, occasion: str) -> str:
     """Evidently's report, the breach event (and retrain request) and the alert of one breached model."""
     spec = load_spec(verdict.model)
-    info = platform.catalog.version(verdict.model, verdict.version)
+    governed = require_governed(platform, verdict.model, verdict.version)
     current = logged_predictions(platform, verdict.model, verdict.version, verdict.window_start, verdict.window_end)
-    _, snapshot = run_drift_report(reference_sample(platform, spec, info), current, spec.data.features,
+    _, snapshot = run_drift_report(reference_sample(platform, spec, governed), current, spec.data.features,
                                    spec.monitoring.drift)
-    path = save_report(snapshot, platform.settings.reports_dir / spec.name / f"v{info.version}" /
+    path = save_report(snapshot, platform.settings.reports_dir / spec.name / f"v{governed.version}" /
                        f"drift-{verdict.window_start:%Y%m%d}-{verdict.window_end:%Y%m%d}.html")
-    report = MonitorReport(spec.name, info.version, verdict.window_start, verdict.window_end, verdict.rows,
+    report = MonitorReport(spec.name, governed.version, verdict.window_start, verdict.window_end, verdict.rows,
                            {"drift": drift_check(verdict.drift, spec)}, drift=verdict.drift, report_path=str(path))
     announce_verdicts(platform, spec, report, occasion)
     process_alerts(platform, spec, report, {"Evidently report": f"file://{path}"})

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from modelops.errors import CatalogError, StoreIntegrityError
+from modelops.store.audit_chain import ChainHead, ChainRow, ChainVerdict, normalise_evidence, record_hash, verify_chain
 from modelops.store.db import session_scope
 from modelops.store.schema import (
-    AlertDelivery, AlertState, Approval, AuditEvent, Deployment, GroundTruthBatch, Lineage, MonitoringResult,
-    MonitoringRun, PredictionBatch, RetrainRequest,
+    AlertDelivery, AlertState, Approval, AuditChainHead, AuditEvent, Deployment, GroundTruthBatch, Lineage,
+    MonitoringResult, MonitoringRun, PredictionBatch, RegistrationClaim, RetrainRequest, VersionRecord,
 )
 
 
@@ -46,6 +47,28 @@ class AuditEntry:
     evidence: dict[str, Any]
     event: str | None
     flow_run_id: str | None
+    seq: int
+    record_hash: str
+
+
+@dataclass(frozen=True)
+class AuditFact:
+    """What a stage did, to be appended to the audit chain."""
+
+    actor: str
+    stage: str
+    action: str
+    model: str
+    version: str | None
+    outcome: str
+    evidence: dict[str, Any]
+    event: str | None = None
+    flow_run_id: str | None = None
+
+
+# A state change written in the same transaction as its audit record. It returns evidence to add to the record,
+# or None when there is nothing to change (then nothing at all is written).
+Change = Callable[[Session], "dict[str, Any] | None"]
 
 
 @dataclass(frozen=True)
@@ -57,81 +80,261 @@ class MonitoringPoint:
     verdict: str
 
 
+@dataclass(frozen=True)
+class GovernedVersion:
+    """A version as the governance store knows it: what every gate decides from."""
+
+    model: str
+    version: str
+    source: str
+    fingerprint: str
+    chain: str
+    content_hash: str
+    manifest: dict[str, str]
+    registered_at: datetime
+    registered_by: str
+    security_status: str | None
+    validation_status: str | None
+    holdout_metrics: dict[str, float]
+    validation_run_id: str | None
+    retired_at: datetime | None
+    retired_reason: str | None
+    train_start: datetime | None = None
+    train_end: datetime | None = None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
+
+
+def _governed(row: VersionRecord, lineage: Lineage | None) -> GovernedVersion:
+    return GovernedVersion(
+        model=row.model, version=row.version, source=row.source, fingerprint=row.fingerprint, chain=row.chain,
+        content_hash=row.content_hash, manifest=dict(row.manifest), registered_at=_aware(row.registered_at),
+        registered_by=row.registered_by, security_status=row.security_status,
+        validation_status=row.validation_status, holdout_metrics=dict(row.holdout_metrics or {}),
+        validation_run_id=row.validation_run_id, retired_at=_aware(row.retired_at), retired_reason=row.retired_reason,
+        train_start=_aware(lineage.train_start) if lineage else None,
+        train_end=_aware(lineage.train_end) if lineage else None)
+
+
+def _chain_row(r: AuditEvent) -> ChainRow:
+    return ChainRow(id=r.id, seq=r.seq, prev_hash=r.prev_hash, record_hash=r.record_hash, at=r.at, actor=r.actor,
+                    stage=r.stage, action=r.action, model=r.model, version=r.version, outcome=r.outcome,
+                    evidence=r.evidence, event=r.event, flow_run_id=r.flow_run_id)
+
+
 class GovernanceStore:
     def __init__(self, url: str) -> None:
         self.url = url
 
     # --- audit trail -------------------------------------------------------------------------------------
-    def record_audit(self, *, actor: str, stage: str, action: str, model: str, version: str | None, outcome: str,
-                     evidence: dict[str, Any], event: str | None = None, flow_run_id: str | None = None) -> bool:
-        """Append an audit entry; the same fact recorded twice stays one row. Returns True when written."""
-        canonical = json.dumps([stage, action, model, version, outcome, evidence], sort_keys=True, default=str)
-        key = hashlib.sha256(canonical.encode()).hexdigest()
-        row = AuditEvent(at=utcnow(), actor=actor, stage=stage, action=action, model=model, version=version,
-                         outcome=outcome, evidence=json.loads(json.dumps(evidence, default=str)), event=event,
-                         flow_run_id=flow_run_id, dedup_key=key)
-        try:
-            with session_scope(self.url) as session:
-                if session.scalar(select(AuditEvent.id).where(AuditEvent.dedup_key == key)) is not None:
-                    return False
-                session.add(row)
-        except IntegrityError:
-            return False  # a concurrent run recorded the same fact first
-        return True
-
-    def has_audit(self, model: str, stage: str, version: str | None) -> bool:
+    def record(self, fact: AuditFact, change: Change | None = None) -> AuditEntry | None:
+        """Apply `change` (if any) and append the audit record of it in one transaction: a state change never
+        lands without its record, nor a record without its change. Returns the entry, or None when `change`
+        found nothing to change. Every call that changes something is recorded: idempotency comes from the
+        state a change inspects, never from matching audit content (which anyone able to write rows could
+        pre-write to suppress a record)."""
         with session_scope(self.url) as session:
-            return session.scalar(select(AuditEvent.id).where(
-                AuditEvent.model == model, AuditEvent.stage == stage, AuditEvent.version == version).limit(1)) \
-                is not None
+            # The head is taken first: this write is what makes concurrent appenders queue, each seeing the
+            # head its predecessor left, so the chain never forks.
+            head = session.execute(update(AuditChainHead).where(AuditChainHead.id == 1)
+                                   .values(seq=AuditChainHead.seq + 1)
+                                   .returning(AuditChainHead.seq, AuditChainHead.head_hash)).one_or_none()
+            if head is None:
+                raise StoreIntegrityError("the audit chain's head row is missing from the governance store",
+                                          "the store was tampered with: run `modelops audit verify` and restore it "
+                                          "from a backup")
+            extra = change(session) if change is not None else {}
+            if extra is None:
+                session.rollback()
+                return None
+            evidence = normalise_evidence({**fact.evidence, **extra})
+            at = utcnow()
+            digest = record_hash(seq=head.seq, prev_hash=head.head_hash, at=at, actor=fact.actor, stage=fact.stage,
+                                 action=fact.action, model=fact.model, version=fact.version, outcome=fact.outcome,
+                                 evidence=evidence, event=fact.event, flow_run_id=fact.flow_run_id)
+            session.add(AuditEvent(at=at, actor=fact.actor, stage=fact.stage, action=fact.action, model=fact.model,
+                                   version=fact.version, outcome=fact.outcome, evidence=evidence, event=fact.event,
+                                   flow_run_id=fact.flow_run_id, seq=head.seq, prev_hash=head.head_hash,
+                                   record_hash=digest))
+            session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(head_hash=digest))
+        return AuditEntry(at=at, actor=fact.actor, stage=fact.stage, action=fact.action, model=fact.model,
+                          version=fact.version, outcome=fact.outcome, evidence=evidence, event=fact.event,
+                          flow_run_id=fact.flow_run_id, seq=head.seq, record_hash=digest)
+
+    def record_audit(self, *, actor: str, stage: str, action: str, model: str, version: str | None, outcome: str,
+                     evidence: dict[str, Any], event: str | None = None, flow_run_id: str | None = None) -> AuditEntry:
+        """Append an audit record of something that changes no governed state (a scoring, a monitoring pass)."""
+        entry = self.record(AuditFact(actor=actor, stage=stage, action=action, model=model, version=version,
+                                      outcome=outcome, evidence=evidence, event=event, flow_run_id=flow_run_id))
+        assert entry is not None  # no change to find empty
+        return entry
 
     def audit_trail(self, model: str | None = None) -> list[AuditEntry]:
         with session_scope(self.url) as session:
-            query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
+            query = select(AuditEvent).order_by(AuditEvent.seq)
             if model:
                 query = query.where(AuditEvent.model == model)
             return [AuditEntry(at=_aware(r.at), actor=r.actor, stage=r.stage, action=r.action, model=r.model,
                                version=r.version, outcome=r.outcome, evidence=r.evidence, event=r.event,
-                               flow_run_id=r.flow_run_id) for r in session.scalars(query)]
+                               flow_run_id=r.flow_run_id, seq=r.seq, record_hash=r.record_hash)
+                    for r in session.scalars(query)]
+
+    def audit_chain(self) -> list[ChainRow]:
+        """Every audit record in storage order, for verification."""
+        with session_scope(self.url) as session:
+            return [_chain_row(r) for r in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+
+    def verify_audit(self, heads: list[ChainHead]) -> ChainVerdict:
+        return verify_chain(self.audit_chain(), heads)
+
+    # --- versions: the gates' system of record -----------------------------------------------------------
+    def governed_version(self, model: str, version: str) -> GovernedVersion | None:
+        with session_scope(self.url) as session:
+            row = session.scalar(select(VersionRecord).where(VersionRecord.model == model,
+                                                             VersionRecord.version == version))
+            if row is None:
+                return None
+            lineage = session.scalar(select(Lineage).where(Lineage.model == model, Lineage.version == version))
+            return _governed(row, lineage)
+
+    def governed_versions(self, model: str) -> list[GovernedVersion]:
+        with session_scope(self.url) as session:
+            lineage = {r.version: r for r in session.scalars(select(Lineage).where(Lineage.model == model))}
+            rows = session.scalars(select(VersionRecord).where(VersionRecord.model == model)).all()
+            return sorted((_governed(r, lineage.get(r.version)) for r in rows), key=lambda v: int(v.version))
+
+    def live_version_with_fingerprint(self, model: str, fingerprint: str) -> GovernedVersion | None:
+        """A version built from exactly these inputs that is not retired, if one exists."""
+        for governed in self.governed_versions(model):
+            if governed.fingerprint == fingerprint and not governed.retired:
+                return governed
+        return None
+
+    def add_version(self, *, model: str, version: str, source: str, fingerprint: str, chain: str,
+                    content_hash: str, manifest: dict[str, str], registered_by: str) -> Change:
+        def change(session: Session) -> dict[str, Any] | None:
+            if session.scalar(select(VersionRecord.id).where(VersionRecord.model == model,
+                                                             VersionRecord.version == version)) is not None:
+                return None
+            session.add(VersionRecord(model=model, version=version, source=source, fingerprint=fingerprint,
+                                      chain=chain, content_hash=content_hash, manifest=manifest,
+                                      registered_at=utcnow(), registered_by=registered_by, holdout_metrics={}))
+            return {"content_hash": content_hash, "files": len(manifest)}
+        return change
+
+    def set_validation(self, model: str, version: str, *, security: str, status: str, metrics: dict[str, float],
+                       run_id: str) -> Change:
+        def change(session: Session) -> dict[str, Any] | None:
+            row = self._version_row(session, model, version)
+            row.security_status, row.validation_status = security, status
+            row.holdout_metrics, row.validation_run_id, row.validated_at = dict(metrics), run_id, utcnow()
+            return {}
+        return change
+
+    def retire_version(self, model: str, version: str, reason: str) -> Change:
+        """Mark retired, end its deployments and release its registration claim (the same inputs may be
+        registered again as a new version)."""
+        def change(session: Session) -> dict[str, Any] | None:
+            row = self._version_row(session, model, version)
+            if row.retired_at is not None:
+                return None
+            now = utcnow()
+            row.retired_at, row.retired_reason = now, reason
+            active = session.scalars(select(Deployment).where(
+                Deployment.model == model, Deployment.version == version, Deployment.ended_at.is_(None))).all()
+            for deployment in active:
+                deployment.ended_at, deployment.ended_reason = now, f"retired: {reason}"
+            session.execute(delete(RegistrationClaim).where(RegistrationClaim.model == model,
+                                                            RegistrationClaim.fingerprint == row.fingerprint))
+            return {"deployments_ended": len(active)}
+        return change
+
+    @staticmethod
+    def _version_row(session: Session, model: str, version: str) -> VersionRecord:
+        row = session.scalar(select(VersionRecord).where(VersionRecord.model == model,
+                                                         VersionRecord.version == version))
+        if row is None:
+            raise CatalogError(f"{model} v{version} has no governance record",
+                               "only versions registered through the platform (`modelops register`) are governed")
+        return row
+
+    # --- registration claims -----------------------------------------------------------------------------
+    def claim_registration(self, model: str, fingerprint: str, claimed_by: str) -> bool:
+        """Take the right to register these inputs; False when someone holds it already."""
+        try:
+            with session_scope(self.url) as session:
+                session.add(RegistrationClaim(model=model, fingerprint=fingerprint, claimed_by=claimed_by,
+                                              claimed_at=utcnow()))
+        except IntegrityError:
+            return False
+        return True
+
+    def registration_claimant(self, model: str, fingerprint: str) -> str | None:
+        with session_scope(self.url) as session:
+            return session.scalar(select(RegistrationClaim.claimed_by).where(
+                RegistrationClaim.model == model, RegistrationClaim.fingerprint == fingerprint))
+
+    def release_registration(self, model: str, fingerprint: str) -> None:
+        with session_scope(self.url) as session:
+            session.execute(delete(RegistrationClaim).where(RegistrationClaim.model == model,
+                                                            RegistrationClaim.fingerprint == fingerprint))
 
     # --- approvals ---------------------------------------------------------------------------------------
-    def record_approval(self, model: str, version: str, status: str, reasons: list[str], decided_by: str) -> None:
-        with session_scope(self.url) as session:
+    def set_approval(self, model: str, version: str, status: str, reasons: list[str], decided_by: str) -> Change:
+        """The decision, unless the same decision with the same reasons stands already."""
+        def change(session: Session) -> dict[str, Any] | None:
             row = session.scalar(select(Approval).where(Approval.model == model, Approval.version == version))
+            if row is not None and row.status == status and list(row.reasons) == list(reasons):
+                return None
             if row is None:
                 row = Approval(model=model, version=version)
                 session.add(row)
             row.status, row.reasons, row.decided_by, row.decided_at = status, reasons, decided_by, utcnow()
+            return {}
+        return change
 
     def approval_status(self, model: str, version: str) -> str | None:
         with session_scope(self.url) as session:
             return session.scalar(select(Approval.status).where(Approval.model == model, Approval.version == version))
 
     # --- deployments -------------------------------------------------------------------------------------
-    def start_deployment(self, model: str, version: str, role: str, strategy: str, deployed_by: str) -> int | None:
-        """Record that version serves as role, ending whoever held the role. Returns the new deployment's id,
-        or None when the version already held the role."""
-        now = utcnow()
-        with session_scope(self.url) as session:
+    def start_deployment(self, model: str, version: str, role: str, strategy: str, deployed_by: str) -> Change:
+        """The version serves as role, ending whoever held the role; nothing when it holds the role already."""
+        def change(session: Session) -> dict[str, Any] | None:
             active = session.scalars(select(Deployment).where(
                 Deployment.model == model, Deployment.role == role, Deployment.ended_at.is_(None))).all()
             if any(row.version == version for row in active):
                 return None
+            now = utcnow()
             for row in active:
                 row.ended_at, row.ended_reason = now, f"replaced by version {version}"
             deployment = Deployment(model=model, version=version, role=role, strategy=strategy,
                                     deployed_by=deployed_by, deployed_at=now)
             session.add(deployment)
             session.flush()
-            return deployment.id
+            return {"deployment_id": deployment.id, "replaced": [row.version for row in active]}
+        return change
 
-    def end_deployments(self, model: str, version: str, reason: str) -> int:
-        with session_scope(self.url) as session:
+    def end_role(self, model: str, role: str, reason: str) -> Change:
+        """Whoever serves as role stops (a challenger promoted to champion no longer serves as challenger)."""
+        def change(session: Session) -> dict[str, Any] | None:
             active = session.scalars(select(Deployment).where(
-                Deployment.model == model, Deployment.version == version, Deployment.ended_at.is_(None))).all()
+                Deployment.model == model, Deployment.role == role, Deployment.ended_at.is_(None))).all()
+            if not active:
+                return None
             for row in active:
                 row.ended_at, row.ended_reason = utcnow(), reason
-            return len(active)
+            return {"ended": [row.version for row in active]}
+        return change
+
+    def serving_version(self, model: str, role: str) -> str | None:
+        """The version the store says serves as role (champion, challenger): what serves is decided here."""
+        with session_scope(self.url) as session:
+            return session.scalar(select(Deployment.version).where(
+                Deployment.model == model, Deployment.role == role, Deployment.ended_at.is_(None),
+            ).order_by(Deployment.deployed_at.desc()).limit(1))
 
     def first_served_at(self, model: str, version: str) -> datetime | None:
         with session_scope(self.url) as session:

@@ -28,8 +28,63 @@ class AuditEvent(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     event: Mapped[str | None] = mapped_column(String(100), nullable=True)
     flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # Same stage, model, version, outcome and evidence twice is one fact, recorded once.
-    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # A hash chain: each record's hash covers the previous record's hash and its own canonical content
+    # (modelops.store.audit_chain), so an edited, deleted, inserted or reordered record breaks the chain.
+    # Database triggers refuse UPDATE and DELETE on this table (migration 0004).
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The newest link of the audit chain: one row, updated first in every transaction that appends a record,
+    so concurrent writers queue on it (SQLite's write lock, PostgreSQL's row lock) and never fork the chain."""
+
+    __tablename__ = "audit_chain_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+
+
+class VersionRecord(Base):
+    """The governance record of a registered version, the system of record for every gate: the content hash of
+    every file it was registered with, its validation verdict and evidence, and its retirement. MLflow tags and
+    aliases only mirror it for people browsing the MLflow UI."""
+
+    __tablename__ = "version_records"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(20))  # trained | external
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    # "continue": the registered event may take the version through the onboarding chain; "stop": a retrain's
+    # challenger, promoted only by winning the comparison.
+    chain: Mapped[str] = mapped_column(String(10))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    manifest: Mapped[dict[str, str]] = mapped_column(JSON)  # relative file path -> sha256
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    registered_by: Mapped[str] = mapped_column(String(200))
+    security_status: Mapped[str | None] = mapped_column(String(10), nullable=True)  # passed | failed
+    validation_status: Mapped[str | None] = mapped_column(String(10), nullable=True)  # passed | failed
+    holdout_metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    validation_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    validated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retired_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RegistrationClaim(Base):
+    """The right to register a version built from one set of inputs: concurrent identical registrations insert
+    the same (model, fingerprint), the database lets exactly one win. Released when that version retires."""
+
+    __tablename__ = "registration_claims"
+    __table_args__ = (UniqueConstraint("model", "fingerprint"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Approval(Base):

@@ -129,3 +129,27 @@ def process_alerts(platform: Platform, spec: LifecycleSpec, report: MonitorRepor
 
 
 process_alerts_task = as_task(process_alerts)
+
+
+def alert_finding(platform: Platform, spec: LifecycleSpec, version: str | None, check: str, title: str,
+                  detail: str) -> bool:
+    """An integrity finding (tampered files, aliases that disagree with the store) to the model's alert channel,
+    with the same cool-down and delivery record as monitoring alerts. Returns whether it was delivered."""
+    alerts = spec.monitoring.alerts
+    if alerts.slack_block is None or not platform.store.claim_alert(spec.name, check, alerts.cooldown_hours):
+        return False
+    channel, error = load_channel(alerts.slack_block)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f":warning: {title}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": detail[:2900]}},
+    ]
+    delivered, attempts = False, 1
+    if channel is not None:
+        delivered, attempts, error = deliver(channel, title, blocks)
+    platform.store.record_alert_delivery(model=spec.name, version=version, check=check, kind="alert",
+                                         channel=channel.destination if channel else alerts.slack_block,
+                                         attempts=attempts, delivered=delivered, error=error,
+                                         message={"text": f"{title}: {detail}"})
+    if not delivered:
+        platform.store.release_alert(spec.name, check)
+    return delivered

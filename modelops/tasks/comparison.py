@@ -9,6 +9,7 @@ from modelops.errors import DataError
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.tasks import as_task
+from modelops.tasks.integrity import load_verified_model
 from modelops.tasks.metrics import compute_metrics, improvement
 from modelops.tasks.prediction_log import labelled_predictions
 from modelops.tasks.schema import conform_to_signature
@@ -39,7 +40,7 @@ def compare_on_recent(platform: Platform, spec: LifecycleSpec, champion: str, ch
                                      spec.deploy.decision_threshold)[metric]
     columns = platform.catalog.input_columns(spec.name, challenger)
     features = conform_to_signature(labelled, columns, f"logged inputs {start:%Y-%m-%d}..{end:%Y-%m-%d}")
-    scores = predict_scores(platform.catalog.load_for_serving(spec.name, challenger, spec.validation.security), features, spec.task)
+    scores = predict_scores(load_verified_model(platform, spec, challenger, "retrain comparison"), features, spec.task)
     challenger_value = compute_metrics(spec.task, y_true, scores, spec.deploy.decision_threshold)[metric]
     gain = improvement(metric, champion_value, challenger_value)
     return Comparison(metric=metric, rows=len(labelled), champion=champion_value, challenger=challenger_value,

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from modelops import events
-from modelops.catalog import VersionInfo
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
-from modelops.store.records import MonitoringPoint
+from modelops.store.records import GovernedVersion, MonitoringPoint
 from modelops.tasks import as_task
 from modelops.tasks.audit import record_stage
 from modelops.tasks.data import load_window
@@ -89,9 +88,9 @@ class MonitorReport:
 
 
 # --- reference data, prepared once per version -------------------------------------------------------------
-def reference_sample(platform: Platform, spec: LifecycleSpec, info: VersionInfo) -> pd.DataFrame:
+def reference_sample(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion) -> pd.DataFrame:
     """The training-data sample stored at validation, else the training window itself."""
-    run_id = info.tags.get("validation_run_id")
+    run_id = governed.validation_run_id
     if run_id:
         import mlflow.artifacts
 
@@ -104,23 +103,23 @@ def reference_sample(platform: Platform, spec: LifecycleSpec, info: VersionInfo)
                     return pd.read_parquet(files[0])
             except OSError:
                 pass
-    return load_window(spec, training_window_of(spec, info))
+    return load_window(spec, training_window_of(spec, governed))
 
 
-def reference_stats(platform: Platform, spec: LifecycleSpec, info: VersionInfo) -> ReferenceStats:
+def reference_stats(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion) -> ReferenceStats:
     """Cleaned reference statistics of a version, computed on first use and kept under the state directory."""
-    path = platform.settings.home / "reference-stats" / spec.name / f"v{info.version}.npz"
+    path = platform.settings.home / "reference-stats" / spec.name / f"v{governed.version}.npz"
     if not path.is_file():
-        ReferenceStats.from_frame(reference_sample(platform, spec, info), spec.data.features).save(path)
+        ReferenceStats.from_frame(reference_sample(platform, spec, governed), spec.data.features).save(path)
     return ReferenceStats.load(path)
 
 
 _SUITES: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
 
-def expectation_suite(platform: Platform, info: VersionInfo) -> list[dict[str, Any]] | None:
+def expectation_suite(platform: Platform, governed: GovernedVersion) -> list[dict[str, Any]] | None:
     """The suite stored with the version at validation (kept in memory once read; a miss is not cached)."""
-    run_id = info.tags.get("validation_run_id")
+    run_id = governed.validation_run_id
     if not run_id:
         return None
     key = (platform.catalog.tracking_uri, run_id)
@@ -207,17 +206,17 @@ def service_check(current: pd.DataFrame, failed_rows: int, spec: LifecycleSpec) 
                         "latency_p99_ms": (float(p99), sla.latency_p99_ms)})
 
 
-def monitor_window(platform: Platform, spec: LifecycleSpec, info: VersionInfo, start: datetime, end: datetime,
+def monitor_window(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion, start: datetime, end: datetime,
                    full_report: bool = False) -> MonitorReport:
-    current = logged_predictions(platform, spec.name, info.version, start, end)
-    failed_rows = sum(b.rows for b in platform.store.prediction_batches(spec.name, info.version, start, end,
+    current = logged_predictions(platform, spec.name, governed.version, start, end)
+    failed_rows = sum(b.rows for b in platform.store.prediction_batches(spec.name, governed.version, start, end,
                                                                          include_failed=True) if b.status == "failed")
-    reference_metric = info.tags.get(f"holdout_{spec.monitoring.performance.metric}")
-    labelled = labelled_predictions(platform, spec.name, info.version, start, end)
-    performance = judge_performance(spec, labelled, float(reference_metric) if reference_metric else None)
+    reference_metric = governed.holdout_metrics.get(spec.monitoring.performance.metric)
+    labelled = labelled_predictions(platform, spec.name, governed.version, start, end)
+    performance = judge_performance(spec, labelled, reference_metric)
     checks = {"service": service_check(current, failed_rows, spec),
               "performance": performance_check(performance, spec)}
-    report = MonitorReport(spec.name, info.version, start, end, len(current), checks, performance=performance)
+    report = MonitorReport(spec.name, governed.version, start, end, len(current), checks, performance=performance)
     if len(current) < spec.monitoring.min_rows:
         reason = f"{len(current)} predictions, fewer than the {spec.monitoring.min_rows} needed"
         checks["drift"] = CheckResult("drift", SKIPPED, reason)
@@ -226,12 +225,12 @@ def monitor_window(platform: Platform, spec: LifecycleSpec, info: VersionInfo, s
 
     policy = spec.monitoring.drift
     snapshot = None
-    checks["data_quality"] = quality_check(expectation_suite(platform, info), current, spec)
+    checks["data_quality"] = quality_check(expectation_suite(platform, governed), current, spec)
     try:
         if supports(policy):
-            report.drift = fast_drift(reference_stats(platform, spec, info), current, spec.data.features, policy)
+            report.drift = fast_drift(reference_stats(platform, spec, governed), current, spec.data.features, policy)
         else:
-            report.drift, snapshot = run_drift_report(reference_sample(platform, spec, info), current,
+            report.drift, snapshot = run_drift_report(reference_sample(platform, spec, governed), current,
                                                       spec.data.features, policy)
         checks["drift"] = drift_check(report.drift, spec)
     except ValueError as exc:  # Evidently refuses columns without values; data quality says why
@@ -239,11 +238,11 @@ def monitor_window(platform: Platform, spec: LifecycleSpec, info: VersionInfo, s
     if (full_report or report.verdict == BREACH) and report.drift is not None:
         try:
             if snapshot is None:
-                _, snapshot = run_drift_report(reference_sample(platform, spec, info), current,
+                _, snapshot = run_drift_report(reference_sample(platform, spec, governed), current,
                                                spec.data.features, policy)
             stamp = f"{start:%Y%m%d}-{end:%Y%m%d}"
             report.report_path = str(save_report(snapshot, platform.settings.reports_dir / spec.name /
-                                                 f"v{info.version}" / f"drift-{stamp}.html"))
+                                                 f"v{governed.version}" / f"drift-{stamp}.html"))
         except ValueError:
             report.report_path = None  # Evidently cannot render a window with an empty column
     return report

@@ -58,20 +58,21 @@ class PlatformSource:
         self.platform = platform
 
     def load(self, model: str) -> SweepInput | None:
+        from modelops.tasks.integrity import require_governed
         from modelops.tasks.monitoring import default_window, reference_stats
         from modelops.tasks.prediction_log import logged_predictions
 
         spec = load_spec(model)
-        version = self.platform.catalog.version_for_alias(model, CHAMPION)
+        version = self.platform.store.serving_version(model, CHAMPION)
         window = default_window(self.platform, spec, version, None, None) if version else None
         if version is None or window is None:
             return None
         current = logged_predictions(self.platform, model, version, *window)
         if len(current) < spec.monitoring.min_rows or not supports(spec.monitoring.drift):
             return None
-        info = self.platform.catalog.version(model, version)
+        governed = require_governed(self.platform, model, version)
         return SweepInput(model, version, spec.data.features, spec.monitoring.drift,
-                          reference_stats(self.platform, spec, info), current, *window)
+                          reference_stats(self.platform, spec, governed), current, *window)
 
 
 def drift_chunk(source: SweepSource, models: list[str]) -> list[SweepVerdict]:

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import tempfile
-from datetime import timedelta
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from modelops.catalog import TAG_SECURITY, VersionInfo
 from modelops.errors import SchemaMismatchError
 from modelops.platform import Platform
 from modelops.spec import FairnessSpec, LifecycleSpec, Window
+from modelops.store.records import GovernedVersion
 from modelops.tasks import as_task
 from modelops.tasks.data import load_window
 from modelops.tasks.drift import typed_features
 from modelops.tasks.metrics import compute_metrics, threshold_failures
 from modelops.tasks.quality import build_expectations, run_expectations
 from modelops.tasks.schema import conform_to_signature
+from modelops.tasks.integrity import open_pinned_model
 from modelops.tasks.scoring import predict_scores
-from modelops.tasks.security import scan_model_dir
 
 REFERENCE_SAMPLE_ROWS = 20_000
 
@@ -42,16 +40,17 @@ class ValidationReport:
         return asdict(self)
 
 
-def training_window_of(spec: LifecycleSpec, info: VersionInfo) -> Window:
-    """The window a version was trained on (its tags), or the spec's for models registered from elsewhere."""
-    if info.tags.get("train_start") and info.tags.get("train_end"):
-        return Window(start=info.tags["train_start"], end=info.tags["train_end"])
+def training_window_of(spec: LifecycleSpec, governed: GovernedVersion) -> Window:
+    """The window a version was trained on (its lineage in the store), or the spec's for models registered from
+    elsewhere."""
+    if governed.train_start is not None and governed.train_end is not None:
+        return Window(start=governed.train_start.date(), end=governed.train_end.date())
     return spec.training.window
 
 
-def holdout_window_of(spec: LifecycleSpec, info: VersionInfo) -> Window:
+def holdout_window_of(spec: LifecycleSpec, governed: GovernedVersion) -> Window:
     """Out-of-time holdout: the spec's number of days right after the training window."""
-    trained = training_window_of(spec, info)
+    trained = training_window_of(spec, governed)
     return Window(start=trained.end, end=trained.end + timedelta(days=spec.validation.holdout_days))
 
 
@@ -62,40 +61,34 @@ def fairness_gap(policy: FairnessSpec, y_true: np.ndarray, y_pred: np.ndarray, s
     return float(measure(y_true, y_pred, sensitive_features=sensitive))
 
 
-def validate_version(platform: Platform, spec: LifecycleSpec, info: VersionInfo) -> tuple[ValidationReport,
-                                                                                             list[dict[str, Any]],
-                                                                                             pd.DataFrame]:
-    """Run every gate; returns the report, the data-quality suite and a reference sample of the training data."""
+def validate_version(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion) -> tuple[
+        ValidationReport, list[dict[str, Any]], pd.DataFrame]:
+    """Run every gate; returns the report, the data-quality suite and a reference sample of the training data.
+    The files are checked against their registration pin first, and what is judged is exactly what was scanned."""
     report = ValidationReport(passed=False)
-    scratch = platform.settings.home / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        model_dir = platform.catalog.download_model(spec.name, info.version, Path(folder))
-        scan = scan_model_dir(model_dir, spec.validation.security)
+    scan, pyfunc = open_pinned_model(platform, spec, governed, "validation")
     report.security = asdict(scan)
-    platform.catalog.set_tags(spec.name, info.version, {TAG_SECURITY: "passed" if scan.passed else "failed"})
 
-    reference = load_window(spec, training_window_of(spec, info))
+    reference = load_window(spec, training_window_of(spec, governed))
     suite = build_expectations(typed_features(reference, spec.data.features), spec.data.features,
                                spec.validation.data_quality)
     sample = reference.sample(min(len(reference), REFERENCE_SAMPLE_ROWS), random_state=0).sort_index()
 
-    if not scan.passed:
+    if pyfunc is None:
         report.failures += [f"security: {finding}" for finding in scan.findings]
         return report, suite, sample
 
-    window = holdout_window_of(spec, info)
+    window = holdout_window_of(spec, governed)
     holdout = load_window(spec, window)
     report.holdout_rows = len(holdout)
     report.holdout_window = [str(window.start), str(window.end)]
     try:
-        features = conform_to_signature(holdout, platform.catalog.input_columns(spec.name, info.version),
+        features = conform_to_signature(holdout, platform.catalog.input_columns(spec.name, governed.version),
                                         f"holdout {window.start}..{window.end}")
     except SchemaMismatchError as exc:
         report.failures.append(f"schema: {exc.what}")
         return report, suite, sample
 
-    pyfunc = platform.catalog.load_for_serving(spec.name, info.version, spec.validation.security)
     scores = predict_scores(pyfunc, features, spec.task)
     y_true = holdout[spec.data.target].to_numpy()
     report.metrics = compute_metrics(spec.task, y_true, scores, spec.deploy.decision_threshold)

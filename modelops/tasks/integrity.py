@@ -1,0 +1,221 @@
+"""A version's files are pinned at registration and checked before validation, at approval and before every load
+for scoring; what serves is what the governance store says, whatever MLflow's aliases and tags say.
+
+MLflow tags and aliases can be edited by anyone with MLflow access, and the artifact store by anyone with access
+to its files, so neither is trusted: the content hash of every file of the model directory is recorded in the
+store when the version is registered, and a mismatch refuses to load, is audited and alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops.catalog import CHALLENGER, CHAMPION
+from modelops.errors import CatalogError, RetiredVersionError, TamperedModelError, UnsafeModelError
+from modelops.platform import Platform
+from modelops.spec import LifecycleSpec
+from modelops.store.records import GovernedVersion
+from modelops.tasks import as_task
+from modelops.tasks.security import ScanResult, ScannedModel, load_scanned_model, scan_model_dir
+
+ROLES = (CHAMPION, CHALLENGER)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def manifest_of(model_dir: Path) -> dict[str, str]:
+    """sha256 of every file under the model directory, by relative path."""
+    return {path.relative_to(model_dir).as_posix(): file_sha256(path)
+            for path in sorted(model_dir.rglob("*")) if path.is_file()}
+
+
+def content_hash(manifest: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def manifest_differences(pinned: dict[str, str], found: dict[str, str]) -> list[str]:
+    changed = [f"{name} changed" for name in sorted(pinned) if name in found and found[name] != pinned[name]]
+    return (changed + [f"{name} removed" for name in sorted(set(pinned) - set(found))]
+            + [f"{name} added" for name in sorted(set(found) - set(pinned))])
+
+
+def scratch_dir(platform: Platform) -> Path:
+    folder = platform.settings.home / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def registered_manifest(platform: Platform, model: str, version: str) -> dict[str, str]:
+    """The manifest of a version's files as the catalog holds them right now."""
+    with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
+        return manifest_of(platform.catalog.download_model(model, version, Path(folder)))
+
+
+def require_governed(platform: Platform, model: str, version: str) -> GovernedVersion:
+    governed = platform.store.governed_version(model, version)
+    if governed is None:
+        raise CatalogError(f"{model} v{version} has no governance record, so no gate has judged it",
+                           "register versions through the platform (`modelops register`, `--model-uri` for models "
+                           "built elsewhere); versions made directly in MLflow are never served")
+    return governed
+
+
+def verify_pin(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion, model_dir: Path,
+               occasion: str) -> None:
+    """Refuse (audited and alerted) a model directory whose files differ from those pinned at registration."""
+    found = manifest_of(model_dir)
+    if content_hash(found) == governed.content_hash:
+        return
+    differences = manifest_differences(governed.manifest, found)
+    from modelops.tasks.alerting import alert_finding
+    from modelops.tasks.audit import record_stage
+
+    record_stage(stage="integrity", action="verify-model-files", model=spec.name, version=governed.version,
+                 outcome="tampered", evidence={"occasion": occasion, "pinned": governed.content_hash,
+                                               "found": content_hash(found), "differences": differences},
+                 event=None)
+    alert_finding(platform, spec, governed.version, "integrity-model-files",
+                  f"{spec.name} v{governed.version}: model files changed after registration",
+                  f"Refused at {occasion}: {'; '.join(differences)}. Pinned {governed.content_hash[:16]}..")
+    raise TamperedModelError(f"{spec.name} v{governed.version}: the model files differ from those pinned at "
+                             f"registration ({'; '.join(differences)}); refused at {occasion}",
+                             "restore the original artifact, or register and validate the new file as a new version")
+
+
+def check_pinned_files(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion, occasion: str) -> None:
+    with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
+        verify_pin(platform, spec, governed, platform.catalog.download_model(spec.name, governed.version,
+                                                                             Path(folder)), occasion)
+
+
+def open_pinned_model(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion,
+                      occasion: str) -> tuple[ScanResult, ScannedModel | None]:
+    """Download, check the pin, scan, and load only what passed: (scan, model or None when the scan failed)."""
+    with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
+        model_dir = platform.catalog.download_model(spec.name, governed.version, Path(folder))
+        verify_pin(platform, spec, governed, model_dir, occasion)
+        scan = scan_model_dir(model_dir, spec.validation.security)
+        return scan, (load_scanned_model(scan) if scan.passed else None)
+
+
+def load_verified_model(platform: Platform, spec: LifecycleSpec, version: str, occasion: str) -> ScannedModel:
+    """A live version for scoring: governed, not retired, passed the security scan at validation (all read from
+    the store), with its files as pinned; the file is scanned again as it is loaded."""
+    governed = require_governed(platform, spec.name, version)
+    if governed.retired:
+        raise RetiredVersionError(f"{spec.name} v{version} is retired and cannot serve",
+                                  "score with the current champion (`modelops status` lists it)")
+    if governed.security_status != "passed":
+        raise UnsafeModelError(f"{spec.name} v{version} has not passed the security scan "
+                               f"(security scan: {governed.security_status or 'not run'})",
+                               "run the validate stage; only scanned model files are deserialised")
+    scan, model = open_pinned_model(platform, spec, governed, occasion)
+    if model is None:
+        raise UnsafeModelError(f"{spec.name} v{version} no longer passes the security scan: {scan.findings}",
+                               "register and validate a safe model file as a new version")
+    return model
+
+
+@dataclass(frozen=True)
+class AliasFinding:
+    role: str
+    store: str | None
+    mlflow: str | None
+
+    def text(self, model: str) -> str:
+        said = f"v{self.mlflow}" if self.mlflow else "no version"
+        serving = f"v{self.store}" if self.store else "no version"
+        return f"MLflow alias @{self.role} of {model} names {said}, but the governance store serves {serving}"
+
+
+def alias_findings(platform: Platform, model: str) -> list[AliasFinding]:
+    """Where MLflow's aliases disagree with what the store says serves."""
+    aliases = platform.catalog.aliases_or_empty(model)
+    findings = []
+    for role in ROLES:
+        serving = platform.store.serving_version(model, role)
+        if aliases.get(role) != serving and not (role == CHALLENGER and serving is None):
+            findings.append(AliasFinding(role, serving, aliases.get(role)))
+    return findings
+
+
+def report_alias_findings(platform: Platform, spec: LifecycleSpec, occasion: str) -> list[AliasFinding]:
+    """Audit and alert a disagreement between MLflow's aliases and the store (never a reason to serve)."""
+    findings = alias_findings(platform, spec.name)
+    if not findings:
+        return findings
+    from modelops.tasks.alerting import alert_finding
+    from modelops.tasks.audit import record_stage
+
+    texts = [finding.text(spec.name) for finding in findings]
+    record_stage(stage="integrity", action="compare-aliases", model=spec.name, version=None, outcome="mismatch",
+                 evidence={"occasion": occasion, "findings": texts}, event=None)
+    alert_finding(platform, spec, None, "integrity-aliases", f"{spec.name}: MLflow aliases disagree with the "
+                  "governance store", "; ".join(texts) + ". The store decides what serves; "
+                  "`modelops reconcile` resets the aliases.")
+    for text in texts:
+        print(f"finding: {text}")
+    return findings
+
+
+check_pinned_files_task = as_task(check_pinned_files)
+
+
+def mirror_serving(platform: Platform, model: str, standby: str | None = None) -> list[str]:
+    """Point MLflow's aliases (and the versions' lifecycle tags) at what the store says serves, for people browsing
+    the MLflow UI. Returns what it changed. A nominated (not yet serving) @challenger alias is left alone."""
+    from modelops.catalog import TAG_STATE
+
+    catalog, changed = platform.catalog, []
+    aliases = catalog.aliases_or_empty(model)
+    for role in ROLES:
+        serving = platform.store.serving_version(model, role)
+        if serving is not None and aliases.get(role) != serving:
+            catalog.set_alias(model, role, serving)
+            catalog.set_tags(model, serving, {TAG_STATE: "serving" if role == CHAMPION else "challenger"})
+            changed.append(f"@{role} -> v{serving}")
+        elif serving is None and role in aliases and (role == CHAMPION or aliases[role] == aliases.get(CHAMPION)
+                                                        or aliases[role] == platform.store.serving_version(
+                                                            model, CHAMPION)):
+            # no champion serves; or the nominated challenger was promoted and is the champion now
+            catalog.delete_alias(model, role)
+            changed.append(f"@{role} removed")
+    previous = platform.store.governed_version(model, standby) if standby is not None else None
+    if previous is not None and not previous.retired:
+        catalog.set_tags(model, previous.version, {TAG_STATE: "standby"})
+    return changed
+
+
+def reconcile_catalog(platform: Platform, model: str) -> list[str]:
+    """Make MLflow mirror the store again: aliases, and each version's state and verdict tags. Audited."""
+    from modelops.catalog import TAG_APPROVAL, TAG_SECURITY, TAG_STATE, TAG_VALIDATION
+    from modelops.tasks.audit import record_stage
+
+    changed = mirror_serving(platform, model)
+    tags_by_version = {info.version: info.tags for info in platform.catalog.versions(model)}
+    for governed in platform.store.governed_versions(model):
+        wanted = {TAG_SECURITY: governed.security_status, TAG_VALIDATION: governed.validation_status,
+                  TAG_APPROVAL: platform.store.approval_status(model, governed.version)}
+        if governed.retired:
+            wanted[TAG_STATE] = "retired"
+        elif tags_by_version.get(governed.version, {}).get(TAG_STATE) == "retired":
+            wanted[TAG_STATE] = "standby"
+        current = tags_by_version.get(governed.version, {})
+        fixes = {k: v for k, v in wanted.items() if v is not None and current.get(k) != v}
+        if fixes:
+            platform.catalog.set_tags(model, governed.version, fixes)
+            changed += [f"v{governed.version} {k}: {current.get(k)!r} -> {v!r}" for k, v in fixes.items()]
+    if changed:
+        record_stage(stage="integrity", action="reconcile-catalog", model=model, version=None, outcome="reconciled",
+                     evidence={"changes": changed}, event=None)
+    return changed

@@ -1,0 +1,63 @@
+"""Where batch outputs may be written: under the output root, never over a file that is not an earlier output of
+the same batch. `output_path` is a flow parameter anyone with the Prefect UI can set, so it is treated as
+untrusted: pointed at the governance database it would otherwise destroy the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from modelops.errors import OutputPathError
+
+BATCH_KEY = b"modelops.batch_id"
+
+
+def output_target(root: Path, requested: str | None, default_name: str) -> Path:
+    """The file to write: `requested` (relative to the root, or absolute inside it) or the default name. Symlinks
+    are resolved before the check, so a link cannot lead outside the root."""
+    root = root.resolve()
+    candidate = Path(requested) if requested else Path(default_name)
+    target = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if not target.is_relative_to(root) or target == root:
+        raise OutputPathError(f"output path {requested!r} is outside the output root {root}",
+                              "give a file name (or a path) inside the output root; set MODELOPS_OUTPUT_ROOT to "
+                              "write batch outputs elsewhere")
+    if target.suffix.lower() != ".parquet":
+        raise OutputPathError(f"output path {requested!r} does not end in .parquet",
+                              "batch outputs are Parquet files: name the output <something>.parquet")
+    return target
+
+
+def written_by_batch(path: Path) -> str | None:
+    """The batch id an earlier output file carries, or None for any other file."""
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except Exception:  # noqa: BLE001 - anything unreadable as Parquet is not an output of ours
+        return None
+    value = metadata.get(BATCH_KEY)
+    return value.decode() if value else None
+
+
+def check_overwrite(target: Path, batch_id: str) -> None:
+    if target.exists() and (not target.is_file() or written_by_batch(target) != batch_id):
+        raise OutputPathError(f"{target} exists and is not an earlier output of this batch",
+                              "choose a new output file name; existing files are never overwritten")
+
+
+def write_output(frame: pd.DataFrame, target: Path, batch_id: str) -> None:
+    """Atomically, with the batch id in the file's metadata (so a re-run may replace its own output)."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    check_overwrite(target, batch_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), BATCH_KEY: batch_id.encode()})
+    partial = target.with_name(f".{target.name}.partial")
+    pq.write_table(table, partial)
+    os.replace(partial, target)
