@@ -86,23 +86,28 @@ class ChainVerdict:
 
 
 def verify_chain(rows: Iterable[ChainRow], heads: Iterable[ChainHead] = ()) -> ChainVerdict:
-    """Walk the records in storage order (by id) and check sequence, links and hashes, then the outside heads."""
-    expected_prev, expected_seq, count = GENESIS, 1, 0
+    """Walk the records by sequence and check that none is missing, that they were stored in that order, that
+    each links to the one before and that each one's content and position still give its hash; then check the
+    heads kept outside the store."""
+    expected_prev, expected_seq, last_id, count = GENESIS, 1, 0, 0
     hashes: dict[int, str] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r.seq):
         count += 1
         where = f"audit record seq {row.seq} (id {row.id}, {row.stage}/{row.action} of {row.model} v{row.version})"
         if row.seq != expected_seq:
-            kind = "deleted" if row.seq > expected_seq else "inserted or reordered"
-            return ChainVerdict(False, count, f"{where}: expected seq {expected_seq}, a record was {kind} before it",
-                                min(row.seq, expected_seq))
+            return ChainVerdict(False, count, f"{where}: expected seq {expected_seq}, a record was deleted before it",
+                                expected_seq)
+        if row.id < last_id:
+            return ChainVerdict(False, count, f"{where}: stored before the record it follows (inserted or "
+                                              "reordered)", row.seq)
         if row.computed_hash() != row.record_hash:
-            return ChainVerdict(False, count, f"{where}: its content does not match its hash (edited)", row.seq)
+            return ChainVerdict(False, count, f"{where}: its content or position does not match its hash (edited "
+                                              "or moved)", row.seq)
         if row.prev_hash != expected_prev:
             return ChainVerdict(False, count, f"{where}: it does not link to the record before it (inserted, "
                                               "reordered or the chain was recomputed)", row.seq)
         hashes[row.seq] = row.record_hash
-        expected_prev, expected_seq = row.record_hash, expected_seq + 1
+        expected_prev, expected_seq, last_id = row.record_hash, expected_seq + 1, row.id
     for head in heads:
         if hashes.get(head.seq) != head.hash:
             found = "missing" if head.seq not in hashes else f"hash {hashes[head.seq][:12]}.."

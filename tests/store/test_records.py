@@ -5,7 +5,7 @@ from pathlib import Path
 from sqlalchemy import inspect
 
 from modelops.store.db import engine_for
-from modelops.store.records import GovernanceStore
+from modelops.store.records import AuditFact, GovernanceStore
 
 
 def store(tmp_path: Path) -> GovernanceStore:
@@ -27,29 +27,44 @@ def test_migrations_create_every_table_at_the_newest_revision(tmp_path: Path) ->
         assert connection.exec_driver_sql("select version_num from alembic_version").scalar() == head
 
 
-def test_the_same_audit_fact_is_recorded_once_and_the_trail_keeps_order(tmp_path: Path) -> None:
+def test_every_audit_record_is_appended_in_order_with_a_chain_link(tmp_path: Path) -> None:
     records = store(tmp_path)
     fact = dict(actor="user:a", stage="validate", action="run-gates", model="m", version="1", outcome="passed",
                 evidence={"auc": 0.7})
-    assert records.record_audit(**fact) is True
-    assert records.record_audit(**fact) is False
-    assert records.record_audit(**{**fact, "outcome": "failed"}) is True
+    first = records.record_audit(**fact)
+    second = records.record_audit(**fact)  # the same words twice are two facts: nothing is silently dropped
     records.record_audit(**{**fact, "stage": "approve", "outcome": "approved"})
     trail = records.audit_trail("m")
-    assert [(e.stage, e.outcome) for e in trail] == [("validate", "passed"), ("validate", "failed"),
-                                                     ("approve", "approved")]
+    assert [(e.stage, e.outcome, e.seq) for e in trail] == [("validate", "passed", 1), ("validate", "passed", 2),
+                                                            ("approve", "approved", 3)]
+    assert first.record_hash != second.record_hash
     assert trail[0].at <= trail[1].at <= trail[2].at and trail[0].at.tzinfo is not None
+    assert records.verify_audit([]).ok
+
+
+def test_a_change_with_nothing_to_change_writes_no_record(tmp_path: Path) -> None:
+    records = store(tmp_path)
+    fact = AuditFact(actor="user:a", stage="deploy", action="serve", model="m", version="1", outcome="deployed",
+                     evidence={})
+    assert records.record(fact, records.start_deployment("m", "1", "champion", "champion", "user:a"))
+    assert records.record(fact, records.start_deployment("m", "1", "champion", "champion", "user:a")) is None
+    assert [e.seq for e in records.audit_trail("m")] == [1]
+    # the head was not advanced by the empty change: the next record links on without a gap
+    records.record_audit(actor="user:a", stage="score", action="x", model="m", version="1", outcome="scored",
+                         evidence={})
+    assert records.verify_audit([]).ok and records.audit_trail("m")[-1].seq == 2
 
 
 def test_a_new_champion_ends_the_previous_deployment(tmp_path: Path) -> None:
     records = store(tmp_path)
-    assert records.start_deployment("m", "1", "champion", "champion", "user:a")
-    assert records.start_deployment("m", "1", "champion", "champion", "user:a") is None  # idempotent
+    fact = AuditFact(actor="user:a", stage="deploy", action="serve", model="m", version="1", outcome="deployed",
+                     evidence={})
+    records.record(fact, records.start_deployment("m", "1", "champion", "champion", "user:a"))
     first_served = records.first_served_at("m", "1")
-    assert records.start_deployment("m", "2", "champion", "champion", "user:a")
-    assert records.end_deployments("m", "1", "retired") == 0  # already ended by the replacement
+    replaced = records.record(fact, records.start_deployment("m", "2", "champion", "champion", "user:a"))
+    assert replaced is not None and replaced.evidence["replaced"] == ["1"]
+    assert records.serving_version("m", "champion") == "2"
     assert records.first_served_at("m", "1") == first_served
-    assert records.end_deployments("m", "2", "retired") == 1
 
 
 def test_one_retrain_per_model_per_cool_down(tmp_path: Path) -> None:
@@ -77,3 +92,30 @@ def test_alert_claims_allow_one_announcement_per_cool_down_and_one_recovery(tmp_
     assert records.claim_alert("m", "drift", cooldown_hours=6)
     records.release_alert("m", "drift")
     assert records.claim_alert("m", "drift", cooldown_hours=6)
+
+
+def test_the_integrity_migration_chains_records_written_before_it(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from modelops.store.db import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    config = Config(str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        for n in range(3):
+            connection.exec_driver_sql(
+                "INSERT INTO audit_events (at, actor, stage, action, model, version, outcome, evidence, dedup_key) "
+                f"VALUES ('2026-11-01 10:00:0{n}.000000', 'user:a', 'register', 'act', 'm', '{n}', 'ok', "
+                f"'{{\"n\": {n}}}', 'key-{n}')")
+    engine.dispose()
+    records = GovernanceStore(url)  # opening the store migrates it to the newest revision
+    assert records.verify_audit([]).ok
+    assert [e.seq for e in records.audit_trail("m")] == [1, 2, 3]
+    assert records.record_audit(actor="user:a", stage="validate", action="act", model="m", version="1",
+                                outcome="passed", evidence={}).seq == 4
+    assert records.verify_audit([]).ok
