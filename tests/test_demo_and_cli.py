@@ -24,7 +24,9 @@ def test_demo_runs_twice_and_leaves_consistent_state(state_home: Path, capsys: p
     # already registered, and ends where run 1 ended: v2 champion, the winter models retired.
     assert platform.catalog.aliases("flight-delay") == {"champion": "2"}
     assert sorted(versions) == ["1", "2", "3"]
-    assert versions["1"].retired and versions["3"].retired and not versions["2"].retired
+    governed = {g.version: g for g in platform.store.governed_versions("flight-delay")}
+    assert governed["1"].retired and governed["3"].retired and not governed["2"].retired
+    assert versions["1"].tags["lifecycle_state"] == "retired"  # the MLflow mirror agrees
     assert versions["1"].tags["modelops.fingerprint"] == versions["3"].tags["modelops.fingerprint"]
     assert [v.version for v in platform.catalog.versions("bike-demand")] == ["1"]
     trail = platform.store.audit_trail("flight-delay")

@@ -166,7 +166,7 @@ def test_drift_closes_the_loop_without_a_human_and_the_reference_period_does_not
     challenger = platform.catalog.version("flight-delay", "2")
     assert challenger.tags["validation_status"] == "passed" and challenger.tags["parent_version"] == "1"
     assert platform.catalog.aliases("flight-delay") == {"champion": "2"}
-    assert platform.catalog.version("flight-delay", "1").retired
+    assert platform.store.governed_version("flight-delay", "1").retired
 
     drift_alerts = [m for m in live.receiver.messages if "drift BREACH" in m["text"]]
     assert len(drift_alerts) == 1 and drift_alerts[0]["channel"] == "#modelops-alerts"
