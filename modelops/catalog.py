@@ -49,6 +49,11 @@ class MlflowCatalog:
         self.artifact_root = artifact_root
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
+    def open(self) -> None:
+        """Create (or upgrade) MLflow's tables now rather than on some later first call."""
+        self.client.search_experiments(max_results=1)  # the tracking store
+        self.client.search_registered_models(max_results=1)  # the registry store, a second connection
+
     def activate(self) -> None:
         """Point MLflow's fluent API (logging, loading, artifact download) at this catalog."""
         import mlflow
@@ -114,8 +119,11 @@ class MlflowCatalog:
         try:
             self.client.get_registered_model(model)
         except MlflowException:
-            self.client.create_registered_model(model, tags=tags, description=description)
-            return
+            try:
+                self.client.create_registered_model(model, tags=tags, description=description)
+                return
+            except MlflowException:
+                self.client.get_registered_model(model)  # created by a concurrent registration: fine
         for key, value in tags.items():
             self.client.set_registered_model_tag(model, key, value)
 

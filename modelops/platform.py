@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import getpass
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
 
 from modelops.catalog import MlflowCatalog
 from modelops.settings import Settings, configure_environment
@@ -21,8 +24,27 @@ class Platform:
 
 @lru_cache(maxsize=4)
 def _platform_for(settings: Settings) -> Platform:
-    return Platform(settings=settings, catalog=MlflowCatalog(settings.tracking_uri, settings.artifact_root),
-                    store=GovernanceStore(settings.governance_url))
+    # Two processes opening a new state directory at once would both create MLflow's tables and run the
+    # governance migrations (one of them then fails half-way): first use happens under a lock, one at a time.
+    with _state_lock(settings.home / "run" / "init.lock"):
+        catalog = MlflowCatalog(settings.tracking_uri, settings.artifact_root)  # MLflow's client opens its store
+        catalog.open()
+        store = GovernanceStore(settings.governance_url)
+        store.open()
+    return Platform(settings=settings, catalog=catalog, store=store)
+
+
+@contextmanager
+def _state_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def get_platform() -> Platform:

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from modelops.errors import CatalogError, StoreIntegrityError
 from modelops.store.audit_chain import ChainHead, ChainRow, ChainVerdict, normalise_evidence, record_hash, verify_chain
-from modelops.store.db import session_scope
+from modelops.store.db import engine_for, session_scope
 from modelops.store.schema import (
     AlertDelivery, AlertState, Approval, AuditChainHead, AuditEvent, Deployment, GroundTruthBatch, Lineage,
-    MonitoringResult, MonitoringRun, PredictionBatch, RegistrationClaim, RetrainRequest, VersionRecord,
+    MonitoringResult, MonitoringRun, PredictionBatch, RegistrationClaim, RetrainClaim, RetrainRequest, VersionRecord,
 )
 
 
@@ -127,6 +127,10 @@ def _chain_row(r: AuditEvent) -> ChainRow:
 class GovernanceStore:
     def __init__(self, url: str) -> None:
         self.url = url
+
+    def open(self) -> None:
+        """Connect and migrate to the newest schema now rather than on some later first call."""
+        engine_for(self.url)
 
     # --- audit trail -------------------------------------------------------------------------------------
     def record(self, fact: AuditFact, change: Change | None = None) -> AuditEntry | None:
@@ -442,23 +446,30 @@ class GovernanceStore:
         """Ask for a retrain unless one was asked for within the cool-down. Returns None when this call claimed
         it, else when the earlier request was made.
 
-        Insert first, then look: of the requests inside the cool-down the oldest wins, so two monitors racing
-        on any database agree on one winner without locks."""
+        One conditional UPDATE of the model's claim row decides: the database runs racing updates of one row one
+        after the other and re-checks the condition for each, so exactly one of racing monitors wins, on SQLite
+        and PostgreSQL alike. (Comparing timestamps or ids of inserted rows does not: a later commit can carry
+        an earlier value.)"""
+        self._ensure_claim_row(RetrainClaim(model=model))
         now = utcnow()
+        cutoff = now - timedelta(hours=cooldown_hours)
         with session_scope(self.url) as session:
-            mine = RetrainRequest(model=model, version=version, reason=reason, requested_at=now)
-            session.add(mine)
-            session.flush()
-            mine_id = mine.id
-        since = now - timedelta(hours=cooldown_hours)
-        with session_scope(self.url) as session:
-            first = session.execute(select(RetrainRequest.id, RetrainRequest.requested_at).where(
-                RetrainRequest.model == model, RetrainRequest.requested_at >= since,
-            ).order_by(RetrainRequest.requested_at, RetrainRequest.id).limit(1)).one()
-            if first.id == mine_id:
+            won = session.execute(update(RetrainClaim).where(
+                RetrainClaim.model == model,
+                or_(RetrainClaim.last_requested_at.is_(None), RetrainClaim.last_requested_at < cutoff),
+            ).values(last_requested_at=now)).rowcount == 1
+            if won:
+                session.add(RetrainRequest(model=model, version=version, reason=reason, requested_at=now))
                 return None
-            session.execute(delete(RetrainRequest).where(RetrainRequest.id == mine_id))
-            return _aware(first.requested_at)
+            return _aware(session.scalar(select(RetrainClaim.last_requested_at).where(RetrainClaim.model == model)))
+
+    def _ensure_claim_row(self, row: RetrainClaim | AlertState) -> None:
+        """Create the row a claim updates, unless it exists (or a concurrent process just created it)."""
+        try:
+            with session_scope(self.url) as session:
+                session.add(row)
+        except IntegrityError:
+            pass
 
     # --- alerts ------------------------------------------------------------------------------------------
     def alert_state(self, model: str, check: str) -> tuple[bool, datetime | None]:
@@ -467,19 +478,10 @@ class GovernanceStore:
             row = session.scalar(select(AlertState).where(AlertState.model == model, AlertState.check == check))
             return (False, None) if row is None else (row.firing, _aware(row.last_sent_at))
 
-    def _ensure_alert_row(self, model: str, check: str) -> None:
-        try:
-            with session_scope(self.url) as session:
-                if session.scalar(select(AlertState.id).where(AlertState.model == model,
-                                                              AlertState.check == check)) is None:
-                    session.add(AlertState(model=model, check=check, firing=False, since=utcnow()))
-        except IntegrityError:
-            pass  # created by a concurrent monitor
-
     def claim_alert(self, model: str, check: str, cooldown_hours: float) -> bool:
         """Atomically take the right to announce a breach: not firing yet, or last announced before the
         cool-down (then it is a reminder)."""
-        self._ensure_alert_row(model, check)
+        self._ensure_claim_row(AlertState(model=model, check=check, firing=False, since=utcnow()))
         now = utcnow()
         cutoff = now - timedelta(hours=cooldown_hours)
         with session_scope(self.url) as session:

@@ -201,6 +201,15 @@ class RetrainRequest(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RetrainClaim(Base):
+    """When a model last asked for retraining: the row a racing monitor must update atomically to ask again."""
+
+    __tablename__ = "retrain_claims"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), unique=True)
+    last_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class AlertState(Base):
     """Whether an alert is firing for a model's check, and when it was last announced."""
 

@@ -1,5 +1,5 @@
 """integrity: hash-chained append-only audit trail, version records (content pins, gate verdicts, retirement),
-registration claims
+registration claims, race-free retrain claims
 
 Revision ID: 0004
 Revises: 0003
@@ -51,6 +51,14 @@ def upgrade() -> None:
         sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('model', 'fingerprint'),
+    )
+    op.create_table(
+        'retrain_claims',
+        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('model', sa.String(length=100), nullable=False),
+        sa.Column('last_requested_at', sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('model'),
     )
     op.create_table(
         'audit_chain_head',
@@ -132,6 +140,7 @@ def downgrade() -> None:
         batch_op.drop_column('seq')
         batch_op.add_column(sa.Column('dedup_key', sa.String(length=64), nullable=True))
     op.drop_table('audit_chain_head')
+    op.drop_table('retrain_claims')
     op.drop_table('registration_claims')
     op.drop_index('ix_version_records_fingerprint', 'version_records')
     op.drop_index('ix_version_records_model', 'version_records')
