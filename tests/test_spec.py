@@ -37,6 +37,10 @@ def test_shipped_specs_load_and_their_entry_points_resolve() -> None:
     (lambda r: r["monitoring"]["drift"].update(warn_share=0.9), "monitoring.drift", "warn_share must not exceed"),
     (lambda r: r["monitoring"]["drift"].update(num_method="vibes"), "monitoring.drift.num_method", "unknown drift method"),
     (lambda r: r.pop("owner"), "owner", "Field required"),
+    (lambda r: r["validation"].update(security={"trusted_module_prefixes": ["sklearn."]}), "validation.security",
+     "trusted_module_prefixes is no longer supported"),
+    (lambda r: r["validation"].update(security={"trusted_types": ["numpy."]}), "validation.security.trusted_types.0",
+     "should match pattern"),
 ])
 def test_a_broken_spec_names_path_field_and_reason(tmp_path: Path, mutate, field: str, reason: str) -> None:  # type: ignore[no-untyped-def]
     path = write_spec(tmp_path, "flight-delay", mutate)

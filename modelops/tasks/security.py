@@ -1,15 +1,26 @@
 """Security scan of a model file, and the only way the platform deserialises one.
 
 Pickle-based files run arbitrary code on load, so they are refused unless the spec accepts the risk. A skops file
-is scanned for the types it would instantiate; each must come from a module the spec trusts. The scan ignores
-what the model says about itself (MLmodel's trusted-types list, a custom pyfunc loader or code paths could make
-MLflow's loader run anything), and `load_scanned_model` loads exactly the file that was scanned, with exactly the
-types the scan found, through skops itself.
+may only reference classes on an exact allow-list: the platform's own (PLATFORM_TRUSTED_TYPES), the classes skops
+trusts by default, and the spec's `validation.security.trusted_types`. Functions are never allowed: skops' reduce,
+function and method nodes call or hand out whatever a file names, so a single trusted function (numpy.testing's
+`runstring`, `builtins.eval`, ...) runs code on load. The scan reads the file's schema itself, names every type
+or function it references, and refuses the file before anything in it is imported.
+
+The scan ignores what the model says about itself (MLmodel's trusted-types list, a custom pyfunc loader or code
+paths could make MLflow's loader run anything), and `load_scanned_model` loads exactly the bytes that were
+scanned, trusting exactly the extra types the scan approved, through skops itself.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import io
+import json
+import zipfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +34,176 @@ from modelops.tasks import as_task
 
 PREDICT_FNS = {"predict", "predict_proba"}
 
+# Classes the shipped models and plain scikit-learn linear models, trees, ensembles, pipelines, column
+# transformers and encoders need beyond what skops trusts by default (checked with skops 0.16 and scikit-learn
+# 1.9). Each is a class whose loading only fills in data; no entry is a function.
+PLATFORM_TRUSTED_TYPES: tuple[str, ...] = (
+    # Containers and arrays every estimator's state is made of (skops trusts them only inside its own nodes).
+    "builtins.dict",
+    "builtins.slice",  # ColumnTransformer keeps column slices
+    "numpy.ndarray",
+    "numpy.dtype",  # dtype attributes, e.g. of encoders
+    # Random state kept by fitted estimators: HistGradientBoosting's Generator (both shipped models), and a
+    # RandomState passed as random_state.
+    "numpy.random._generator.Generator",
+    "numpy.random.mtrand.RandomState",
+    # Fitted trees. skops leaves both untrusted because a crafted node array can crash prediction (no bounds
+    # checks in scikit-learn); they hold only numbers and cannot run code. TreePredictor: HistGradientBoosting
+    # (both shipped models); Tree: decision trees, random forests, extra trees, gradient boosting.
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+    # Cython loss objects of HistGradientBoosting (binomial: flight-delay, Poisson: bike-demand), gradient
+    # boosting and SGD models.
+    "sklearn._loss._loss.CyAbsoluteError",
+    "sklearn._loss._loss.CyExponentialLoss",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfGammaLoss",
+    "sklearn._loss._loss.CyHalfMultinomialLoss",
+    "sklearn._loss._loss.CyHalfPoissonLoss",
+    "sklearn._loss._loss.CyHalfSquaredError",
+    "sklearn._loss._loss.CyHalfTweedieLoss",
+    "sklearn._loss._loss.CyHalfTweedieLossIdentity",
+    "sklearn._loss._loss.CyHuberLoss",
+    "sklearn._loss._loss.CyPinballLoss",
+    "sklearn.linear_model._sgd_fast.EpsilonInsensitive",
+    "sklearn.linear_model._sgd_fast.Hinge",
+    "sklearn.linear_model._sgd_fast.ModifiedHuber",
+    "sklearn.linear_model._sgd_fast.SquaredEpsilonInsensitive",
+    "sklearn.linear_model._sgd_fast.SquaredHinge",
+)
+
+# Classes that call whatever callable they are given, so trusting one reaches every function: never allowed,
+# not even from skops' defaults (skops trusts builtins.map) or a spec.
+CALLABLE_WRAPPERS = frozenset({
+    "builtins.type", "builtins.map", "builtins.filter", "functools.partial", "functools.partialmethod",
+    "operator.attrgetter", "operator.itemgetter", "operator.methodcaller",
+})
+
+# The name lists skops 0.16 trusts by default (skops/io/_trusted_types.py). Besides classes they hold ~320 numpy
+# and scipy ufuncs, which skops' FunctionNode hands out as functions; the scan sorts them apart below.
+_SKOPS_DEFAULT_LISTS = (
+    "PRIMITIVE_TYPE_NAMES", "CONTAINER_TYPE_NAMES", "SKLEARN_ESTIMATOR_TYPE_NAMES", "SKLEARN_INTERNAL_TYPE_NAMES",
+    "NUMPY_DTYPE_TYPE_NAMES", "NUMPY_RANDOM_BIT_GENERATOR_TYPE_NAMES", "NUMPY_UFUNC_TYPE_NAMES",
+    "SCIPY_UFUNC_TYPE_NAMES",
+)
+
 
 @dataclass(frozen=True)
 class ScanResult:
     passed: bool
     serialization: str
     findings: list[str] = field(default_factory=list)
-    trusted_types: list[str] = field(default_factory=list)
+    trusted_types: list[str] = field(default_factory=list)  # what skops must be told to trust, all approved
     model_file: str | None = None
     predict_fn: str = "predict"
+    sha256: str | None = None  # of the scanned bytes: loading refuses any other content
+
+
+@dataclass(frozen=True)
+class SkopsDefaults:
+    """What skops trusts without being told, split into classes and everything else (functions)."""
+
+    classes: frozenset[str]
+    functions: frozenset[str]
+
+
+def _resolve(name: str) -> Any:
+    """The object a dotted name stands for, found the way skops finds it (module, then one attribute).
+    Imports the module: call it only with names the platform, skops or the spec already trusts."""
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+@lru_cache(maxsize=1)
+def skops_defaults() -> SkopsDefaults:
+    try:
+        from skops.io import _trusted_types
+    except ImportError:  # a skops that moved its lists: trust none of its defaults, so the scan fails closed
+        return SkopsDefaults(frozenset(), frozenset())
+    names = {name for attr in _SKOPS_DEFAULT_LISTS for name in getattr(_trusted_types, attr, [])}
+    kinds = {name: _is_class(name) for name in names}
+    return SkopsDefaults(frozenset(n for n, is_class in kinds.items() if is_class and n not in CALLABLE_WRAPPERS),
+                         frozenset(n for n, is_class in kinds.items() if is_class is False))
+
+
+def _is_class(name: str) -> bool | None:
+    """Whether a trusted name is a class; None when it does not resolve."""
+    try:
+        return isinstance(_resolve(name), type)
+    except Exception:  # noqa: BLE001 - import and attribute errors alike mean the name is wrong
+        return None
+
+
+def _allow_list_finding(name: str) -> str | None:
+    """Why an allow-list entry cannot be trusted, or None when it is a class."""
+    if name in CALLABLE_WRAPPERS:
+        return f"allow-list entry {name} calls any function it is given; remove it from trusted_types"
+    try:
+        obj = _resolve(name)
+    except Exception as exc:  # noqa: BLE001 - import and attribute errors alike mean the name is wrong
+        return f"allow-list entry {name} does not resolve ({type(exc).__name__}: {exc}); fix or remove it"
+    if not isinstance(obj, type):
+        return (f"allow-list entry {name} is a {type(obj).__name__}, not a class: functions are never trusted; "
+                "remove it from validation.security.trusted_types")
+    return None
+
+
+def allow_list(policy: SecuritySpec) -> tuple[frozenset[str], list[str]]:
+    """The exact classes a model may contain beyond skops' default classes, and findings on bad entries."""
+    findings: list[str] = []
+    allowed: set[str] = set()
+    for name in dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types]):
+        finding = _allow_list_finding(name)
+        if finding is None:
+            allowed.add(name)
+        else:
+            findings.append(finding)
+    return frozenset(allowed), findings
+
+
+def referenced_names(data: bytes) -> set[str]:
+    """Every module.name a skops file's schema refers to. Each node names the type or function skops imports for
+    it in `__module__`/`__class__`; collecting them from every object of the JSON, whatever its loader or depth,
+    sees more than skops' own audit (which skips names some nodes ignore), never less. Imports nothing."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        pending: list[Any] = [json.loads(archive.read("schema.json"))]
+    names: set[str] = set()
+    while pending:  # a stack, not recursion: a crafted file may nest deeper than Python's recursion limit
+        item = pending.pop()
+        if isinstance(item, dict):
+            module, name = item.get("__module__"), item.get("__class__")
+            if isinstance(module, str) and isinstance(name, str):  # else skops cannot import anything for it
+                names.add(f"{module}.{name}")
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return names
+
+
+def _refusal(name: str) -> str:
+    if name in skops_defaults().functions:
+        return (f"{name} is a function (skops trusts it by default), not a class: the platform never loads "
+                "functions from a model file; rebuild the model without it (e.g. no FunctionTransformer(func))")
+    return (f"type {name} is not on the allow-list of classes a model may contain; refused before loading. If it "
+            f"is a class you have reviewed, add '{name}' to validation.security.trusted_types in the spec; "
+            "functions are never allowed")
+
+
+def _skops_findings(data: bytes, allowed: frozenset[str]) -> tuple[list[str], list[str]]:
+    """Findings on a skops file's content, and the types skops must be told to trust to load it."""
+    import skops.io
+
+    try:
+        names = referenced_names(data)
+        # skops' audit also reports what nodes keep outside __module__/__class__ (a method's name, a random
+        # generator's bit generator, old-protocol functions): all must be on the allow-list too.
+        flagged = set(skops.io.get_untrusted_types(data=data))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a sound skops file
+        return [f"the model file is not a readable skops file ({type(exc).__name__}: {exc})"], []
+    defaults = skops_defaults().classes
+    findings = [_refusal(name) for name in sorted(names | flagged)
+                if name not in allowed and (name in flagged or name not in defaults)]
+    return findings, sorted(flagged)
 
 
 def _flavor_findings(flavors: dict[str, Any]) -> list[str]:
@@ -51,37 +223,60 @@ def _flavor_findings(flavors: dict[str, Any]) -> list[str]:
     return findings
 
 
-def scan_model_dir(model_dir: Path, policy: SecuritySpec) -> ScanResult:
+def _read_flavors(model_dir: Path) -> dict[str, Any] | str:
+    """The MLmodel's flavors, or why there are none to trust."""
     mlmodel = model_dir / "MLmodel"
     if not mlmodel.is_file():
-        return ScanResult(False, "unknown", [f"{model_dir} holds no MLmodel file: not an MLflow model"])
-    flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
+        return f"{model_dir} holds no MLmodel file: not an MLflow model"
+    try:
+        flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
+    except (yaml.YAMLError, AttributeError, UnicodeDecodeError) as exc:
+        return f"the MLmodel file is not a valid MLflow model description: {exc}"
+    if not isinstance(flavors, dict) or not all(isinstance(f, dict) for f in flavors.values()):
+        return "the MLmodel file's flavors are not a mapping of flavor settings"
+    return flavors
+
+
+def _read_model_file(model_dir: Path, pickled_model: object) -> tuple[Path, bytes] | str:
+    """The bytes of the model file the MLmodel names, which must lie inside the model folder."""
+    path = (model_dir / str(pickled_model)).resolve()
+    if not path.is_relative_to(model_dir.resolve()):
+        return f"the model file {pickled_model!r} lies outside the model folder"
+    try:
+        return path, path.read_bytes()
+    except OSError as exc:
+        return f"the model file {pickled_model!r} cannot be read: {exc}"
+
+
+def scan_model_dir(model_dir: Path, policy: SecuritySpec) -> ScanResult:
+    flavors = _read_flavors(model_dir)
+    if isinstance(flavors, str):
+        return ScanResult(False, "unknown", [flavors])
     sklearn = flavors.get("sklearn")
     if sklearn is None:
         pyfunc = flavors.get("python_function", {})
         return ScanResult(False, str(pyfunc.get("loader_module", "unknown")),
                           [f"flavor {sorted(flavors)} is loaded with cloudpickle, which can run arbitrary code; "
                            "log the model with mlflow.sklearn and serialization_format='skops'"])
-    fmt = sklearn.get("serialization_format", "pickle")
+    fmt = str(sklearn.get("serialization_format", "pickle"))
     findings = _flavor_findings(flavors)
-    predict_fn = flavors.get("python_function", {}).get("predict_fn", "predict")
-    model_file = str(model_dir / sklearn.get("pickled_model", "model.skops"))
+    predict_fn = str(flavors.get("python_function", {}).get("predict_fn", "predict"))
+    read = _read_model_file(model_dir, sklearn.get("pickled_model", "model.skops"))
+    if isinstance(read, str):
+        return ScanResult(False, fmt, [*findings, read], predict_fn=predict_fn)
+    path, data = read
+    trusted: list[str] = []
     if fmt != "skops":
         if not policy.allow_pickle:
             findings.append(f"the model file is serialised with {fmt}, which runs arbitrary code on load; re-log it "
                             "with serialization_format='skops' (or set validation.security.allow_pickle in the "
                             "spec to accept the risk)")
-        return ScanResult(not findings, fmt, findings, model_file=model_file, predict_fn=predict_fn)
-    import skops.io
-
-    try:
-        found = skops.io.get_untrusted_types(file=model_file)
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a sound skops file
-        return ScanResult(False, fmt, [*findings, f"{Path(model_file).name} is not a readable skops file: {exc}"])
-    untrusted = [t for t in found if not any(t.startswith(p) for p in policy.trusted_module_prefixes)]
-    findings += [f"type {t} is outside the trusted modules {policy.trusted_module_prefixes}" for t in untrusted]
-    return ScanResult(not findings, fmt, findings, trusted_types=list(found), model_file=model_file,
-                      predict_fn=predict_fn)
+    else:
+        allowed, findings_on_list = allow_list(policy)
+        findings_on_file, trusted = _skops_findings(data, allowed)
+        findings += findings_on_list + findings_on_file
+    return ScanResult(not findings, fmt, findings, trusted_types=trusted, model_file=str(path),
+                      predict_fn=predict_fn, sha256=hashlib.sha256(data).hexdigest())
 
 
 class ScannedModel:
@@ -95,23 +290,32 @@ class ScannedModel:
         return np.asarray(getattr(self.estimator, self.predict_fn)(frame))
 
 
-def load_scanned_model(scan: ScanResult) -> ScannedModel:
-    """Deserialise the file the scan passed, with the types it found, and nothing else."""
-    if not scan.passed or scan.model_file is None:
+def _scanned_bytes(scan: ScanResult) -> bytes:
+    """The model file's bytes, provided they are the very bytes the scan passed."""
+    if not scan.passed or scan.model_file is None or scan.sha256 is None:
         raise UnsafeModelError(f"refusing to load a model that failed the security scan: {scan.findings}",
                                "fix the findings and validate the version again")
+    data = Path(scan.model_file).read_bytes()
+    if hashlib.sha256(data).hexdigest() != scan.sha256:
+        raise UnsafeModelError(f"{scan.model_file} changed after the security scan",
+                               "scan the model again and load what was scanned")
+    return data
+
+
+def load_scanned_model(scan: ScanResult) -> ScannedModel:
+    """Deserialise the file the scan passed, trusting the types it approved, and nothing else."""
+    data = _scanned_bytes(scan)
     if scan.serialization == "skops":
         import skops.io
 
-        return ScannedModel(skops.io.load(scan.model_file, trusted=scan.trusted_types), scan.predict_fn)
-    import pickle  # only reached when the spec explicitly accepts pickle's risk (allow_pickle)
+        return ScannedModel(skops.io.loads(data, trusted=scan.trusted_types), scan.predict_fn)
+    if scan.serialization == "cloudpickle":  # only reached when the spec explicitly accepts pickle's risk
+        import cloudpickle
 
-    with open(scan.model_file, "rb") as handle:
-        if scan.serialization == "cloudpickle":
-            import cloudpickle
+        return ScannedModel(cloudpickle.loads(data), scan.predict_fn)
+    import pickle
 
-            return ScannedModel(cloudpickle.load(handle), scan.predict_fn)
-        return ScannedModel(pickle.load(handle), scan.predict_fn)  # noqa: S301 - accepted by the spec
+    return ScannedModel(pickle.loads(data), scan.predict_fn)  # noqa: S301 - accepted by the spec (allow_pickle)
 
 
 scan_model_dir_task = as_task(scan_model_dir)
