@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from modelops.platform import Platform
 from modelops.store.records import GovernedVersion
-from modelops.tasks.integrity import ROLES, alias_findings
+from modelops.tasks.integrity import ROLES, alias_findings, tag_differences
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -69,6 +69,9 @@ def findings_text(platform: Platform, model: str) -> list[str]:
     governed = {g.version for g in platform.store.governed_versions(model)}
     findings += [f"FINDING: MLflow holds v{info.version} of {model}, which has no governance record: it never serves"
                  for info in platform.catalog.versions(model) if info.version not in governed]
+    findings += [f"FINDING: MLflow tag {tag} of {model} v{version} says {was!r}, the store says {wanted!r}"
+                 for version, tags in tag_differences(platform, model).items()
+                 for tag, (was, wanted) in tags.items()]
     return findings
 
 

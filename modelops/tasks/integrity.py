@@ -196,25 +196,34 @@ def mirror_serving(platform: Platform, model: str, standby: str | None = None) -
     return changed
 
 
-def reconcile_catalog(platform: Platform, model: str) -> list[str]:
-    """Make MLflow mirror the store again: aliases, and each version's state and verdict tags. Audited."""
+def tag_differences(platform: Platform, model: str) -> dict[str, dict[str, tuple[str | None, str]]]:
+    """{version: {tag: (what MLflow says, what the store says)}} wherever the mirror tags disagree with the store."""
     from modelops.catalog import TAG_APPROVAL, TAG_SECURITY, TAG_STATE, TAG_VALIDATION
-    from modelops.tasks.audit import record_stage
 
-    changed = mirror_serving(platform, model)
     tags_by_version = {info.version: info.tags for info in platform.catalog.versions(model)}
+    differences: dict[str, dict[str, tuple[str | None, str]]] = {}
     for governed in platform.store.governed_versions(model):
+        current = tags_by_version.get(governed.version, {})
         wanted = {TAG_SECURITY: governed.security_status, TAG_VALIDATION: governed.validation_status,
                   TAG_APPROVAL: platform.store.approval_status(model, governed.version)}
         if governed.retired:
             wanted[TAG_STATE] = "retired"
-        elif tags_by_version.get(governed.version, {}).get(TAG_STATE) == "retired":
+        elif current.get(TAG_STATE) == "retired":
             wanted[TAG_STATE] = "standby"
-        current = tags_by_version.get(governed.version, {})
-        fixes = {k: v for k, v in wanted.items() if v is not None and current.get(k) != v}
-        if fixes:
-            platform.catalog.set_tags(model, governed.version, fixes)
-            changed += [f"v{governed.version} {k}: {current.get(k)!r} -> {v!r}" for k, v in fixes.items()]
+        found = {k: (current.get(k), v) for k, v in wanted.items() if v is not None and current.get(k) != v}
+        if found:
+            differences[governed.version] = found
+    return differences
+
+
+def reconcile_catalog(platform: Platform, model: str) -> list[str]:
+    """Make MLflow mirror the store again: aliases, and each version's state and verdict tags. Audited."""
+    from modelops.tasks.audit import record_stage
+
+    changed = mirror_serving(platform, model)
+    for version, fixes in tag_differences(platform, model).items():
+        platform.catalog.set_tags(model, version, {k: wanted for k, (_, wanted) in fixes.items()})
+        changed += [f"v{version} {k}: {was!r} -> {wanted!r}" for k, (was, wanted) in fixes.items()]
     if changed:
         record_stage(stage="integrity", action="reconcile-catalog", model=model, version=None, outcome="reconciled",
                      evidence={"changes": changed}, event=None)

@@ -112,6 +112,12 @@ def test_a_retired_version_stays_retired_whatever_mlflow_says(state_home: Path) 
     with pytest.raises(RetiredVersionError):
         deploy(model=MODEL, version=version)
     assert approve(model=MODEL, version=version).status == "rejected"
+    from modelops.platform import get_platform
+    from modelops.reporting import findings_text
+
+    findings = findings_text(get_platform(), MODEL)
+    assert f"FINDING: MLflow tag lifecycle_state of {MODEL} v{version} says 'standby', the store says 'retired'" \
+        in findings
 
 
 def test_a_model_file_replaced_after_approval_is_refused_audited_and_alerted(
