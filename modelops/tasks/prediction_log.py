@@ -7,6 +7,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from modelops.errors import DataError
@@ -16,6 +17,8 @@ from modelops.store.records import as_utc, utcnow
 from modelops.store.schema import GroundTruthBatch, PredictionBatch
 from modelops.tasks import as_task
 from modelops.tasks.data import data_hash
+from modelops.tasks.schema import required_ids
+from modelops.tasks.scoring import naive_utc
 
 LOG_COLUMNS = ["prediction_id", "event_time", "scored_at", "model", "version", "role", "batch_id", "prediction",
                "score", "latency_ms"]
@@ -49,8 +52,10 @@ def log_predictions(platform: Platform, spec: LifecycleSpec, version: str, role:
 
 def log_failed_batch(platform: Platform, spec: LifecycleSpec, version: str, role: str, frame: pd.DataFrame,
                      source: str, source_digest: str, error: str) -> PredictionBatch:
-    """A batch that could not be scored counts against the error rate of its window."""
-    stamps = (pd.to_datetime(frame[spec.data.timestamp_column], errors="coerce").dropna()
+    """A batch that could not be scored counts against the error rate of its window: the span of the event times
+    that can be read. With none readable (the very reason it may have failed), the time it was refused is the only
+    time known of it; the record says failed and why, so nothing is passed off as scored traffic of today."""
+    stamps = (naive_utc(frame[spec.data.timestamp_column]).dropna()
               if spec.data.timestamp_column in frame.columns else pd.Series(dtype="datetime64[ns]"))
     now = utcnow()
     batch = PredictionBatch(id=batch_id_for(spec.name, version, role, source_digest), model=spec.name, version=version,
@@ -90,14 +95,20 @@ def logged_predictions(platform: Platform, model: str, version: str | None, star
 
 
 def record_ground_truth(platform: Platform, spec: LifecycleSpec, labels: pd.DataFrame, source: str) -> GroundTruthBatch:
-    """Store labels that arrived for earlier predictions: columns <id_column> and <target> of the spec."""
+    """Store labels that arrived for earlier predictions: columns <id_column> and <target> of the spec.
+
+    Every label needs its prediction's id. A row without a label is dropped (not arrived yet); the same id twice
+    with the same label counts once, with different labels the batch is refused: which one is true is not ours to
+    pick. A later batch may correct a label: the latest stands.
+    """
     needed = [spec.data.id_column, spec.data.target]
     missing = [c for c in needed if c not in labels.columns]
     if missing:
         raise DataError(f"{source}: ground truth lacks columns {missing}",
                         f"give one row per prediction with columns {needed}")
-    frame = pd.DataFrame({"prediction_id": labels[spec.data.id_column].astype(str),
-                          "label": labels[spec.data.target].to_numpy()}).dropna()
+    frame = pd.DataFrame({"prediction_id": required_ids(labels, spec.data.id_column, source).to_numpy(),
+                          "label": labels[spec.data.target].to_numpy()}).dropna().drop_duplicates()
+    _refuse_conflicting_labels(frame, spec.data.id_column, source)
     frame["received_at"] = pd.Timestamp(utcnow()).tz_localize(None)
     digest = batch_id_for(spec.name, "labels", data_hash(frame[["prediction_id", "label"]]))
     path = platform.settings.labels_dir / spec.name / f"{digest}.parquet"
@@ -105,6 +116,17 @@ def record_ground_truth(platform: Platform, spec: LifecycleSpec, labels: pd.Data
     batch = GroundTruthBatch(id=digest, model=spec.name, path=str(path), rows=len(frame), received_at=utcnow())
     platform.store.record_ground_truth_batch(batch)
     return batch
+
+
+def _refuse_conflicting_labels(frame: pd.DataFrame, column: str, source: str) -> None:
+    repeated = frame["prediction_id"].duplicated(keep=False).to_numpy()  # rows are distinct: repeats disagree
+    if repeated.any():
+        first = frame["prediction_id"].iloc[int(np.flatnonzero(repeated)[0])]
+        labels = frame.loc[frame["prediction_id"] == first, "label"].tolist()
+        raise DataError(f"{source}: {frame.loc[repeated, 'prediction_id'].nunique()} id(s) in {column!r} have "
+                        f"conflicting labels; {first!r} is labelled {labels}",
+                        f"send one label per {column!r}; a correction goes in a later batch, where it replaces the "
+                        "earlier label")
 
 
 def ground_truth(platform: Platform, model: str) -> pd.DataFrame:

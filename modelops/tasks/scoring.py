@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import date, datetime, timezone
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
 
 from modelops.errors import DataError
 from modelops.spec import LifecycleSpec
 from modelops.tasks import as_task
-from modelops.tasks.schema import conform_to_signature
+from modelops.tasks.schema import conform_to_signature, offenders, required_column, required_ids
 
 
 def read_batch(path: Path) -> pd.DataFrame:
@@ -54,8 +57,63 @@ def predict_scores(pyfunc: Any, features: pd.DataFrame, task: str) -> np.ndarray
 
 def naive_utc(values: pd.Series) -> pd.Series:
     """Timestamps as naive UTC, the prediction log's convention: aware values are converted, naive ones are
-    taken to be UTC already."""
-    return pd.to_datetime(values, utc=True).dt.tz_localize(None)
+    taken to be UTC already. NaT where a value is missing or cannot be read without a guess (see _read_time);
+    numbers are not read at all: seconds, milliseconds or nanoseconds since 1970 would be a guess."""
+    if ptypes.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values, utc=True).dt.tz_localize(None)
+    if ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    read = [_read_time(value) for value in values.to_numpy(dtype=object)]
+    return pd.Series(pd.to_datetime(read, errors="coerce"), index=values.index)  # out of range -> NaT
+
+
+def _read_time(value: object) -> datetime | None:
+    """One value as a naive UTC datetime, or None. Text is read as ISO 8601 by Python, value by value: dateutil
+    would give '05:00' today's date and read 03/04/2013 either way round, and pandas' vectorised ISO 8601 parser
+    lends an offset-less value the offset of an earlier one."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    elif isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, dt_time.min)
+    if not isinstance(value, datetime) or pd.isna(value):
+        return None
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def event_times(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+    """When each row's event happened, as naive UTC. Every row needs a readable one: defaulting it to the scoring
+    time would put old traffic into today's monitoring window and leave its own window without it."""
+    values = required_column(frame, column, "data.timestamp_column", source)
+    times = naive_utc(values)
+    bad = times.isna().to_numpy()
+    if bad.any():
+        raise DataError(f"{source}: timestamp column {column!r} has no ISO 8601 timestamp in {offenders(values, bad)}",
+                        f"give every row its event time in {column!r} as ISO 8601 text, e.g. '2013-02-15 05:00:00' "
+                        "(UTC) or '2013-02-15 00:00:00-05:00', or as datetimes; numbers are not read as times")
+    return times
+
+
+def batch_ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+    """The prediction ids of a batch: its id column as text.
+
+    Rule: a row of a batch is one request, and ground truth finds its prediction by the id, so every row needs an
+    id (never generated: a made-up id joins no label) and no two rows of one batch may share one (a label would
+    join both, or the log would keep one of them at random). Such a batch is refused, naming the id and how often it
+    occurs. The same id in a later batch is that request scored again: the latest scoring stands.
+    """
+    ids = required_ids(frame, column, source)
+    repeated = ids.duplicated(keep=False).to_numpy()
+    if repeated.any():
+        counts = ids[repeated].value_counts()
+        first = ids.iloc[int(np.flatnonzero(repeated)[0])]
+        rows = np.flatnonzero((ids == first).to_numpy())
+        raise DataError(f"{source}: id column {column!r} repeats {len(counts)} id(s) over {int(repeated.sum())} of "
+                        f"{len(ids)} rows; {first!r} occurs {len(rows)} times, at rows {rows[:5].tolist()} (0-based)",
+                        f"give each row of a batch its own {column!r}; score a request again in a later batch")
+    return ids
 
 
 def predict_in_chunks(pyfunc: Any, features: pd.DataFrame, task: str, chunk_rows: int) -> tuple[np.ndarray,
@@ -73,21 +131,23 @@ def predict_in_chunks(pyfunc: Any, features: pd.DataFrame, task: str, chunk_rows
 
 def score_frame(spec: LifecycleSpec, pyfunc: Any, columns: list[tuple[str, str]], frame: pd.DataFrame,
                 source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Returns (predictions for the caller, rows for the prediction log)."""
+    """Returns (predictions for the caller, rows for the prediction log).
+
+    Raises DataError (SchemaMismatchError for the model's inputs) for a batch that would log wrong data: see
+    batch_ids, event_times and conform_to_signature. Each is checked before the model runs.
+    """
+    ids = batch_ids(frame, spec.data.id_column, source)
+    event_time = event_times(frame, spec.data.timestamp_column, source)
     features = conform_to_signature(frame, columns, source)
     scores, latency_ms = predict_in_chunks(pyfunc, features, spec.task, spec.deploy.chunk_rows)
     if spec.task == "classification":
         prediction = (scores >= spec.deploy.decision_threshold).astype("int64")
     else:
         prediction = scores
-    ids = (frame[spec.data.id_column].astype(str) if spec.data.id_column in frame.columns
-           else pd.Series([f"{source}#{i}" for i in range(len(frame))], index=frame.index))
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    event_time = (naive_utc(frame[spec.data.timestamp_column]) if spec.data.timestamp_column in frame.columns
-                  else pd.Series(scored_at, index=frame.index))
     outputs = pd.DataFrame({"prediction_id": ids.to_numpy(), "prediction": prediction, "score": scores})
     log = pd.concat([
-        pd.DataFrame({"prediction_id": ids.to_numpy(), "event_time": pd.to_datetime(event_time).to_numpy(),
+        pd.DataFrame({"prediction_id": ids.to_numpy(), "event_time": event_time.to_numpy(),
                       "scored_at": scored_at}),
         features.reset_index(drop=True),
         pd.DataFrame({"prediction": prediction, "score": scores, "latency_ms": latency_ms}),
