@@ -39,11 +39,8 @@ RETRAIN_LABEL = "modelops.retrain"
 # Resource label of registered / validated / approved events: "continue" lets the triggers take the version on
 # to the next stage; a retrain's challenger says "stop", because only winning the comparison promotes it.
 CHAIN_LABEL = "modelops.chain"
+# The same flag as a version tag, for the MLflow UI; the event label comes from the governance store's record.
 CHAIN_TAG = "modelops.chain"
-
-
-def chain_labels(tags: dict[str, str]) -> dict[str, str]:
-    return {CHAIN_LABEL: tags.get(CHAIN_TAG, "stop")}
 
 
 def model_resource(model: str, labels: dict[str, str] | None = None) -> dict[str, str]:

@@ -37,14 +37,9 @@ def record_hash(*, seq: int, prev_hash: str, at: datetime, actor: str, stage: st
 
 
 @dataclass(frozen=True)
-class ChainRow:
-    """One stored audit record, as read back from the table."""
+class AuditFact:
+    """What a stage did, to be appended to the audit chain."""
 
-    id: int
-    seq: int
-    prev_hash: str
-    record_hash: str
-    at: datetime
     actor: str
     stage: str
     action: str
@@ -54,6 +49,23 @@ class ChainRow:
     evidence: dict[str, Any]
     event: str | None
     flow_run_id: str | None
+
+
+@dataclass(frozen=True)
+class AuditEntry(AuditFact):
+    """A fact as appended: when, at which position of the chain, under which hash."""
+
+    at: datetime
+    seq: int
+    record_hash: str
+
+
+@dataclass(frozen=True)
+class ChainRow(AuditEntry):
+    """One stored audit record, as read back from the table for verification."""
+
+    id: int
+    prev_hash: str
 
     def computed_hash(self) -> str:
         return record_hash(seq=self.seq, prev_hash=self.prev_hash, at=self.at, actor=self.actor, stage=self.stage,

@@ -11,7 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from modelops.errors import CatalogError, StoreIntegrityError
-from modelops.store.audit_chain import ChainHead, ChainRow, ChainVerdict, normalise_evidence, record_hash, verify_chain
+from modelops.store.audit_chain import (
+    AuditEntry, AuditFact, ChainHead, ChainRow, ChainVerdict, normalise_evidence, record_hash, verify_chain,
+)
 from modelops.store.db import engine_for, session_scope
 from modelops.store.schema import (
     AlertDelivery, AlertState, Approval, AuditChainHead, AuditEvent, Deployment, GroundTruthBatch, Lineage,
@@ -33,37 +35,6 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=timezone.utc)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at: datetime
-    actor: str
-    stage: str
-    action: str
-    model: str
-    version: str | None
-    outcome: str
-    evidence: dict[str, Any]
-    event: str | None
-    flow_run_id: str | None
-    seq: int
-    record_hash: str
-
-
-@dataclass(frozen=True)
-class AuditFact:
-    """What a stage did, to be appended to the audit chain."""
-
-    actor: str
-    stage: str
-    action: str
-    model: str
-    version: str | None
-    outcome: str
-    evidence: dict[str, Any]
-    event: str | None = None
-    flow_run_id: str | None = None
 
 
 # A state change written in the same transaction as its audit record. It returns evidence to add to the record,
@@ -119,7 +90,7 @@ def _governed(row: VersionRecord, lineage: Lineage | None) -> GovernedVersion:
 
 
 def _chain_row(r: AuditEvent) -> ChainRow:
-    return ChainRow(id=r.id, seq=r.seq, prev_hash=r.prev_hash, record_hash=r.record_hash, at=r.at, actor=r.actor,
+    return ChainRow(id=r.id, seq=r.seq, prev_hash=r.prev_hash, record_hash=r.record_hash, at=_aware(r.at), actor=r.actor,
                     stage=r.stage, action=r.action, model=r.model, version=r.version, outcome=r.outcome,
                     evidence=r.evidence, event=r.event, flow_run_id=r.flow_run_id)
 
@@ -163,9 +134,7 @@ class GovernanceStore:
                                    flow_run_id=fact.flow_run_id, seq=head.seq, prev_hash=head.head_hash,
                                    record_hash=digest))
             session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(head_hash=digest))
-        return AuditEntry(at=at, actor=fact.actor, stage=fact.stage, action=fact.action, model=fact.model,
-                          version=fact.version, outcome=fact.outcome, evidence=evidence, event=fact.event,
-                          flow_run_id=fact.flow_run_id, seq=head.seq, record_hash=digest)
+        return AuditEntry(**{**vars(fact), "evidence": evidence}, at=at, seq=head.seq, record_hash=digest)
 
     def record_audit(self, *, actor: str, stage: str, action: str, model: str, version: str | None, outcome: str,
                      evidence: dict[str, Any], event: str | None = None, flow_run_id: str | None = None) -> AuditEntry:
@@ -180,10 +149,7 @@ class GovernanceStore:
             query = select(AuditEvent).order_by(AuditEvent.seq)
             if model:
                 query = query.where(AuditEvent.model == model)
-            return [AuditEntry(at=_aware(r.at), actor=r.actor, stage=r.stage, action=r.action, model=r.model,
-                               version=r.version, outcome=r.outcome, evidence=r.evidence, event=r.event,
-                               flow_run_id=r.flow_run_id, seq=r.seq, record_hash=r.record_hash)
-                    for r in session.scalars(query)]
+            return [_chain_row(r) for r in session.scalars(query)]
 
     def audit_chain(self) -> list[ChainRow]:
         """Every audit record in storage order, for verification."""

@@ -20,22 +20,15 @@ from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
 from modelops.tasks import as_task
+from modelops.tasks.scoring import file_digest
 from modelops.tasks.security import ScanResult, ScannedModel, load_scanned_model, scan_model_dir
 
 ROLES = (CHAMPION, CHALLENGER)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def manifest_of(model_dir: Path) -> dict[str, str]:
     """sha256 of every file under the model directory, by relative path."""
-    return {path.relative_to(model_dir).as_posix(): file_sha256(path)
+    return {path.relative_to(model_dir).as_posix(): file_digest(path)
             for path in sorted(model_dir.rglob("*")) if path.is_file()}
 
 

@@ -45,7 +45,7 @@ def test_every_audit_record_is_appended_in_order_with_a_chain_link(tmp_path: Pat
 def test_a_change_with_nothing_to_change_writes_no_record(tmp_path: Path) -> None:
     records = store(tmp_path)
     fact = AuditFact(actor="user:a", stage="deploy", action="serve", model="m", version="1", outcome="deployed",
-                     evidence={})
+                     evidence={}, event=None, flow_run_id=None)
     assert records.record(fact, records.start_deployment("m", "1", "champion", "champion", "user:a"))
     assert records.record(fact, records.start_deployment("m", "1", "champion", "champion", "user:a")) is None
     assert [e.seq for e in records.audit_trail("m")] == [1]
@@ -58,7 +58,7 @@ def test_a_change_with_nothing_to_change_writes_no_record(tmp_path: Path) -> Non
 def test_a_new_champion_ends_the_previous_deployment(tmp_path: Path) -> None:
     records = store(tmp_path)
     fact = AuditFact(actor="user:a", stage="deploy", action="serve", model="m", version="1", outcome="deployed",
-                     evidence={})
+                     evidence={}, event=None, flow_run_id=None)
     records.record(fact, records.start_deployment("m", "1", "champion", "champion", "user:a"))
     first_served = records.first_served_at("m", "1")
     replaced = records.record(fact, records.start_deployment("m", "2", "champion", "champion", "user:a"))
