@@ -56,7 +56,7 @@ def test_cli_reports_bad_input_without_a_traceback(state_home: Path, capsys: pyt
 
     assert main(["validate", "flight-delay", "--version", "7"]) == 2
     err = capsys.readouterr().err
-    assert "has no version '7'" in err and "fix:" in err and "Traceback" not in err
+    assert "v7 has no governance record" in err and "fix:" in err and "Traceback" not in err
     assert main(["score", "no-such-model", "--input-path", "x.csv"]) == 2
     assert "no such life cycle spec" in capsys.readouterr().err
 
