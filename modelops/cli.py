@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from modelops.errors import ModelOpsError
+
+if TYPE_CHECKING:
+    from modelops.settings import Settings
 
 
 def _stage(name: str) -> Callable[..., Any]:
@@ -146,6 +149,11 @@ def _cmd_slack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recover(_: argparse.Namespace) -> int:
+    # The work is done on start, as for every command that runs flows (_with_prefect): nothing more to do here.
+    return 0
+
+
 def _run_stage(args: argparse.Namespace) -> int:
     params = {k: v for k, v in vars(args).items() if k not in ("command", "handler") and v is not None}
     _print_result(_stage(args.command)(**params))
@@ -165,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("model", nargs="?")
     reconcile.set_defaults(handler=_cmd_reconcile)
     sub.add_parser("check", help="validate every spec in configs/models").set_defaults(handler=_cmd_check)
+    sub.add_parser("recover", help="close the flow runs and MLflow runs of processes that were killed (every "
+                                   "stage does this on start)").set_defaults(handler=_cmd_recover)
     start = sub.add_parser("up", help="start Prefect server, stage runner (prefect.yaml) and MLflow UI on loopback")
     start.add_argument("--prefect-port", type=int, default=4200)
     start.add_argument("--mlflow-port", type=int, default=5000)
@@ -206,12 +216,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run flows or talk to Prefect's API.
+_PREFECT_HANDLERS = (_run_stage, _cmd_demo, _cmd_slack, _cmd_recover)
+
+
+def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a command against Prefect's API, one whose lifetime this process owns when none is configured; first
+    close what killed processes left open, and name this process as the owner of the flow runs it starts."""
+    import prefect
+
+    from modelops.recovery import Owner, recover_orphaned_runs
+    from modelops.services.temporary_server import use_owned_api
+
+    use_owned_api(settings)
+    for line in recover_orphaned_runs():
+        print(f"recovered: {line}", file=sys.stderr)
+    with prefect.tags(*Owner.current().flow_run_tags()):
+        return int(args.handler(args) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     from modelops.settings import configure_environment
 
     args = build_parser().parse_args(argv)
-    configure_environment()  # before anything imports prefect
+    settings = configure_environment()  # before anything imports prefect
     try:
+        if args.handler in _PREFECT_HANDLERS:
+            return _with_prefect(args, settings)
         return int(args.handler(args) or 0)
     except ModelOpsError as exc:
         print(f"error: {exc.what}", file=sys.stderr)

@@ -65,6 +65,7 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     Values already set in the environment win, so a deployment can point at a real Prefect server.
     """
     settings = settings or load_settings()
+    _private_files_from_now_on()
     settings.home.mkdir(parents=True, exist_ok=True)
     defaults = {
         "PREFECT_HOME": str(settings.prefect_home),
@@ -83,8 +84,43 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    make_private(settings.home, Path(os.environ["PREFECT_HOME"]))
     _quiet_libraries()
     return settings
+
+
+def _private_files_from_now_on() -> None:
+    """Files and folders this process (and every server it starts) creates are its owner's only: the databases hold
+    the registry, the audit trail and Prefect's secret blocks together with the key that decrypts them."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
+# SQLite databases with their journals, and Prefect's profiles (which may hold an API key).
+PRIVATE_FILES = ("*.db", "*.db-*", "*.toml")
+
+
+def make_private(*folders: Path) -> None:
+    """Owner-only access to each folder and the databases and profiles at its top: tightens a state directory that
+    an older version, or another umask, left readable by others. Other files keep their modes (an executable stays
+    one), the folder's mode already keeps others out."""
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        _chmod_if_owned(folder, 0o700)
+        for pattern in PRIVATE_FILES:
+            for path in folder.glob(pattern):
+                if path.is_file() and not path.is_symlink():
+                    _chmod_if_owned(path, 0o600)
+
+
+def _chmod_if_owned(path: Path, mode: int) -> None:
+    try:
+        status = path.stat()
+        # Only the owner may chmod; a shared folder someone else owns is left as it is.
+        if status.st_uid == os.geteuid() and status.st_mode & 0o777 != mode:
+            path.chmod(mode)
+    except FileNotFoundError:  # a database's journal that SQLite removed meanwhile
+        pass
 
 
 def _quiet_libraries() -> None:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from modelops.errors import ModelOpsError
+from modelops.recovery import pid_alive as _alive
 from modelops.services.deployments import PROJECT_ROOT
 from modelops.settings import Settings
 
@@ -45,16 +46,6 @@ def _services_file(settings: Settings) -> Path:
     return settings.home / "run" / "services.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -75,7 +66,7 @@ def running_services(settings: Settings) -> list[Service]:
     return [Service(**item) for item in json.loads(path.read_text())]
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -91,11 +82,11 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
     raise ModelOpsError(f"{url} did not become healthy within {timeout:.0f} s", f"read its log: {log}")
 
 
-def _arguments(process: subprocess.Popen) -> str:
+def arguments(process: subprocess.Popen) -> str:
     return " ".join(str(a) for a in process.args[1:])  # type: ignore[index]
 
 
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
     # A session of its own: `down` stops the whole process group, children (flow runs, workers) included.
@@ -125,29 +116,29 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
     started: list[Service] = []
     try:
         server_log = logs / "prefect-server.log"
-        server = _spawn([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                         str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1"}, server_log)
+        server = spawn([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                        str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1"}, server_log)
         started.append(Service("prefect-server", server.pid, f"http://127.0.0.1:{prefect_port}", str(server_log),
-                               _arguments(server)))
-        _wait_healthy(f"{api_url}/health", server, server_log, timeout=90)
+                               arguments(server)))
+        wait_healthy(f"{api_url}/health", server, server_log, timeout=90)
 
         runner_log = logs / "stage-runner.log"
-        runner = _spawn([sys.executable, "-m", "modelops.services.runner"],
-                        {**base_env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds),
-                         "PREFECT_LOGGING_LEVEL": "INFO"}, runner_log)
-        started.append(Service("stage-runner", runner.pid, api_url, str(runner_log), _arguments(runner)))
+        runner = spawn([sys.executable, "-m", "modelops.services.runner"],
+                       {**base_env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds),
+                        "PREFECT_LOGGING_LEVEL": "INFO"}, runner_log)
+        started.append(Service("stage-runner", runner.pid, api_url, str(runner_log), arguments(runner)))
         _wait_for_deployments(api_url, runner, runner_log)
 
         if with_mlflow:
             mlflow_log = logs / "mlflow-ui.log"
-            mlflow = _spawn([str(bin_dir / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
-                             "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
-                            {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, mlflow_log)
+            mlflow = spawn([str(bin_dir / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
+                            "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
+                           {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, mlflow_log)
             started.append(Service("mlflow-ui", mlflow.pid, f"http://127.0.0.1:{mlflow_port}", str(mlflow_log),
-                                   _arguments(mlflow)))
-            _wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log, timeout=90)
+                                   arguments(mlflow)))
+            wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log, timeout=90)
     except BaseException:
-        _stop(started)
+        stop_services(started)
         raise
     path = _services_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +167,7 @@ def _wait_for_deployments(api_url: str, runner: subprocess.Popen, log: Path, tim
     raise ModelOpsError(f"the stage deployments did not appear within {timeout:.0f} s", f"read its log: {log}")
 
 
-def _stop(services: list[Service], grace_seconds: float = 20) -> list[str]:
+def stop_services(services: list[Service], grace_seconds: float = 20) -> list[str]:
     stopped = []
     for service in reversed(services):
         if not _ours(service):
@@ -208,6 +199,6 @@ def _reap(pid: int) -> None:
 def down(settings: Settings) -> list[str]:
     """Stop what `up` started for this state directory, and nothing else."""
     services = running_services(settings)
-    stopped = _stop(services)
+    stopped = stop_services(services)
     _services_file(settings).unlink(missing_ok=True)
     return stopped

@@ -14,6 +14,7 @@ import pandas as pd
 
 from modelops.catalog import MlflowCatalog
 from modelops.errors import SpecError
+from modelops.recovery import kill_orphaned_mlflow_runs, owner_tags
 from modelops.spec import LifecycleSpec, Window
 from modelops.tasks import as_task
 from modelops.tasks.data import data_hash, features_of, load_window
@@ -75,13 +76,16 @@ def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInpu
     if not hasattr(estimator, predict_fn):
         raise SpecError(f"{spec.training.entry_point} returned {type(estimator).__name__}, which has no {predict_fn}()",
                         "return a fitted scikit-learn estimator, or log the model yourself and register its URI")
+    # A register killed while logging left its run RUNNING: close it before this run starts (the CLI does the same
+    # for every experiment; this covers the register flow started by a runner).
+    kill_orphaned_mlflow_runs(catalog.client, [catalog.experiment_id(spec.name)])
     run_id, model_uri = catalog.log_sklearn_model(
         spec.name, estimator, input_example=features.head(5), predict_fn=predict_fn,
         params={**spec.training.params, "train_start": inputs.window.start, "train_end": inputs.window.end,
                 "training_rows": inputs.rows},
         metrics={"training_rows": float(inputs.rows)},
         run_tags={"modelops.model": spec.name, "modelops.stage": "register", "data_hash": inputs.data_hash,
-                  "code_version": inputs.code_version},
+                  "code_version": inputs.code_version, **owner_tags()},
         pip_requirements=spec.training.pip_requirements,
     )
     return LoggedModel(run_id=run_id, model_uri=model_uri)
