@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -220,6 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
 _PREFECT_HANDLERS = (_run_stage, _cmd_demo, _cmd_slack, _cmd_recover)
 
 
+class _ExpectedError(logging.Filter):
+    """A ModelOpsError says what is wrong and how to fix it: main() prints that, and the run's log keeps the
+    message, without a traceback that would bury it (a traceback helps with bugs, not with bad input)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ModelOpsError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _no_traceback_for_expected_errors() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_ExpectedError())
+
+
 def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
     """Run a command against Prefect's API, one whose lifetime this process owns when none is configured; first
     close what killed processes left open, and name this process as the owner of the flow runs it starts."""
@@ -229,6 +245,7 @@ def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.services.temporary_server import use_owned_api
 
     use_owned_api(settings)
+    _no_traceback_for_expected_errors()
     for line in recover_orphaned_runs():
         print(f"recovered: {line}", file=sys.stderr)
     with prefect.tags(*Owner.current().flow_run_tags()):

@@ -47,6 +47,16 @@ class Owner:
             return True
         return bool(self.started) and _start_ticks(self.pid) not in ("", self.started)
 
+    def text(self) -> str:
+        """host:pid/started, as a claim in the governance store names its owner."""
+        return f"{self.host}:{self.pid}/{self.started}"
+
+    @classmethod
+    def from_text(cls, text: str) -> "Owner | None":
+        host, _, process = text.rpartition(":")
+        pid, _, started = process.partition("/")
+        return cls(host=host, pid=int(pid), started=started) if host and pid.isdigit() else None
+
     def flow_run_tags(self) -> list[str]:
         return [f"{HOST_TAG_PREFIX}{self.host}", f"{OWNER_TAG_PREFIX}{self.pid}/{self.started}"]
 

@@ -10,6 +10,7 @@ from modelops.catalog import TAG_APPROVAL, TAG_SECURITY, TAG_VALIDATION
 from modelops.errors import RetiredVersionError
 from modelops.flows.parameters import ModelName, Version
 from modelops.platform import get_platform
+from modelops.recovery import owner_tags
 from modelops.spec import load_spec
 from modelops.tasks.approval import APPROVED
 from modelops.tasks.audit import record_stage
@@ -89,7 +90,7 @@ def _log_validation_run(model: str, version: str, report: dict, suite: list, sam
     catalog.activate()
     with mlflow.start_run(experiment_id=catalog.experiment_id(model), run_name=f"validate-v{version}",
                           tags={"modelops.model": model, "modelops.stage": "validate",
-                                "modelops.version": version}) as run:
+                                "modelops.version": version, **owner_tags()}) as run:
         mlflow.log_metrics({f"holdout_{k}": v for k, v in report["metrics"].items()})
         mlflow.log_dict(report, "validation/report.json")
         mlflow.log_dict({"expectations": suite}, "data_quality/expectations.json")

@@ -378,6 +378,8 @@ class GovernanceStore:
 
     def record_monitoring_runs(self, runs: list[dict[str, Any]]) -> int:
         """Many monitoring runs (each a dict of record_monitoring_run's arguments) in one transaction."""
+        if not runs:
+            return 0  # a sweep that judged no model
         now = utcnow()
         with session_scope(self.url) as session:
             rows = [MonitoringRun(model=r["model"], version=r["version"], window_start=as_utc(r["window_start"]),

@@ -4,7 +4,6 @@ hash, lineage and the audit record."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from datetime import datetime
 from modelops import events
 from modelops.errors import CatalogError
 from modelops.platform import Platform, current_actor
+from modelops.recovery import Owner
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
 from modelops.tasks import as_task
@@ -22,22 +22,10 @@ from modelops.tasks.integrity import content_hash, registered_manifest
 WAIT_SECONDS = float(os.environ.get("MODELOPS_REGISTER_WAIT_SECONDS", "1800"))
 
 
-def claim_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def _owner_is_gone(claimed_by: str) -> bool:
     """A claim whose process died on this host (a killed register) must not block the inputs forever."""
-    host, _, pid = claimed_by.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    owner = Owner.from_text(claimed_by)
+    return owner is not None and owner.is_gone()
 
 
 def claim_or_wait(platform: Platform, model: str, fingerprint: str, wait_seconds: float = WAIT_SECONDS) -> \
@@ -50,7 +38,7 @@ def claim_or_wait(platform: Platform, model: str, fingerprint: str, wait_seconds
         existing = store.live_version_with_fingerprint(model, fingerprint)
         if existing is not None:
             return existing
-        if store.claim_registration(model, fingerprint, claim_owner()):
+        if store.claim_registration(model, fingerprint, Owner.current().text()):
             # Another run may have finished between the look and the claim.
             existing = store.live_version_with_fingerprint(model, fingerprint)
             if existing is not None:
