@@ -217,17 +217,18 @@ class MlflowCatalog:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{version}",
                                                         dst_path=str(dst), tracking_uri=self.tracking_uri))
 
-    def input_columns(self, model: str, version: str) -> list[tuple[str, str]]:
-        """(name, MLflow type) of each input of the version's signature."""
-        from mlflow.models import get_model_info
 
-        self.activate()
-        info = get_model_info(f"models:/{model}/{version}")
-        if info.signature is None or info.signature.inputs is None:
-            raise CatalogError(f"{model} v{version} has no input signature",
-                               "log the model with a signature (mlflow.models.infer_signature)")
-        return [(col.name, col.type.name if hasattr(col.type, "name") else str(col.type))
-                for col in info.signature.inputs.inputs]
+
+def signature_columns(signature: dict[str, Any] | None, what: str) -> list[tuple[str, str]]:
+    """(name, MLflow type) of each input of an MLmodel's signature (its `signature` mapping)."""
+    from mlflow.models.signature import ModelSignature
+
+    parsed = ModelSignature.from_dict(signature) if signature else None
+    if parsed is None or parsed.inputs is None:
+        raise CatalogError(f"{what} has no input signature",
+                           "log the model with a signature (mlflow.models.infer_signature)")
+    return [(col.name, col.type.name if hasattr(col.type, "name") else str(col.type))
+            for col in parsed.inputs.inputs]
 
 
 @contextmanager

@@ -35,7 +35,10 @@ def approve(model: ModelName, version: Version) -> ApprovalOutcome:
     # What is approved is the file that was validated: a changed file is refused here (audited and alerted).
     check_pinned_files_task(platform, spec, governed, "approval")
     # Decided afresh each time from the store's evidence; the same decision again is not re-recorded.
-    decision = decide_approval(spec, governed)
+    compared = {outcome: platform.store.has_record(spec.name, version, "retrain", "compare-with-champion", outcome)
+                for outcome in ("champion-kept", "challenger-wins")}
+    decision = decide_approval(spec, governed, lost_comparison=compared["champion-kept"]
+                               and not compared["challenger-wins"])
     actor = "policy:approval"
     record_stage(stage="approve", action="apply-policy", model=spec.name, version=version, outcome=decision.status,
                  evidence={"reasons": decision.reasons, "risk_tier": spec.risk_tier.value,

@@ -58,7 +58,7 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
     Parquet file name inside the output root (default `<model>/<input>.v<version>.parquet`)."""
     spec = load_spec(model)
     platform = get_platform()
-    catalog, store = platform.catalog, platform.store
+    store = platform.store
     role = "pinned" if version else CHAMPION
     if version is None:
         report_alias_findings(platform, spec, "scoring")
@@ -75,7 +75,7 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
     pyfunc = load_verified_model(platform, spec, version, "scoring")  # refuses retired, unscanned, changed files
     frame = read_batch_task(source)
     try:
-        outputs, log = score_frame_task(spec, pyfunc, catalog.input_columns(spec.name, version), frame, str(source))
+        outputs, log = score_frame_task(spec, pyfunc, pyfunc.columns, frame, str(source))
     except ModelOpsError as exc:
         log_failed_batch(platform, spec, version, role, frame, str(source), digest, str(exc))
         raise
@@ -87,9 +87,8 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
         # A shadow scores every request unserved; a challenger answers only the requests routed to it.
         routed = (np.ones(len(frame), dtype=bool) if shadow
                   else routed_to_challenger(outputs["prediction_id"], spec.deploy.challenger_traffic_share))
-        ch_outputs, ch_log = score_frame_task(spec, load_verified_model(platform, spec, challenger, "scoring"),
-                                              catalog.input_columns(spec.name, challenger), frame.loc[routed],
-                                              str(source))
+        second = load_verified_model(platform, spec, challenger, "scoring")
+        ch_outputs, ch_log = score_frame_task(spec, second, second.columns, frame.loc[routed], str(source))
         log_predictions(platform, spec, challenger, "shadow" if shadow else CHALLENGER, ch_log, str(source), digest)
         challenger_rows = len(ch_log)
         if not shadow:

@@ -14,7 +14,7 @@ from modelops.recovery import owner_tags
 from modelops.spec import load_spec
 from modelops.tasks.approval import APPROVED
 from modelops.tasks.audit import record_stage
-from modelops.tasks.integrity import require_governed
+from modelops.tasks.integrity import check_pinned_files_task, require_governed
 from modelops.tasks.validation import validate_version_task
 from modelops.tasks.prediction_log import write_parquet_atomically
 
@@ -39,6 +39,7 @@ def validate(model: ModelName, version: Version, force: bool = False) -> Validat
     if governed.retired:
         raise RetiredVersionError(f"{model} v{version} is retired", "validate a live version")
     if governed.validation_status in ("passed", "failed") and governed.validation_run_id and not force:
+        check_pinned_files_task(platform, spec, governed, "validation")  # a verdict holds only for the same files
         previous = catalog.load_artifact_dict(governed.validation_run_id, "validation/report.json") or {}
         print(f"{model} v{version}: already validated ({governed.validation_status}); pass force=True to re-run")
         return Validated(model=model, version=version, passed=governed.validation_status == "passed",

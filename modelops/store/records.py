@@ -95,6 +95,42 @@ def _chain_row(r: AuditEvent) -> ChainRow:
                     evidence=r.evidence, event=r.event, flow_run_id=r.flow_run_id)
 
 
+def _newest(audits: list[AuditEvent], version: str, stage: str, *actions: str) -> AuditEvent | None:
+    return next((a for a in reversed(audits) if a.version == version and a.stage == stage and a.action in actions),
+                None)
+
+
+def _version_problems(row: VersionRecord, audits: list[AuditEvent]) -> list[str]:
+    where, problems = f"{row.model} v{row.version}", []
+    registered = _newest(audits, row.version, "register", "train-and-register", "register-external")
+    if registered is None or registered.evidence.get("content_hash") != row.content_hash:
+        problems.append(f"{where}: its version record (content hash {row.content_hash[:12]}..) has no matching "
+                        "register record")
+    if row.validation_status is not None:
+        validated = _newest(audits, row.version, "validate", "run-gates")
+        if validated is None or validated.outcome != row.validation_status or \
+                validated.evidence.get("validation_run_id") != row.validation_run_id:
+            problems.append(f"{where}: its validation verdict {row.validation_status!r} has no matching validate "
+                            "record")
+    if row.retired_at is not None and _newest(audits, row.version, "retire", "retire-version") is None:
+        problems.append(f"{where}: its retirement has no retire record")
+    return problems
+
+
+def _approval_problems(row: Approval, audits: list[AuditEvent]) -> list[str]:
+    decided = _newest(audits, row.version, "approve", "apply-policy", "revoke-approval")
+    if decided is None or decided.outcome != row.status:
+        return [f"{row.model} v{row.version}: its approval {row.status!r} has no matching approve record"]
+    return []
+
+
+def _deployment_problems(row: Deployment, audits: list[AuditEvent]) -> list[str]:
+    if any(a.stage == "deploy" and a.version == row.version and a.evidence.get("deployment_id") == row.id
+           for a in audits):
+        return []
+    return [f"{row.model} v{row.version}: its deployment as {row.role} (id {row.id}) has no deploy record"]
+
+
 class GovernanceStore:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -150,6 +186,12 @@ class GovernanceStore:
             if model:
                 query = query.where(AuditEvent.model == model)
             return [_chain_row(r) for r in session.scalars(query)]
+
+    def has_record(self, model: str, version: str, stage: str, action: str, outcome: str) -> bool:
+        with session_scope(self.url) as session:
+            return session.scalar(select(AuditEvent.id).where(
+                AuditEvent.model == model, AuditEvent.version == version, AuditEvent.stage == stage,
+                AuditEvent.action == action, AuditEvent.outcome == outcome).limit(1)) is not None
 
     def audit_chain(self) -> list[ChainRow]:
         """Every audit record in storage order, for verification."""
@@ -229,6 +271,25 @@ class GovernanceStore:
             raise CatalogError(f"{model} v{version} has no governance record",
                                "only versions registered through the platform (`modelops register`) are governed")
         return row
+
+    # --- state rows backed by the audit chain ----------------------------------------------------------
+    def unbacked_state(self, model: str, version: str | None = None) -> list[str]:
+        """Gate rows (version record, validation verdict, approval, serving deployments, retirement) that no audit
+        record accounts for: rows written into the database directly, around the platform. The rows are read
+        before the records, so a change committed in between (row and record land together) is never misjudged."""
+        with session_scope(self.url) as session:
+            versions = session.scalars(select(VersionRecord).where(
+                VersionRecord.model == model, *([VersionRecord.version == version] if version else []))).all()
+            approvals = session.scalars(select(Approval).where(
+                Approval.model == model, *([Approval.version == version] if version else []))).all()
+            deployments = session.scalars(select(Deployment).where(
+                Deployment.model == model, Deployment.ended_at.is_(None),
+                *([Deployment.version == version] if version else []))).all()
+            audits = session.scalars(select(AuditEvent).where(AuditEvent.model == model)
+                                     .order_by(AuditEvent.seq)).all()
+        return [*(p for row in versions for p in _version_problems(row, audits)),
+                *(p for row in approvals for p in _approval_problems(row, audits)),
+                *(p for row in deployments for p in _deployment_problems(row, audits))]
 
     # --- registration claims -----------------------------------------------------------------------------
     def claim_registration(self, model: str, fingerprint: str, claimed_by: str) -> bool:

@@ -16,10 +16,10 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
 
 
-def decide_approval(spec: LifecycleSpec, governed: GovernedVersion) -> Decision:
+def decide_approval(spec: LifecycleSpec, governed: GovernedVersion, lost_comparison: bool = False) -> Decision:
     """Rejected if any rule fails; otherwise approved when the risk tier allows it, else pending a human. The
     evidence is the governance store's record of the version, never MLflow tags (anyone with MLflow access can
-    edit those)."""
+    edit those); `lost_comparison`: a retrain compared this challenger with the champion and kept the champion."""
     if governed.retired:
         return Decision(REJECTED, ["the version is retired"])
     failures = []
@@ -27,6 +27,8 @@ def decide_approval(spec: LifecycleSpec, governed: GovernedVersion) -> Decision:
         failures.append(f"validation has not passed (validation: {governed.validation_status or 'not run'})")
     if governed.security_status != "passed":
         failures.append(f"security scan has not passed (security scan: {governed.security_status or 'not run'})")
+    if lost_comparison:
+        failures.append("this retrain's challenger lost the comparison with the champion on recent traffic")
     for metric, floor in spec.approval.min_metrics.items():
         recorded = governed.holdout_metrics.get(metric)
         if recorded is None:

@@ -4,13 +4,13 @@ the store, and one Prefect event."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from modelops.events import emit_model_event
+from modelops.files import replace_atomically
 from modelops.platform import Platform, current_actor, get_platform
-from modelops.store.audit_chain import ChainHead, ChainVerdict, parse_head
+from modelops.store.audit_chain import ChainHead, ChainVerdict, parse_head, verify_chain
 from modelops.store.records import AuditEntry, AuditFact, Change
 from modelops.tasks import as_task
 
@@ -34,9 +34,8 @@ def publish_head(platform: Platform, entry: AuditEntry) -> None:
     path = head_file(platform)
     current = read_file_head(platform)
     if current is None or entry.seq > current.seq:
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(json.dumps({"seq": entry.seq, "hash": entry.record_hash}))
-        os.replace(partial, path)
+        text = json.dumps({"seq": entry.seq, "hash": entry.record_hash}).encode()
+        replace_atomically(path, lambda handle: handle.write(text))
     from mlflow.exceptions import MlflowException
 
     try:
@@ -65,8 +64,31 @@ def outside_heads(platform: Platform) -> list[ChainHead]:
     return heads
 
 
+def missing_heads(platform: Platform, chained_models: set[str]) -> list[str]:
+    """Once records exist, every copy of the head must exist too: deleting a copy must not switch its check off."""
+    missing = [] if read_file_head(platform) is not None else [f"the head file {head_file(platform)}"]
+    tagged = set(platform.catalog.model_tags(HEAD_TAG))
+    missing += [f"the {HEAD_TAG} tag of MLflow registered model {model}"
+                for model in sorted(chained_models & set(platform.catalog.model_names()) - tagged)]
+    return missing
+
+
 def verify_audit(platform: Platform) -> ChainVerdict:
-    return platform.store.verify_audit(outside_heads(platform))
+    rows = platform.store.audit_chain()
+    verdict = verify_chain(rows, outside_heads(platform))
+    if not verdict.ok:
+        return verdict
+    models = {row.model for row in rows}
+    missing = missing_heads(platform, models) if rows else []
+    if missing:
+        return ChainVerdict(False, verdict.records, f"{'; '.join(missing)} is gone, though the chain has "
+                                                    f"{verdict.records} records: a copy of the head was removed")
+    unbacked = [problem for model in sorted(models | set(platform.catalog.model_names()))
+                for problem in platform.store.unbacked_state(model)]
+    if unbacked:
+        return ChainVerdict(False, verdict.records, "gate rows no audit record accounts for (written around the "
+                                                    f"platform): {'; '.join(unbacked)}")
+    return verdict
 
 
 def record_stage(*, stage: str, action: str, model: str, version: str | None, outcome: str,

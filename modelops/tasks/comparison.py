@@ -38,9 +38,9 @@ def compare_on_recent(platform: Platform, spec: LifecycleSpec, champion: str, ch
     y_true = labelled["label"].to_numpy()
     champion_value = compute_metrics(spec.task, y_true, labelled["score"].to_numpy(),
                                      spec.deploy.decision_threshold)[metric]
-    columns = platform.catalog.input_columns(spec.name, challenger)
-    features = conform_to_signature(labelled, columns, f"logged inputs {start:%Y-%m-%d}..{end:%Y-%m-%d}")
-    scores = predict_scores(load_verified_model(platform, spec, challenger, "retrain comparison"), features, spec.task)
+    model = load_verified_model(platform, spec, challenger, "retrain comparison")
+    features = conform_to_signature(labelled, model.columns, f"logged inputs {start:%Y-%m-%d}..{end:%Y-%m-%d}")
+    scores = predict_scores(model, features, spec.task)
     challenger_value = compute_metrics(spec.task, y_true, scores, spec.deploy.decision_threshold)[metric]
     gain = improvement(metric, champion_value, challenger_value)
     return Comparison(metric=metric, rows=len(labelled), champion=champion_value, challenger=challenger_value,

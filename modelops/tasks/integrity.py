@@ -11,11 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from modelops.catalog import CHALLENGER, CHAMPION
-from modelops.errors import CatalogError, RetiredVersionError, TamperedModelError, UnsafeModelError
+import numpy as np
+import pandas as pd
+
+from modelops.catalog import CHALLENGER, CHAMPION, signature_columns
+from modelops.errors import (
+    CatalogError, RetiredVersionError, StoreIntegrityError, TamperedModelError, UnsafeModelError,
+)
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
@@ -55,11 +60,17 @@ def registered_manifest(platform: Platform, model: str, version: str) -> dict[st
 
 
 def require_governed(platform: Platform, model: str, version: str) -> GovernedVersion:
+    """The store's record of the version, provided the audit chain accounts for every gate row of it."""
     governed = platform.store.governed_version(model, version)
     if governed is None:
         raise CatalogError(f"{model} v{version} has no governance record, so no gate has judged it",
                            "register versions through the platform (`modelops register`, `--model-uri` for models "
                            "built elsewhere); versions made directly in MLflow are never served")
+    unbacked = platform.store.unbacked_state(model, version)
+    if unbacked:
+        raise StoreIntegrityError(f"the governance store holds gate rows that no audit record accounts for: "
+                                  f"{'; '.join(unbacked)}", "rows were written around the platform: run `modelops "
+                                  "audit verify`, find out who wrote them and restore the store from a backup")
     return governed
 
 
@@ -91,17 +102,50 @@ def check_pinned_files(platform: Platform, spec: LifecycleSpec, governed: Govern
                                                                              Path(folder)), occasion)
 
 
+@dataclass(frozen=True)
+class VerifiedModel:
+    """A loaded model whose bytes are the pinned ones, with the inputs its pinned MLmodel declares."""
+
+    model: ScannedModel
+    columns: list[tuple[str, str]]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.model.predict(frame)
+
+
+def _scanned_what_was_pinned(spec: LifecycleSpec, governed: GovernedVersion, model_dir: Path, scan: ScanResult,
+                             occasion: str) -> None:
+    """The scan read the MLmodel and the model file once, after the pin check read them: the bytes it judged
+    (and that load_scanned_model will insist on) must be the pinned ones, else a file was swapped in between."""
+    said = {"MLmodel": scan.mlmodel_sha256}
+    if scan.model_file is not None:
+        said[Path(scan.model_file).relative_to(model_dir.resolve()).as_posix()] = scan.sha256
+    swapped = [name for name, digest in said.items() if digest is not None and governed.manifest.get(name) != digest]
+    if swapped:
+        raise TamperedModelError(f"{spec.name} v{governed.version}: {', '.join(swapped)} changed while it was being "
+                                 f"checked at {occasion}", "someone is writing the model's files: find out who; "
+                                 "nothing was loaded")
+
+
 def open_pinned_model(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion,
-                      occasion: str) -> tuple[ScanResult, ScannedModel | None]:
-    """Download, check the pin, scan, and load only what passed: (scan, model or None when the scan failed)."""
+                      occasion: str) -> tuple[ScanResult, VerifiedModel | None]:
+    """Download, check the pin, scan, and load only what passed: (scan, model or None when the scan failed).
+    What is loaded is byte for byte what was pinned at registration and passed the scan."""
     with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
         model_dir = platform.catalog.download_model(spec.name, governed.version, Path(folder))
         verify_pin(platform, spec, governed, model_dir, occasion)
         scan = scan_model_dir(model_dir, spec.validation.security)
-        return scan, (load_scanned_model(scan) if scan.passed else None)
+        _scanned_what_was_pinned(spec, governed, model_dir, scan, occasion)
+        if not scan.passed:
+            return scan, None
+        try:
+            model = load_scanned_model(scan)
+        except UnsafeModelError as exc:  # what only loading can tell (malformed trees): a failed scan all the same
+            return replace(scan, passed=False, findings=[*scan.findings, exc.what]), None
+    return scan, VerifiedModel(model, signature_columns(scan.signature, f"{spec.name} v{governed.version}"))
 
 
-def load_verified_model(platform: Platform, spec: LifecycleSpec, version: str, occasion: str) -> ScannedModel:
+def load_verified_model(platform: Platform, spec: LifecycleSpec, version: str, occasion: str) -> VerifiedModel:
     """A live version for scoring: governed, not retired, passed the security scan at validation (all read from
     the store), with its files as pinned; the file is scanned again as it is loaded."""
     governed = require_governed(platform, spec.name, version)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from modelops.errors import OutputPathError
+from modelops.files import replace_atomically
 
 BATCH_KEY = b"modelops.batch_id"
 
@@ -49,15 +50,10 @@ def check_overwrite(target: Path, batch_id: str) -> None:
 
 def write_output(frame: pd.DataFrame, target: Path, batch_id: str) -> None:
     """Atomically, with the batch id in the file's metadata (so a re-run may replace its own output)."""
-    import os
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     check_overwrite(target, batch_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), BATCH_KEY: batch_id.encode()})
-    partial = target.with_name(f".{target.name}.partial")
-    pq.write_table(table, partial)
-    os.replace(partial, target)
+    replace_atomically(target, lambda handle: pq.write_table(table, handle))

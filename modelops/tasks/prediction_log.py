@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from modelops.errors import DataError
+from modelops.files import replace_atomically
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import as_utc, utcnow
@@ -26,10 +26,7 @@ LOG_COLUMNS = ["prediction_id", "event_time", "scored_at", "model", "version", "
 
 def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> None:
     """Readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    frame.to_parquet(partial, index=False)
-    os.replace(partial, path)
+    replace_atomically(path, lambda handle: frame.to_parquet(handle, index=False))
 
 
 def batch_id_for(*parts: str) -> str:

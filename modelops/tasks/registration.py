@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from modelops import events
-from modelops.errors import CatalogError
+from modelops.errors import CatalogError, StoreIntegrityError
 from modelops.platform import Platform, current_actor
 from modelops.recovery import Owner
 from modelops.spec import LifecycleSpec
@@ -78,6 +78,13 @@ def pin_and_record(platform: Platform, spec: LifecycleSpec, registration: Regist
     manifest = registered_manifest(platform, spec.name, registration.version)
     digest = content_hash(manifest)
     r = registration
+    earlier = platform.store.governed_version(spec.name, r.version)
+    if earlier is not None and (earlier.content_hash, earlier.fingerprint) != (digest, r.fingerprint):
+        raise StoreIntegrityError(
+            f"MLflow gave {spec.name} the version number v{r.version} again, but the governance store holds an "
+            f"earlier v{r.version} (registered {earlier.registered_at:%Y-%m-%d %H:%M} with other files): the "
+            "registered model was deleted and recreated in MLflow", "restore the MLflow registry from a backup; "
+            "version numbers must never be reused, the store's records and audit trail refer to them")
     platform.store.record_lineage(model=spec.name, version=r.version, source=r.source, model_uri=r.model_uri,
                                   run_id=r.run_id, parent_version=r.parent_version, train_start=r.train_start,
                                   train_end=r.train_end, data_hash=r.data_hash, code_version=r.code_version)

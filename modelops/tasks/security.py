@@ -97,6 +97,10 @@ class ScanResult:
     model_file: str | None = None
     predict_fn: str = "predict"
     sha256: str | None = None  # of the scanned bytes: loading refuses any other content
+    # What the scan read from the MLmodel, so that nothing has to read it again: its sha256 (the caller compares
+    # it with the pin) and its signature (the model's inputs).
+    mlmodel_sha256: str | None = None
+    signature: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -223,18 +227,20 @@ def _flavor_findings(flavors: dict[str, Any]) -> list[str]:
     return findings
 
 
-def _read_flavors(model_dir: Path) -> dict[str, Any] | str:
-    """The MLmodel's flavors, or why there are none to trust."""
+def _read_mlmodel(model_dir: Path) -> tuple[dict[str, Any], str] | str:
+    """The MLmodel description (read once) and the sha256 of its bytes, or why there is none to trust."""
     mlmodel = model_dir / "MLmodel"
     if not mlmodel.is_file():
         return f"{model_dir} holds no MLmodel file: not an MLflow model"
+    data = mlmodel.read_bytes()
     try:
-        flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
-    except (yaml.YAMLError, AttributeError, UnicodeDecodeError) as exc:
+        document = yaml.safe_load(data.decode()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         return f"the MLmodel file is not a valid MLflow model description: {exc}"
+    flavors = document.get("flavors", {}) if isinstance(document, dict) else None
     if not isinstance(flavors, dict) or not all(isinstance(f, dict) for f in flavors.values()):
         return "the MLmodel file's flavors are not a mapping of flavor settings"
-    return flavors
+    return document, hashlib.sha256(data).hexdigest()
 
 
 def _read_model_file(model_dir: Path, pickled_model: object) -> tuple[Path, bytes] | str:
@@ -249,9 +255,11 @@ def _read_model_file(model_dir: Path, pickled_model: object) -> tuple[Path, byte
 
 
 def scan_model_dir(model_dir: Path, policy: SecuritySpec) -> ScanResult:
-    flavors = _read_flavors(model_dir)
-    if isinstance(flavors, str):
-        return ScanResult(False, "unknown", [flavors])
+    described = _read_mlmodel(model_dir)
+    if isinstance(described, str):
+        return ScanResult(False, "unknown", [described])
+    document, mlmodel_sha256 = described
+    flavors, signature = document["flavors"], document.get("signature")
     sklearn = flavors.get("sklearn")
     if sklearn is None:
         pyfunc = flavors.get("python_function", {})
@@ -276,7 +284,8 @@ def scan_model_dir(model_dir: Path, policy: SecuritySpec) -> ScanResult:
         findings_on_file, trusted = _skops_findings(data, allowed)
         findings += findings_on_list + findings_on_file
     return ScanResult(not findings, fmt, findings, trusted_types=trusted, model_file=str(path),
-                      predict_fn=predict_fn, sha256=hashlib.sha256(data).hexdigest())
+                      predict_fn=predict_fn, sha256=hashlib.sha256(data).hexdigest(),
+                      mlmodel_sha256=mlmodel_sha256, signature=signature if isinstance(signature, dict) else None)
 
 
 class ScannedModel:
@@ -308,7 +317,12 @@ def load_scanned_model(scan: ScanResult) -> ScannedModel:
     if scan.serialization == "skops":
         import skops.io
 
-        return ScannedModel(skops.io.loads(data, trusted=scan.trusted_types), scan.predict_fn)
+        estimator = skops.io.loads(data, trusted=scan.trusted_types)
+        findings = tree_findings(estimator)
+        if findings:
+            raise UnsafeModelError(f"the model file's trees are malformed: {'; '.join(findings)}",
+                                   "retrain and log the model again; a file edited by hand is not a model")
+        return ScannedModel(estimator, scan.predict_fn)
     if scan.serialization == "cloudpickle":  # only reached when the spec explicitly accepts pickle's risk
         import cloudpickle
 
@@ -319,3 +333,64 @@ def load_scanned_model(scan: ScanResult) -> ScannedModel:
 
 
 scan_model_dir_task = as_task(scan_model_dir)
+
+
+# --- after loading: the arrays tree models index with -----------------------------------------------------------
+# A skops file may hold only trusted classes and still lie inside them: tree nodes whose child or feature indices
+# point outside their arrays make scikit-learn's compiled predict read (and crash on) memory at offsets the file
+# chooses. Every such index is checked before the model is handed out.
+def tree_findings(estimator: Any) -> list[str]:
+    """Out-of-range indices of every tree inside the estimator (pipelines and ensembles are walked)."""
+    findings: list[str] = []
+    for owner, tree in _trees(estimator, set()):
+        findings += _tree_problems(owner, tree)
+    return findings
+
+
+def _trees(obj: Any, seen: set[int]) -> list[tuple[Any, Any]]:
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.tree._tree import Tree
+
+    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, np.ndarray)) or obj is None:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, (TreePredictor, Tree)):
+        return [(None, obj)]
+    children = (list(obj.values()) if isinstance(obj, dict) else list(obj) if isinstance(obj, (list, tuple))
+                else list(vars(obj).values()) if hasattr(obj, "__dict__") else [])
+    found = []
+    for child in children:
+        # the nearest estimator holding the tree owns it (lists of trees are not owners)
+        found += [(owner if owner is not None or not hasattr(obj, "__dict__") else obj, tree)
+                  for owner, tree in _trees(child, seen)]
+    return found
+
+
+def _tree_problems(owner: Any, tree: Any) -> list[str]:
+    from sklearn.tree._tree import Tree
+
+    name = type(owner).__name__ if owner is not None else "a tree"
+    n_features = getattr(owner, "n_features_in_", None)
+    if isinstance(tree, Tree):
+        count, left, right, feature = tree.node_count, tree.children_left, tree.children_right, tree.feature
+        leaf = left == -1
+        n_features = tree.n_features
+    else:
+        nodes = tree.nodes
+        count, left, right, feature = len(nodes), nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), \
+            nodes["feature_idx"]
+        leaf = nodes["is_leaf"] == 1
+        categorical = (nodes["is_categorical"] == 1) & ~leaf
+        if categorical.any() and (nodes["bitset_idx"][categorical] >= len(tree.raw_left_cat_bitsets)).any():
+            return [f"{name}: a tree's categorical split points outside its category bitsets"]
+    index = np.arange(count)
+    inner = ~leaf
+    # Children come after their parent (trees are stored in growing order), which also rules out cycles.
+    bad_children = inner & ((left <= index) | (right <= index) | (left >= count) | (right >= count))
+    bad_feature = inner & ((feature < 0) | (feature >= (n_features if n_features is not None else np.inf)))
+    problems = []
+    if bad_children.any():
+        problems.append(f"{name}: {int(bad_children.sum())} tree node(s) point at children outside the tree")
+    if bad_feature.any():
+        problems.append(f"{name}: {int(bad_feature.sum())} tree node(s) split on a feature the model does not have")
+    return problems

@@ -83,7 +83,7 @@ def validate_version(platform: Platform, spec: LifecycleSpec, governed: Governed
     report.holdout_rows = len(holdout)
     report.holdout_window = [str(window.start), str(window.end)]
     try:
-        features = conform_to_signature(holdout, platform.catalog.input_columns(spec.name, governed.version),
+        features = conform_to_signature(holdout, pyfunc.columns,
                                         f"holdout {window.start}..{window.end}")
     except SchemaMismatchError as exc:
         report.failures.append(f"schema: {exc.what}")

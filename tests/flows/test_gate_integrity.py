@@ -247,3 +247,39 @@ def test_batch_outputs_stay_under_the_output_root(state_home: Path) -> None:
     first = score(model=MODEL, input_path=str(batch), output_path="july.parquet")
     again = score(model=MODEL, input_path=str(batch), output_path="july.parquet")  # its own output: replaced
     assert first.output_path == again.output_path == str(platform.settings.outputs_dir / "july.parquet")
+
+
+def test_gate_rows_written_around_the_platform_never_serve(state_home: Path) -> None:
+    from modelops.demo import onboard
+    from modelops.errors import StoreIntegrityError
+    from modelops.flows.score import score
+    from modelops.platform import get_platform
+    from modelops.tasks.audit import verify_audit
+
+    champion = onboard(MODEL)
+    forged = register_second_version()
+    db = sqlite3.connect(state_home / "governance.db", isolation_level=None)
+    # the attacker makes v2 look validated, approved and deployed, touching no audit record
+    db.execute("UPDATE version_records SET security_status = 'passed', validation_status = 'passed', "
+               "validation_run_id = 'forged' WHERE model = ? AND version = ?", (MODEL, forged))
+    db.execute("INSERT INTO approvals (model, version, status, reasons, decided_by, decided_at) VALUES "
+               "(?, ?, 'approved', '[]', 'policy:approval', '2026-11-01 00:00:00')", (MODEL, forged))
+    db.execute("UPDATE deployments SET ended_at = '2026-11-01 00:00:00' WHERE model = ? AND version = ?",
+               (MODEL, champion))
+    db.execute("INSERT INTO deployments (model, version, role, strategy, deployed_by, deployed_at) VALUES "
+               "(?, ?, 'champion', 'champion', 'user:mallory', '2026-11-01 00:00:00')", (MODEL, forged))
+    with pytest.raises(StoreIntegrityError, match="no audit record accounts for"):
+        score(model=MODEL, input_path=str(traffic()))
+    assert get_platform().store.prediction_batches(MODEL) == []
+    verdict = verify_audit(get_platform())
+    assert not verdict.ok and f"v{forged}: its approval 'approved' has no matching approve record" in verdict.problem
+
+
+def test_a_reused_mlflow_version_number_is_refused(state_home: Path) -> None:
+    from modelops.errors import StoreIntegrityError
+    from modelops.flows.register import register
+
+    first = register(model=MODEL).version
+    mlflow_client().delete_registered_model(MODEL)  # MLflow will hand out v1 again
+    with pytest.raises(StoreIntegrityError, match=f"version number v{first} again"):
+        register(model=MODEL, train_start=date(2011, 2, 1), train_end=date(2011, 4, 1))

@@ -129,3 +129,9 @@ def test_a_truncated_table_is_caught_by_the_head_kept_outside(trail: Path,
     connection.execute("DELETE FROM audit_events WHERE seq >= 4")  # the newest records: the chain stays linked
     code, out = verify(capsys)
     assert code == 1 and "seq 5 is missing" in out
+
+
+def test_a_removed_head_file_fails_verification(trail: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (trail.parent / "audit-head.json").unlink()
+    code, out = verify(capsys)
+    assert code == 1 and "audit-head.json is gone" in out

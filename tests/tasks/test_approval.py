@@ -35,3 +35,8 @@ def test_a_high_risk_tier_waits_for_a_human() -> None:
     spec = load_spec("flight-delay").model_copy(update={"risk_tier": RiskTier.high})
     decision = decide_approval(spec, GOOD)
     assert decision.status == PENDING and "requires a human approver" in decision.reasons[-1]
+
+
+def test_a_challenger_that_lost_its_comparison_is_rejected() -> None:
+    decision = decide_approval(load_spec("flight-delay"), replace(GOOD, chain="stop"), lost_comparison=True)
+    assert decision.status == REJECTED and "lost the comparison" in decision.reasons[0]

@@ -133,3 +133,34 @@ def test_a_file_changed_after_the_scan_is_not_loaded(tmp_path: Path) -> None:
     (path / "model.skops").write_bytes((home_made(tmp_path / "other") / "model.skops").read_bytes())
     with pytest.raises(UnsafeModelError, match="changed after the security scan"):
         load_scanned_model(scan)
+
+
+def test_a_tree_pointing_outside_its_arrays_is_refused_on_load(tmp_path: Path) -> None:
+    """Only trusted classes, so the scan passes; but child indices far outside the node array would make the
+    compiled predict read arbitrary memory (a crash, seen as exit 139). Loading refuses it first."""
+    import io
+    import zipfile
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    model = HistGradientBoostingRegressor(max_iter=3).fit(X, X[:, 0])
+    path = save(model, tmp_path / "m")
+    with zipfile.ZipFile(path / "model.skops") as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    arrays = {name: np.load(io.BytesIO(data), allow_pickle=False) for name, data in members.items()
+              if name.endswith(".npy")}
+    node_arrays = {name: nodes for name, nodes in arrays.items() if nodes.dtype.names and "left" in nodes.dtype.names}
+    assert node_arrays
+    for name, nodes in node_arrays.items():
+        nodes["left"], nodes["right"], nodes["is_leaf"] = 2**31 - 1000, 2**31 - 1000, 0
+        buffer = io.BytesIO()
+        np.save(buffer, nodes, allow_pickle=False)
+        members[name] = buffer.getvalue()
+    with zipfile.ZipFile(path / "model.skops", "w") as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+    scan = scan_model_dir(path, SecuritySpec())
+    assert scan.passed  # nothing but trusted classes: the lie is inside the arrays
+    with pytest.raises(UnsafeModelError, match="point at children outside the tree"):
+        load_scanned_model(scan)
