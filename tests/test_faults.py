@@ -156,7 +156,9 @@ def test_register_killed_while_logging_leaves_no_running_mlflow_run(tmp_path: Pa
     registered = _run_cli(home, "register", "flight-delay")  # the next start of a stage
     assert registered.returncode == 0, registered.stderr
     assert f"MLflow run {killed_run} marked KILLED" in registered.stderr
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    # the registry URI too: otherwise it falls back to whatever tracking URI an earlier test made global
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert client.get_run(killed_run).info.status == "KILLED"
     assert not client.search_runs([e.experiment_id for e in client.search_experiments()],
                                   "attributes.status = 'RUNNING'")

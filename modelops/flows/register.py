@@ -105,7 +105,7 @@ def _register_external(spec: LifecycleSpec, model_uri: str, parent_version: str 
                 events.CHAIN_TAG: chain}))
         except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException or OSError for a bad URI
             raise CatalogError(f"cannot register {model_uri!r} as {spec.name}: {exc}",
-                               "pass a model URI MLflow can resolve (runs:/<run_id>/<path> or models:/<id>)") from exc
+                               "pass the model URI that log_model returned (models:/<model_id>)") from exc
         pin_and_record_task(platform, spec, Registration(
             model=spec.name, version=version, source="external", model_uri=model_uri, run_id=run_id,
             fingerprint=fingerprint, chain=chain, parent_version=parent_version))
