@@ -1,7 +1,7 @@
 """1,000 models in one drift sweep versus the raw per-column statistics on the same data.
 
 Synthetic data (5,000 reference and 5,000 current rows x 20 columns per model, 16 numeric and 4 categorical;
-3% of the models shifted). The sweep is the platform's own engine (`modelops.tasks.sweep`): a Prefect flow,
+3% of the models shifted). The sweep is the platform's own engine (`tasks.sweep`): a Prefect flow,
 one task per chunk of models, verdicts stored in the governance store in bulk. The baseline is the same
 statistic (normed Wasserstein, Jensen-Shannon) computed directly on numpy arrays, nothing else.
 """
@@ -73,9 +73,9 @@ def main() -> int:
 
     from modelops.spec import DriftSpec, Features
     from modelops.store.records import GovernanceStore
-    from modelops.tasks.drift import run_drift_report, save_report
-    from modelops.tasks.drift_stats import ReferenceStats
-    from modelops.tasks.sweep import SweepInput, store_verdicts, sweep_drift
+    from tasks.drift import run_drift_report, save_report
+    from tasks.drift_stats import ReferenceStats
+    from tasks.sweep import SweepInput, store_verdicts, sweep_drift
 
     print(f"generating {MODELS} models x ({ROWS} reference + {ROWS} current rows) x {NUMERIC + CATEGORICAL} columns")
     columns, data = synthetic()

@@ -40,10 +40,10 @@ def measure() -> int:
     from prefect.events import emit_event
 
     from modelops import events
-    from modelops.flows.approve import approve
-    from modelops.flows.deploy import deploy
-    from modelops.flows.register import register
-    from modelops.flows.validate import validate
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.register import register
+    from flows.validate import validate
 
     version = register(model="flight-delay", chain=False).version
     validate(model="flight-delay", version=version)

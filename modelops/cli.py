@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 def _stage(name: str) -> Callable[..., Any]:
     import importlib
 
-    return getattr(importlib.import_module(f"modelops.flows.{name}"), name)
+    return getattr(importlib.import_module(f"flows.{name}"), name)
 
 
 def _print_result(result: Any) -> None:
@@ -54,7 +54,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _verify_audit() -> int:
     """Exit 0 when the whole audit chain and its outside heads hold, 1 naming the first bad record."""
     from modelops.platform import get_platform
-    from modelops.tasks.audit import verify_audit
+    from tasks.audit import verify_audit
 
     verdict = verify_audit(get_platform())
     if verdict.ok:
@@ -66,7 +66,7 @@ def _verify_audit() -> int:
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
     from modelops.platform import get_platform
-    from modelops.tasks.integrity import reconcile_catalog
+    from tasks.integrity import reconcile_catalog
 
     platform = get_platform()
     for model in [args.model] if args.model else platform.catalog.model_names():
@@ -89,8 +89,8 @@ def _cmd_labels(args: argparse.Namespace) -> int:
 
     from modelops.platform import get_platform
     from modelops.spec import load_spec
-    from modelops.tasks.prediction_log import record_ground_truth
-    from modelops.tasks.scoring import read_batch
+    from tasks.prediction_log import record_ground_truth
+    from tasks.scoring import read_batch
 
     path = Path(args.path)
     batch = record_ground_truth(get_platform(), load_spec(args.model), read_batch(path), str(path))
@@ -126,7 +126,7 @@ def _cmd_down(_: argparse.Namespace) -> int:
 def _cmd_slack(args: argparse.Namespace) -> int:
     import os
 
-    from modelops.blocks.slack import SlackAlertChannel
+    from blocks.slack import SlackAlertChannel
 
     from pydantic import ValidationError
 

@@ -12,8 +12,8 @@ import pandas as pd
 from modelops.platform import Platform, get_platform
 from modelops.reporting import format_table, status_text
 from modelops.spec import LifecycleSpec, Window, load_spec
-from modelops.tasks.data import load_window
-from modelops.tasks.prediction_log import record_ground_truth, write_parquet_atomically
+from tasks.data import load_window
+from tasks.prediction_log import record_ground_truth, write_parquet_atomically
 
 
 def write_traffic(platform: Platform, spec: LifecycleSpec, start: date, end: date) -> tuple[Path, Path]:
@@ -34,8 +34,8 @@ def _day_after(day: date) -> datetime:
 
 def serve_window(platform: Platform, spec: LifecycleSpec, start: date, end: date):  # type: ignore[no-untyped-def]
     """Score a window's traffic with the champion, let its labels arrive, and monitor that window."""
-    from modelops.flows.monitor import monitor
-    from modelops.flows.score import score
+    from flows.monitor import monitor
+    from flows.score import score
 
     batch, labels = write_traffic(platform, spec, start, end)
     scored = score(model=spec.name, input_path=str(batch))
@@ -46,10 +46,10 @@ def serve_window(platform: Platform, spec: LifecycleSpec, start: date, end: date
 
 def onboard(model: str) -> str:
     """register -> validate -> approve -> deploy; returns the serving version."""
-    from modelops.flows.approve import approve
-    from modelops.flows.deploy import deploy
-    from modelops.flows.register import register
-    from modelops.flows.validate import validate
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.register import register
+    from flows.validate import validate
 
     registered = register(model=model)
     validated = validate(model=model, version=registered.version)
@@ -63,7 +63,7 @@ def onboard(model: str) -> str:
 
 
 def run_demo() -> int:
-    from modelops.flows.retrain import retrain
+    from flows.retrain import retrain
 
     started = time.perf_counter()
     platform = get_platform()

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from modelops.platform import Platform
 from modelops.store.records import GovernedVersion
-from modelops.tasks.integrity import ROLES, alias_findings, tag_differences
+from tasks.integrity import ROLES, alias_findings, tag_differences
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -103,7 +103,7 @@ class SecuritySpec(Strict):
     trusted_types: list[Annotated[str, Field(pattern=DOTTED_NAME)]] = Field(
         default_factory=list,
         description="Exact dotted names of classes a skops model file may contain, besides the platform's "
-                    "allow-list (modelops.tasks.security.PLATFORM_TRUSTED_TYPES) and skops' default classes. "
+                    "allow-list (tasks.security.PLATFORM_TRUSTED_TYPES) and skops' default classes. "
                     "Add a class only after reviewing it; a function or an unknown name fails the scan.",
     )
     allow_pickle: bool = Field(False, description="Pickle can run arbitrary code on load: refused unless set.")

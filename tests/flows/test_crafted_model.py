@@ -21,7 +21,7 @@ def crafted_run(marker: Path) -> str:
     """Log a really trained flight-delay pipeline, then plant the payload in its stored skops file."""
     from modelops.platform import get_platform
     from modelops.spec import Window, load_spec
-    from modelops.tasks.training import prepare_training, train_and_log
+    from tasks.training import prepare_training, train_and_log
 
     platform = get_platform()
     spec = load_spec(MODEL)
@@ -35,11 +35,11 @@ def crafted_run(marker: Path) -> str:
 
 def test_a_crafted_skops_file_runs_no_code_and_never_serves(state_home: Path, tmp_path: Path) -> None:
     from modelops.demo import write_traffic
-    from modelops.flows.approve import approve
-    from modelops.flows.deploy import deploy
-    from modelops.flows.register import register
-    from modelops.flows.score import score
-    from modelops.flows.validate import validate
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.register import register
+    from flows.score import score
+    from flows.validate import validate
     from modelops.platform import get_platform
     from modelops.spec import load_spec
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from modelops.spec import FairnessSpec
-from modelops.tasks.validation import fairness_gap
+from tasks.validation import fairness_gap
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,9 +28,9 @@ def test_fairness_gap_measures_the_difference_between_groups() -> None:
 @pytest.mark.usefixtures("prefect_api")
 def test_a_model_over_the_fairness_limit_fails_validation_and_is_rejected(
         state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelops.flows.approve import approve
-    from modelops.flows.register import register
-    from modelops.flows.validate import validate
+    from flows.approve import approve
+    from flows.register import register
+    from flows.validate import validate
 
     config_dir = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", config_dir)

@@ -32,7 +32,7 @@ def receiver() -> Iterator[SlackReceiver]:
 @pytest.fixture
 def alerting_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: SlackReceiver) -> Path:
     """The shipped configs, with bike-demand's alerts going (through a saved block) to the local receiver."""
-    from modelops.blocks.slack import SlackAlertChannel
+    from blocks.slack import SlackAlertChannel
 
     config_dir = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", config_dir)
@@ -66,16 +66,16 @@ def mlflow_client():  # type: ignore[no-untyped-def]
 
 
 def register_second_version() -> str:
-    from modelops.flows.register import register
+    from flows.register import register
 
     return register(model=MODEL, train_start=date(2011, 2, 1), train_end=date(2011, 4, 1), chain=False).version
 
 
 def test_tags_edited_in_mlflow_do_not_approve_a_never_validated_version(state_home: Path) -> None:
-    from modelops.flows.approve import approve
-    from modelops.flows.deploy import deploy
-    from modelops.flows.register import register
-    from modelops.flows.score import score
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.register import register
+    from flows.score import score
 
     version = register(model=MODEL).version
     client = mlflow_client()
@@ -94,10 +94,10 @@ def test_tags_edited_in_mlflow_do_not_approve_a_never_validated_version(state_ho
 
 def test_a_retired_version_stays_retired_whatever_mlflow_says(state_home: Path) -> None:
     from modelops.demo import onboard
-    from modelops.flows.approve import approve
-    from modelops.flows.deploy import deploy
-    from modelops.flows.retire import retire
-    from modelops.flows.score import score
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.retire import retire
+    from flows.score import score
 
     version = onboard(MODEL)
     assert retire(model=MODEL, version=version, dry_run=False, allow_champion=True).changed
@@ -127,8 +127,8 @@ def test_a_model_file_replaced_after_approval_is_refused_audited_and_alerted(
     from sklearn.dummy import DummyRegressor
 
     from modelops.demo import onboard
-    from modelops.flows.approve import approve
-    from modelops.flows.score import score
+    from flows.approve import approve
+    from flows.score import score
     from modelops.platform import get_platform
 
     version = onboard(MODEL)
@@ -157,8 +157,8 @@ def test_a_file_replaced_before_validation_is_refused(state_home: Path) -> None:
     import skops.io
     from sklearn.dummy import DummyRegressor
 
-    from modelops.flows.register import register
-    from modelops.flows.validate import validate
+    from flows.register import register
+    from flows.validate import validate
     from modelops.platform import get_platform
 
     version = register(model=MODEL).version
@@ -172,9 +172,9 @@ def test_a_file_replaced_before_validation_is_refused(state_home: Path) -> None:
 def test_a_prewritten_audit_row_cannot_suppress_a_record(state_home: Path) -> None:
     from modelops import events
     from modelops.demo import onboard
-    from modelops.flows.retire import retire
+    from flows.retire import retire
     from modelops.platform import get_platform
-    from modelops.tasks.audit import verify_audit
+    from tasks.audit import verify_audit
     from tests.conftest import model_events, wait_for
 
     version = onboard(MODEL)
@@ -196,7 +196,7 @@ def test_a_champion_alias_moved_in_mlflow_is_a_finding_and_never_serves(state_ho
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from modelops.cli import main
     from modelops.demo import onboard
-    from modelops.flows.score import score
+    from flows.score import score
     from modelops.platform import get_platform
 
     champion = onboard(MODEL)
@@ -209,7 +209,7 @@ def test_a_champion_alias_moved_in_mlflow_is_a_finding_and_never_serves(state_ho
     findings = [e for e in platform.store.audit_trail(MODEL) if e.action == "compare-aliases"]
     assert findings and f"names v{other}" in findings[0].evidence["findings"][0]
 
-    from modelops.flows.monitor import monitor
+    from flows.monitor import monitor
 
     assert monitor(model=MODEL).version == champion
     capsys.readouterr()
@@ -224,9 +224,9 @@ def test_a_champion_alias_moved_in_mlflow_is_a_finding_and_never_serves(state_ho
 
 def test_batch_outputs_stay_under_the_output_root(state_home: Path) -> None:
     from modelops.demo import onboard
-    from modelops.flows.score import score
+    from flows.score import score
     from modelops.platform import get_platform
-    from modelops.tasks.audit import verify_audit
+    from tasks.audit import verify_audit
 
     onboard(MODEL)
     platform = get_platform()
@@ -252,9 +252,9 @@ def test_batch_outputs_stay_under_the_output_root(state_home: Path) -> None:
 def test_gate_rows_written_around_the_platform_never_serve(state_home: Path) -> None:
     from modelops.demo import onboard
     from modelops.errors import StoreIntegrityError
-    from modelops.flows.score import score
+    from flows.score import score
     from modelops.platform import get_platform
-    from modelops.tasks.audit import verify_audit
+    from tasks.audit import verify_audit
 
     champion = onboard(MODEL)
     forged = register_second_version()
@@ -277,7 +277,7 @@ def test_gate_rows_written_around_the_platform_never_serve(state_home: Path) -> 
 
 def test_a_reused_mlflow_version_number_is_refused(state_home: Path) -> None:
     from modelops.errors import StoreIntegrityError
-    from modelops.flows.register import register
+    from flows.register import register
 
     first = register(model=MODEL).version
     mlflow_client().delete_registered_model(MODEL)  # MLflow will hand out v1 again

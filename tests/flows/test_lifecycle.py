@@ -19,12 +19,12 @@ def test_flight_delay_life_cycle(state_home: Path) -> None:
     from mlflow import MlflowClient
 
     from modelops.demo import serve_window, write_traffic
-    from modelops.flows.approve import approve
-    from modelops.flows.deploy import deploy
-    from modelops.flows.register import register
-    from modelops.flows.retrain import retrain
-    from modelops.flows.score import score
-    from modelops.flows.validate import validate
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.register import register
+    from flows.retrain import retrain
+    from flows.score import score
+    from flows.validate import validate
     from modelops.platform import get_platform
     from modelops.spec import load_spec
 

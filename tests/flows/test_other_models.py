@@ -35,13 +35,13 @@ def test_bike_demand_goes_through_the_same_flows(state_home: Path) -> None:
 
 
 def test_a_pickled_model_from_elsewhere_is_registered_but_never_deployed(state_home: Path) -> None:
-    from modelops.flows.approve import approve
-    from modelops.flows.deploy import deploy
-    from modelops.flows.register import register
-    from modelops.flows.validate import validate
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.register import register
+    from flows.validate import validate
     from modelops.platform import get_platform
     from modelops.spec import load_spec
-    from modelops.tasks.data import load_window
+    from tasks.data import load_window
 
     platform = get_platform()
     spec = load_spec("flight-delay")

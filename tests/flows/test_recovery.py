@@ -21,15 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_time_zones_an_empty_column_and_stage_recovery(state_home: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from modelops.demo import onboard, write_traffic
-    from modelops.flows.deploy import deploy
-    from modelops.flows.monitor import monitor
-    from modelops.flows.register import register
-    from modelops.flows.score import score
-    from modelops.flows.validate import validate
-    from modelops.flows.approve import approve
+    from flows.deploy import deploy
+    from flows.monitor import monitor
+    from flows.register import register
+    from flows.score import score
+    from flows.validate import validate
+    from flows.approve import approve
     from modelops.platform import get_platform
     from modelops.spec import load_spec
-    from modelops.tasks.prediction_log import logged_predictions
+    from tasks.prediction_log import logged_predictions
 
     platform = get_platform()
     spec = load_spec("flight-delay")

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 def test_a_batch_with_an_impossible_date_is_refused_and_recorded_as_failed(state_home: Path) -> None:
     from modelops.demo import onboard, write_traffic
-    from modelops.flows.score import score
+    from flows.score import score
     from modelops.platform import get_platform
     from modelops.spec import load_spec
 

@@ -23,14 +23,14 @@ def set_strategy(config_dir: Path, strategy: str, share: float) -> None:
 
 def test_challenger_split_and_shadow(state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from modelops.demo import onboard, write_traffic
-    from modelops.flows.approve import approve
-    from modelops.flows.deploy import deploy
-    from modelops.flows.register import register
-    from modelops.flows.score import score
-    from modelops.flows.validate import validate
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.register import register
+    from flows.score import score
+    from flows.validate import validate
     from modelops.platform import get_platform
     from modelops.spec import load_spec
-    from modelops.tasks.prediction_log import logged_predictions
+    from tasks.prediction_log import logged_predictions
 
     config_dir = tmp_path / "configs"
     shutil.copytree(ROOT / "configs", config_dir)

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 def test_sweep_judges_every_model_and_follows_up_breaches_like_the_monitor(state_home: Path) -> None:
     from modelops.demo import onboard, serve_window
-    from modelops.flows.sweep import sweep
+    from flows.sweep import sweep
     from modelops.platform import get_platform
     from modelops.spec import load_spec
 

@@ -57,7 +57,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     api_url = next(s.url for s in services if s.name == "stage-runner")
     try:
         with temporary_settings({PREFECT_API_URL: api_url}):
-            from modelops.blocks.slack import SlackAlertChannel
+            from blocks.slack import SlackAlertChannel
 
             # the block flight-delay's spec names; its token is a secret of the live server, not of the spec
             SlackAlertChannel(bot_token="xoxb-integration", channel="#modelops-alerts",
@@ -90,10 +90,10 @@ def wait_until(probe, timeout: float, what: str):  # type: ignore[no-untyped-def
 def feed_window(start: date, end: date) -> None:
     """Production traffic of a window scored by the champion, then its ground truth arriving."""
     from modelops.demo import write_traffic
-    from modelops.flows.score import score
+    from flows.score import score
     from modelops.platform import get_platform
     from modelops.spec import load_spec
-    from modelops.tasks.prediction_log import record_ground_truth
+    from tasks.prediction_log import record_ground_truth
 
     platform, spec = get_platform(), load_spec("flight-delay")
     batch, labels = write_traffic(platform, spec, start, end)

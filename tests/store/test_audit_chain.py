@@ -18,7 +18,7 @@ from modelops.store.records import GovernanceStore
 def trail(state_home: Path) -> Path:
     """Five audit records written by the platform, the head published outside the store; returns the db path."""
     from modelops.platform import get_platform
-    from modelops.tasks.audit import publish_head
+    from tasks.audit import publish_head
 
     platform = get_platform()
     for n, stage in enumerate(["register", "validate", "approve", "deploy", "score"], start=1):

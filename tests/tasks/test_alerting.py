@@ -9,10 +9,10 @@ from typing import Iterator
 import pytest
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
-from modelops.blocks.slack import SlackAlertChannel
+from blocks.slack import SlackAlertChannel
 from modelops.spec import AlertSpec, LifecycleSpec, load_spec
-from modelops.tasks.alerting import process_alerts
-from modelops.tasks.monitoring import CheckResult, MonitorReport
+from tasks.alerting import process_alerts
+from tasks.monitoring import CheckResult, MonitorReport
 from tests.slack_receiver import SlackReceiver, start_receiver
 
 TOKEN = "xoxb-test-token-never-logged"

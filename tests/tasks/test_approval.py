@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from modelops.spec import RiskTier, load_spec
 from modelops.store.records import GovernedVersion
-from modelops.tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
+from tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 # The store's record of a validated version: the only evidence approval reads.

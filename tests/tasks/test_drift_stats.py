@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from modelops.spec import DriftSpec, Window, load_spec
-from modelops.tasks.data import load_window
-from modelops.tasks.drift import run_drift_report
-from modelops.tasks.drift_stats import ReferenceStats, fast_drift
+from tasks.data import load_window
+from tasks.drift import run_drift_report
+from tasks.drift_stats import ReferenceStats, fast_drift
 
 POLICIES = {
     "wasserstein+jensenshannon": DriftSpec(num_method="wasserstein", num_threshold=0.1, cat_method="jensenshannon",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelops.tasks.outputs import output_target, write_output
+from tasks.outputs import output_target, write_output
 
 
 def test_a_planted_partial_link_does_not_redirect_an_output(tmp_path: Path) -> None:

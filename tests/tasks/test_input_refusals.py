@@ -13,9 +13,9 @@ import pytest
 
 from modelops.errors import DataError, SchemaMismatchError
 from modelops.spec import LifecycleSpec, Window, load_spec
-from modelops.tasks.data import features_of, load_window
-from modelops.tasks.schema import conform_to_signature
-from modelops.tasks.scoring import score_frame
+from tasks.data import features_of, load_window
+from tasks.schema import conform_to_signature
+from tasks.scoring import score_frame
 
 SOURCE = "batch.csv"
 
@@ -190,7 +190,7 @@ def test_a_null_category_is_refused_not_scored_as_an_unknown_one(columns: list[t
 
 def test_a_failed_batch_spans_its_readable_times_in_any_zone(state_home: Path, spec: LifecycleSpec) -> None:
     from modelops.platform import get_platform
-    from modelops.tasks.prediction_log import log_failed_batch
+    from tasks.prediction_log import log_failed_batch
 
     platform = get_platform()
     stamps = pd.Series([datetime(2013, 2, 15, 5, tzinfo=timezone.utc), datetime(2013, 2, 15, 6), "garbage"],
@@ -205,7 +205,7 @@ def test_a_failed_batch_spans_its_readable_times_in_any_zone(state_home: Path, s
 
 def test_labels_with_a_missing_id_are_refused(state_home: Path, spec: LifecycleSpec) -> None:
     from modelops.platform import get_platform
-    from modelops.tasks.prediction_log import record_ground_truth
+    from tasks.prediction_log import record_ground_truth
 
     labels = pd.DataFrame({"flight_id": [101.0, np.nan, 103.0], "delayed": [1, 0, 1]})
     with pytest.raises(DataError, match=r"id column 'flight_id' is empty or missing in 1 of 3 row\(s\), first nan"):
@@ -214,7 +214,7 @@ def test_labels_with_a_missing_id_are_refused(state_home: Path, spec: LifecycleS
 
 def test_labels_that_disagree_for_one_id_are_refused(state_home: Path, spec: LifecycleSpec) -> None:
     from modelops.platform import get_platform
-    from modelops.tasks.prediction_log import record_ground_truth
+    from tasks.prediction_log import record_ground_truth
 
     labels = pd.DataFrame({"flight_id": [101, 102, 101, 103], "delayed": [1, 0, 0, 1]})
     with pytest.raises(DataError, match=r"1 id\(s\) in 'flight_id' have conflicting labels; '101' is labelled \[1, 0\]"):
@@ -223,7 +223,7 @@ def test_labels_that_disagree_for_one_id_are_refused(state_home: Path, spec: Lif
 
 def test_a_label_sent_twice_counts_once(state_home: Path, spec: LifecycleSpec) -> None:
     from modelops.platform import get_platform
-    from modelops.tasks.prediction_log import ground_truth, record_ground_truth
+    from tasks.prediction_log import ground_truth, record_ground_truth
 
     platform = get_platform()
     labels = pd.DataFrame({"flight_id": [101, 102, 101], "delayed": [1, 0, 1]})

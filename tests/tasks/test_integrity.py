@@ -11,8 +11,8 @@ from sklearn.dummy import DummyClassifier
 
 from modelops.errors import TamperedModelError
 from modelops.spec import SecuritySpec, load_spec
-from modelops.tasks.integrity import _scanned_what_was_pinned, content_hash, manifest_of
-from modelops.tasks.security import scan_model_dir
+from tasks.integrity import _scanned_what_was_pinned, content_hash, manifest_of
+from tasks.security import scan_model_dir
 from tests.tasks.model_dirs import fitted, save
 from tests.tasks.test_approval import GOOD
 

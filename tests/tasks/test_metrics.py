@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from modelops.spec import Bound
-from modelops.tasks.metrics import compute_metrics, improvement, relative_drop, threshold_failures
+from tasks.metrics import compute_metrics, improvement, relative_drop, threshold_failures
 
 
 def test_classification_metrics_from_probabilities() -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from modelops.spec import DataQualitySpec, Features
-from modelops.tasks.quality import build_expectations, run_expectations
+from tasks.quality import build_expectations, run_expectations
 
 FEATURES = Features(numerical=["temp"], categorical=["carrier"])
 
@@ -33,7 +33,7 @@ def test_out_of_range_values_nulls_and_unseen_categories_fail_with_details() -> 
 
 
 def test_integer_coded_categories_meet_the_suite_learned_from_them() -> None:
-    from modelops.tasks.drift import typed_features
+    from tasks.drift import typed_features
 
     features = Features(numerical=["temp"], categorical=["weathersit"])
     frame = pd.DataFrame({"temp": np.linspace(0, 1, 400), "weathersit": [1, 2, 3, 4] * 100})

@@ -12,7 +12,7 @@ from modelops.recovery import Owner
 
 def test_a_claim_whose_process_died_is_taken_over(state_home: Path) -> None:
     from modelops.platform import get_platform
-    from modelops.tasks.registration import claim_or_wait
+    from tasks.registration import claim_or_wait
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -29,7 +29,7 @@ def test_a_live_claimant_is_waited_for_and_named(state_home: Path) -> None:
 
     from modelops.errors import CatalogError
     from modelops.platform import get_platform
-    from modelops.tasks.registration import claim_or_wait
+    from tasks.registration import claim_or_wait
 
     platform = get_platform()
     alive = Owner.current().text()  # this very process holds it

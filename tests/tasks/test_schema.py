@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from modelops.errors import SchemaMismatchError
-from modelops.tasks.schema import conform_to_signature
+from tasks.schema import conform_to_signature
 
 COLUMNS = [("hour", "long"), ("temp", "double"), ("carrier", "string")]
 

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from modelops.errors import UnsafeModelError
 from modelops.spec import SecuritySpec, parse_spec
-from modelops.tasks.security import PLATFORM_TRUSTED_TYPES, allow_list, load_scanned_model, scan_model_dir
+from tasks.security import PLATFORM_TRUSTED_TYPES, allow_list, load_scanned_model, scan_model_dir
 from tests.tasks.model_dirs import fitted, save, tamper
 
 ROOT = Path(__file__).resolve().parents[2]

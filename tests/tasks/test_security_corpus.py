@@ -29,7 +29,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from modelops.errors import UnsafeModelError
 from modelops.spec import SecuritySpec
-from modelops.tasks.security import load_scanned_model, scan_model_dir
+from tasks.security import load_scanned_model, scan_model_dir
 from tests.tasks.model_dirs import edit_schema, save, tamper
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from pandas.api import types as ptypes
 
 from modelops.errors import DataError
 from modelops.spec import LifecycleSpec
-from modelops.tasks import as_task
-from modelops.tasks.schema import conform_to_signature, offenders, required_column, required_ids
+from tasks import as_task
+from tasks.schema import conform_to_signature, offenders, required_column, required_ids
 
 
 def read_batch(path: Path) -> pd.DataFrame:

@@ -17,9 +17,9 @@ from modelops.catalog import CHAMPION
 from modelops.platform import Platform
 from modelops.spec import DriftSpec, Features, load_spec
 from modelops.store.records import GovernanceStore, MonitoringPoint
-from modelops.tasks import as_task
-from modelops.tasks.drift import BREACH, OK, DriftResult
-from modelops.tasks.drift_stats import ReferenceStats, fast_drift, supports
+from tasks import as_task
+from tasks.drift import BREACH, OK, DriftResult
+from tasks.drift_stats import ReferenceStats, fast_drift, supports
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,9 @@ class PlatformSource:
         self.platform = platform
 
     def load(self, model: str) -> SweepInput | None:
-        from modelops.tasks.integrity import require_governed
-        from modelops.tasks.monitoring import default_window, reference_stats
-        from modelops.tasks.prediction_log import logged_predictions
+        from tasks.integrity import require_governed
+        from tasks.monitoring import default_window, reference_stats
+        from tasks.prediction_log import logged_predictions
 
         spec = load_spec(model)
         version = self.platform.store.serving_version(model, CHAMPION)

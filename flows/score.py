@@ -12,15 +12,15 @@ from pydantic import BaseModel
 from modelops import events
 from modelops.catalog import CHALLENGER, CHAMPION
 from modelops.errors import CatalogError, ModelOpsError, NotApprovedError
-from modelops.flows.parameters import ModelName, Version
+from flows.parameters import ModelName, Version
 from modelops.platform import get_platform
 from modelops.spec import LifecycleSpec, load_spec
-from modelops.tasks.approval import APPROVED
-from modelops.tasks.audit import record_stage
-from modelops.tasks.integrity import load_verified_model, report_alias_findings
-from modelops.tasks.outputs import check_overwrite, output_target, write_output
-from modelops.tasks.prediction_log import batch_id_for, log_failed_batch, log_predictions
-from modelops.tasks.scoring import file_digest, read_batch_task, score_frame_task
+from tasks.approval import APPROVED
+from tasks.audit import record_stage
+from tasks.integrity import load_verified_model, report_alias_findings
+from tasks.outputs import check_overwrite, output_target, write_output
+from tasks.prediction_log import batch_id_for, log_failed_batch, log_predictions
+from tasks.scoring import file_digest, read_batch_task, score_frame_task
 
 
 class Scored(BaseModel):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from modelops.spec import LifecycleSpec
-from modelops.tasks.drift import BREACH, OK, SKIPPED, WARN
-from modelops.tasks.metrics import compute_metrics, relative_drop
+from tasks.drift import BREACH, OK, SKIPPED, WARN
+from tasks.metrics import compute_metrics, relative_drop
 
 
 @dataclass(frozen=True)

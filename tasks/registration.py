@@ -14,9 +14,9 @@ from modelops.platform import Platform, current_actor
 from modelops.recovery import Owner
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
-from modelops.tasks import as_task
-from modelops.tasks.audit import record_stage
-from modelops.tasks.integrity import content_hash, registered_manifest
+from tasks import as_task
+from tasks.audit import record_stage
+from tasks.integrity import content_hash, registered_manifest
 
 # How long a registration waits for a concurrent one of the same inputs (which is training the same model).
 WAIT_SECONDS = float(os.environ.get("MODELOPS_REGISTER_WAIT_SECONDS", "1800"))

@@ -9,9 +9,9 @@ from typing import Any
 
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
-from modelops.tasks import as_task
-from modelops.tasks.drift import BREACH, OK
-from modelops.tasks.monitoring import CheckResult, MonitorReport
+from tasks import as_task
+from tasks.drift import BREACH, OK
+from tasks.monitoring import CheckResult, MonitorReport
 
 RETRYABLE = (ConnectionError, TimeoutError, OSError)
 
@@ -75,7 +75,7 @@ def deliver(channel: Any, text: str, blocks: list[dict], attempts: int = 3, back
 
 
 def load_channel(block_name: str) -> tuple[Any, str | None]:
-    from modelops.blocks.slack import SlackAlertChannel
+    from blocks.slack import SlackAlertChannel
 
     try:
         return SlackAlertChannel.load(block_name), None

@@ -15,10 +15,10 @@ from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import as_utc, utcnow
 from modelops.store.schema import GroundTruthBatch, PredictionBatch
-from modelops.tasks import as_task
-from modelops.tasks.data import data_hash
-from modelops.tasks.schema import required_ids
-from modelops.tasks.scoring import naive_utc
+from tasks import as_task
+from tasks.data import data_hash
+from tasks.schema import required_ids
+from tasks.scoring import naive_utc
 
 LOG_COLUMNS = ["prediction_id", "event_time", "scored_at", "model", "version", "role", "batch_id", "prediction",
                "score", "latency_ms"]

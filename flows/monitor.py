@@ -10,14 +10,14 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from modelops.catalog import CHAMPION
-from modelops.flows.parameters import ModelName
+from flows.parameters import ModelName
 from modelops.platform import Platform, get_platform
 from modelops.spec import load_spec
 from modelops.store.records import as_utc
-from modelops.tasks.alerting import process_alerts_task
-from modelops.tasks.drift import SKIPPED
-from modelops.tasks.integrity import report_alias_findings, require_governed
-from modelops.tasks.monitoring import (
+from tasks.alerting import process_alerts_task
+from tasks.drift import SKIPPED
+from tasks.integrity import report_alias_findings, require_governed
+from tasks.monitoring import (
     MonitorReport, announce_verdicts, default_window, markdown_summary, monitor_window_task,
 )
 

@@ -12,7 +12,7 @@ from modelops.files import replace_atomically
 from modelops.platform import Platform, current_actor, get_platform
 from modelops.store.audit_chain import ChainHead, ChainVerdict, parse_head, verify_chain
 from modelops.store.records import AuditEntry, AuditFact, Change
-from modelops.tasks import as_task
+from tasks import as_task
 
 HEAD_TAG = "modelops.audit_head"
 

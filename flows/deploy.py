@@ -10,12 +10,12 @@ from pydantic import BaseModel
 from modelops import events
 from modelops.catalog import CHALLENGER, CHAMPION
 from modelops.errors import NotApprovedError, RetiredVersionError
-from modelops.flows.parameters import ModelName, Version
+from flows.parameters import ModelName, Version
 from modelops.platform import current_actor, get_platform
 from modelops.spec import load_spec
-from modelops.tasks.approval import APPROVED
-from modelops.tasks.audit import record_stage
-from modelops.tasks.integrity import mirror_serving, require_governed
+from tasks.approval import APPROVED
+from tasks.audit import record_stage
+from tasks.integrity import mirror_serving, require_governed
 
 
 class Deployed(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from modelops.spec import DataQualitySpec, Features
-from modelops.tasks import as_task
+from tasks import as_task
 
 
 @dataclass(frozen=True)

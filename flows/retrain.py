@@ -12,19 +12,19 @@ from pydantic import BaseModel
 from modelops import events
 from modelops.catalog import CHALLENGER, CHAMPION
 from modelops.errors import DataError
-from modelops.flows.approve import approve
-from modelops.flows.deploy import deploy
-from modelops.flows.parameters import ModelName
-from modelops.flows.register import register
-from modelops.flows.retire import retire
-from modelops.flows.validate import validate
+from flows.approve import approve
+from flows.deploy import deploy
+from flows.parameters import ModelName
+from flows.register import register
+from flows.retire import retire
+from flows.validate import validate
 from modelops.platform import Platform, get_platform
 from modelops.spec import LifecycleSpec, load_spec
 from modelops.store.records import as_utc
-from modelops.tasks.approval import APPROVED
-from modelops.tasks.audit import record_stage
-from modelops.tasks.comparison import compare_on_recent_task
-from modelops.tasks.prediction_log import labelled_predictions
+from tasks.approval import APPROVED
+from tasks.audit import record_stage
+from tasks.comparison import compare_on_recent_task
+from tasks.prediction_log import labelled_predictions
 
 
 class Retrained(BaseModel):

@@ -8,12 +8,12 @@ from datetime import datetime
 from modelops.errors import DataError
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
-from modelops.tasks import as_task
-from modelops.tasks.integrity import load_verified_model
-from modelops.tasks.metrics import compute_metrics, improvement
-from modelops.tasks.prediction_log import labelled_predictions
-from modelops.tasks.schema import conform_to_signature
-from modelops.tasks.scoring import predict_scores
+from tasks import as_task
+from tasks.integrity import load_verified_model
+from tasks.metrics import compute_metrics, improvement
+from tasks.prediction_log import labelled_predictions
+from tasks.schema import conform_to_signature
+from tasks.scoring import predict_scores
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,16 @@ from typing import Annotated
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from modelops.flows.parameters import ModelName
+from flows.parameters import ModelName
 from modelops.platform import Platform, get_platform
 from modelops.spec import load_all_specs, load_spec
-from modelops.tasks import as_task
-from modelops.tasks.alerting import process_alerts
-from modelops.tasks.integrity import require_governed
-from modelops.tasks.drift import BREACH, run_drift_report, save_report
-from modelops.tasks.monitoring import MonitorReport, announce_verdicts, drift_check, reference_sample
-from modelops.tasks.prediction_log import logged_predictions
-from modelops.tasks.sweep import PlatformSource, SweepVerdict, store_verdicts, sweep_drift
+from tasks import as_task
+from tasks.alerting import process_alerts
+from tasks.integrity import require_governed
+from tasks.drift import BREACH, run_drift_report, save_report
+from tasks.monitoring import MonitorReport, announce_verdicts, drift_check, reference_sample
+from tasks.prediction_log import logged_predictions
+from tasks.sweep import PlatformSource, SweepVerdict, store_verdicts, sweep_drift
 
 
 class Swept(BaseModel):

@@ -13,14 +13,14 @@ from modelops.errors import SchemaMismatchError
 from modelops.platform import Platform
 from modelops.spec import FairnessSpec, LifecycleSpec, Window
 from modelops.store.records import GovernedVersion
-from modelops.tasks import as_task
-from modelops.tasks.data import load_window
-from modelops.tasks.drift import typed_features
-from modelops.tasks.metrics import compute_metrics, threshold_failures
-from modelops.tasks.quality import build_expectations, run_expectations
-from modelops.tasks.schema import conform_to_signature
-from modelops.tasks.integrity import open_pinned_model
-from modelops.tasks.scoring import predict_scores
+from tasks import as_task
+from tasks.data import load_window
+from tasks.drift import typed_features
+from tasks.metrics import compute_metrics, threshold_failures
+from tasks.quality import build_expectations, run_expectations
+from tasks.schema import conform_to_signature
+from tasks.integrity import open_pinned_model
+from tasks.scoring import predict_scores
 
 REFERENCE_SAMPLE_ROWS = 20_000
 

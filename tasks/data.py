@@ -7,7 +7,7 @@ import pandas as pd
 
 from modelops.errors import DataError, SpecError
 from modelops.spec import LifecycleSpec, Window
-from modelops.tasks import as_task
+from tasks import as_task
 
 
 def load_window(spec: LifecycleSpec, window: Window) -> pd.DataFrame:

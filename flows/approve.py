@@ -7,12 +7,12 @@ from pydantic import BaseModel
 
 from modelops import events
 from modelops.catalog import TAG_APPROVAL
-from modelops.flows.parameters import ModelName, Version
+from flows.parameters import ModelName, Version
 from modelops.platform import get_platform
 from modelops.spec import load_spec
-from modelops.tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
-from modelops.tasks.audit import record_stage
-from modelops.tasks.integrity import check_pinned_files_task, require_governed
+from tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
+from tasks.audit import record_stage
+from tasks.integrity import check_pinned_files_task, require_governed
 
 _EVENTS = {APPROVED: events.APPROVED, REJECTED: events.REJECTED, PENDING: events.APPROVAL_PENDING}
 _STATES = {APPROVED: "approved", REJECTED: "rejected", PENDING: "pending_approval"}

@@ -16,8 +16,8 @@ from modelops.catalog import MlflowCatalog
 from modelops.errors import SpecError
 from modelops.recovery import kill_orphaned_mlflow_runs, owner_tags
 from modelops.spec import LifecycleSpec, Window
-from modelops.tasks import as_task
-from modelops.tasks.data import data_hash, features_of, load_window
+from tasks import as_task
+from tasks.data import data_hash, features_of, load_window
 
 
 @dataclass(frozen=True)

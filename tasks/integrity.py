@@ -24,9 +24,9 @@ from modelops.errors import (
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
-from modelops.tasks import as_task
-from modelops.tasks.scoring import file_digest
-from modelops.tasks.security import ScanResult, ScannedModel, load_scanned_model, scan_model_dir
+from tasks import as_task
+from tasks.scoring import file_digest
+from tasks.security import ScanResult, ScannedModel, load_scanned_model, scan_model_dir
 
 ROLES = (CHAMPION, CHALLENGER)
 
@@ -81,8 +81,8 @@ def verify_pin(platform: Platform, spec: LifecycleSpec, governed: GovernedVersio
     if content_hash(found) == governed.content_hash:
         return
     differences = manifest_differences(governed.manifest, found)
-    from modelops.tasks.alerting import alert_finding
-    from modelops.tasks.audit import record_stage
+    from tasks.alerting import alert_finding
+    from tasks.audit import record_stage
 
     record_stage(stage="integrity", action="verify-model-files", model=spec.name, version=governed.version,
                  outcome="tampered", evidence={"occasion": occasion, "pinned": governed.content_hash,
@@ -191,8 +191,8 @@ def report_alias_findings(platform: Platform, spec: LifecycleSpec, occasion: str
     findings = alias_findings(platform, spec.name)
     if not findings:
         return findings
-    from modelops.tasks.alerting import alert_finding
-    from modelops.tasks.audit import record_stage
+    from tasks.alerting import alert_finding
+    from tasks.audit import record_stage
 
     texts = [finding.text(spec.name) for finding in findings]
     record_stage(stage="integrity", action="compare-aliases", model=spec.name, version=None, outcome="mismatch",
@@ -255,7 +255,7 @@ def tag_differences(platform: Platform, model: str) -> dict[str, dict[str, tuple
 
 def reconcile_catalog(platform: Platform, model: str) -> list[str]:
     """Make MLflow mirror the store again: aliases, and each version's state and verdict tags. Audited."""
-    from modelops.tasks.audit import record_stage
+    from tasks.audit import record_stage
 
     changed = mirror_serving(platform, model)
     for version, fixes in tag_differences(platform, model).items():

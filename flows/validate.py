@@ -8,15 +8,15 @@ from pydantic import BaseModel
 from modelops import events
 from modelops.catalog import TAG_APPROVAL, TAG_SECURITY, TAG_VALIDATION
 from modelops.errors import RetiredVersionError
-from modelops.flows.parameters import ModelName, Version
+from flows.parameters import ModelName, Version
 from modelops.platform import get_platform
 from modelops.recovery import owner_tags
 from modelops.spec import load_spec
-from modelops.tasks.approval import APPROVED
-from modelops.tasks.audit import record_stage
-from modelops.tasks.integrity import check_pinned_files_task, require_governed
-from modelops.tasks.validation import validate_version_task
-from modelops.tasks.prediction_log import write_parquet_atomically
+from tasks.approval import APPROVED
+from tasks.audit import record_stage
+from tasks.integrity import check_pinned_files_task, require_governed
+from tasks.validation import validate_version_task
+from tasks.prediction_log import write_parquet_atomically
 
 
 class Validated(BaseModel):

@@ -20,7 +20,7 @@ class SlackAlertChannel(Block):
     _documentation_url = "https://docs.slack.dev/tools/python-slack-sdk/web"
     _code_example = """
     ```python
-    from modelops.blocks.slack import SlackAlertChannel
+    from blocks.slack import SlackAlertChannel
 
     channel = SlackAlertChannel.load("BLOCK_NAME")
     channel.post("flight-delay v3: drift breach", blocks=[])

@@ -14,11 +14,11 @@ from pydantic import BaseModel
 from modelops import events
 from modelops.catalog import TAG_FINGERPRINT, TAG_STATE
 from modelops.errors import CatalogError
-from modelops.flows.parameters import ModelName, Version
+from flows.parameters import ModelName, Version
 from modelops.platform import Platform, get_platform
 from modelops.spec import LifecycleSpec, Window, load_spec
-from modelops.tasks.registration import Registration, claim_or_wait, pin_and_record_task
-from modelops.tasks.training import prepare_training_task, train_and_log_task
+from tasks.registration import Registration, claim_or_wait, pin_and_record_task
+from tasks.training import prepare_training_task, train_and_log_task
 
 
 class Registered(BaseModel):

@@ -17,17 +17,17 @@ from modelops import events
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion, MonitoringPoint
-from modelops.tasks import as_task
-from modelops.tasks.audit import record_stage
-from modelops.tasks.data import load_window
-from modelops.tasks.drift import (
+from tasks import as_task
+from tasks.audit import record_stage
+from tasks.data import load_window
+from tasks.drift import (
     BREACH, OK, SKIPPED, WARN, DriftResult, run_drift_report, save_report, typed_features,
 )
-from modelops.tasks.drift_stats import ReferenceStats, fast_drift, supports
-from modelops.tasks.performance import PerformanceResult, judge_performance
-from modelops.tasks.prediction_log import labelled_predictions, logged_predictions
-from modelops.tasks.quality import run_expectations
-from modelops.tasks.validation import training_window_of
+from tasks.drift_stats import ReferenceStats, fast_drift, supports
+from tasks.performance import PerformanceResult, judge_performance
+from tasks.prediction_log import labelled_predictions, logged_predictions
+from tasks.quality import run_expectations
+from tasks.validation import training_window_of
 
 _SEVERITY = {SKIPPED: -1, OK: 0, WARN: 1, BREACH: 2}
 # The event each check's breach emits.

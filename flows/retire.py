@@ -8,11 +8,11 @@ from pydantic import BaseModel
 from modelops import events
 from modelops.catalog import CHAMPION, TAG_STATE
 from modelops.errors import ModelOpsError
-from modelops.flows.parameters import ModelName, Version
+from flows.parameters import ModelName, Version
 from modelops.platform import get_platform
 from modelops.spec import load_spec
-from modelops.tasks.audit import record_stage
-from modelops.tasks.integrity import require_governed
+from tasks.audit import record_stage
+from tasks.integrity import require_governed
 
 
 class Retired(BaseModel):

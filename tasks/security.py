@@ -30,7 +30,7 @@ import yaml
 
 from modelops.errors import UnsafeModelError
 from modelops.spec import SecuritySpec
-from modelops.tasks import as_task
+from tasks import as_task
 
 PREDICT_FNS = {"predict", "predict_proba"}
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from modelops.spec import P_VALUE_METHODS, DriftSpec, Features
-from modelops.tasks import as_task
+from tasks import as_task
 
 OK, WARN, BREACH, SKIPPED = "ok", "warn", "breach", "skipped"
 
