@@ -95,6 +95,9 @@ def _chain_row(r: AuditEvent) -> ChainRow:
                     evidence=r.evidence, event=r.event, flow_run_id=r.flow_run_id)
 
 
+_GATE_STAGES = ("register", "validate", "approve", "deploy", "retire")
+
+
 def _newest(audits: list[AuditEvent], version: str, stage: str, *actions: str) -> AuditEvent | None:
     return next((a for a in reversed(audits) if a.version == version and a.stage == stage and a.action in actions),
                 None)
@@ -285,8 +288,11 @@ class GovernanceStore:
             deployments = session.scalars(select(Deployment).where(
                 Deployment.model == model, Deployment.ended_at.is_(None),
                 *([Deployment.version == version] if version else []))).all()
-            audits = session.scalars(select(AuditEvent).where(AuditEvent.model == model)
-                                     .order_by(AuditEvent.seq)).all()
+            # Only the stages that write gate rows, and only the version asked about: scoring and monitoring
+            # records grow with every run and would make each gate slower than the last.
+            audits = session.scalars(select(AuditEvent).where(
+                AuditEvent.model == model, AuditEvent.stage.in_(_GATE_STAGES),
+                *([AuditEvent.version == version] if version else [])).order_by(AuditEvent.seq)).all()
         return [*(p for row in versions for p in _version_problems(row, audits)),
                 *(p for row in approvals for p in _approval_problems(row, audits)),
                 *(p for row in deployments for p in _deployment_problems(row, audits))]
