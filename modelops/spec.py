@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelops.errors import SpecError
+from modelops.lifecycle import Stage
 
 MODEL_NAME = r"^[a-z][a-z0-9-]{1,62}$"
 DOTTED_NAME = r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$"  # module.Class, e.g. sklearn.tree._tree.Tree
@@ -244,6 +245,10 @@ class LifecycleSpec(Strict):
     monitoring: MonitoringSpec
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     retirement: RetirementSpec = Field(default_factory=RetirementSpec)
+    flows: dict[Stage, str] = Field(
+        default_factory=dict,
+        description="Per-model flows: stage -> 'package.module:flow'. The stage's deployment hands this model over "
+                    "to that flow (triggers, schedules, the CLI and retrain's sub-flows all honour it).")
 
     @field_validator("data")
     @classmethod
@@ -255,6 +260,13 @@ class LifecycleSpec(Strict):
     @classmethod
     def _training_entry_point_syntax(cls, value: TrainingSpec) -> TrainingSpec:
         _check_entry_point_syntax(value.entry_point)
+        return value
+
+    @field_validator("flows")
+    @classmethod
+    def _flow_entry_point_syntax(cls, value: dict[Stage, str]) -> dict[Stage, str]:
+        for entry in value.values():
+            _check_entry_point_syntax(entry)
         return value
 
     @model_validator(mode="after")
