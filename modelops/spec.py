@@ -42,8 +42,8 @@ class RiskTier(str, Enum):
 class Window(Strict):
     """A half-open time window [start, end) over the data's timestamp column."""
 
-    start: date
-    end: date
+    start: date = Field(description="First day in the window (YYYY-MM-DD).")
+    end: date = Field(description="First day after the window (YYYY-MM-DD), later than start.")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Window":
@@ -72,17 +72,20 @@ class Features(Strict):
 
 class DataSpec(Strict):
     loader: str = Field(description="Importable 'module:function(start, end) -> DataFrame' giving rows of a window.")
-    timestamp_column: str
+    timestamp_column: str = Field(description="Column with each row's time (datetime or ISO 8601 text); windows, "
+                                              "holdouts and monitoring cut on it.")
     id_column: str = Field(description="Business key of a row; becomes the prediction id in the prediction log.")
-    target: str
-    features: Features
-    protected_attributes: list[str] = Field(default_factory=list)
+    target: str = Field(description="Column to predict: 0/1 for classification, a number for regression.")
+    features: Features = Field(description="Input columns of the model, by kind.")
+    protected_attributes: list[str] = Field(
+        default_factory=list,
+        description="Feature columns the fairness gate (validation.fairness) measures the model across.")
 
 
 class TrainingSpec(Strict):
     entry_point: str = Field(description="Importable 'module:function(features, target, params) -> estimator'.")
-    params: dict[str, Any] = Field(default_factory=dict)
-    window: Window
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed as-is to the training entry point.")
+    window: Window = Field(description="Rows of the first version's training; its holdout follows it.")
     pip_requirements: list[str] = Field(
         default_factory=lambda: ["scikit-learn==1.9.1", "pandas==2.3.3", "numpy==2.4.6", "skops"],
         description="Explicit pip requirements logged with the model (skips MLflow's slow inference).",
@@ -90,8 +93,8 @@ class TrainingSpec(Strict):
 
 
 class Bound(Strict):
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, description="Floor: a lower value fails.")
+    max: float | None = Field(None, description="Ceiling: a higher value fails.")
 
     @model_validator(mode="after")
     def _one_side(self) -> "Bound":
@@ -122,22 +125,27 @@ class SecuritySpec(Strict):
 
 class DataQualitySpec(Strict):
     mostly: float = Field(0.99, gt=0, le=1, description="Share of rows each expectation must hold for.")
-    range_quantiles: tuple[float, float] = (0.001, 0.999)
+    range_quantiles: tuple[float, float] = Field(
+        (0.001, 0.999), description="Quantiles of the training data that bound each numeric feature's expected range.")
     range_margin: float = Field(0.5, ge=0, description="Widen learned ranges by this share of their span.")
     min_success_share: float = Field(1.0, gt=0, le=1, description="Share of expectations that must pass.")
 
 
 class FairnessSpec(Strict):
-    metric: Literal["demographic_parity_difference", "equalized_odds_difference"] = "demographic_parity_difference"
-    max_difference: float = Field(0.2, gt=0, le=1)
+    metric: Literal["demographic_parity_difference", "equalized_odds_difference"] = Field(
+        "demographic_parity_difference", description="Fairlearn metric computed on the holdout per protected "
+                                                     "attribute (classification only).")
+    max_difference: float = Field(0.2, gt=0, le=1, description="Largest gap between groups that passes.")
 
 
 class ValidationSpec(Strict):
     holdout_days: int = Field(14, ge=1, le=366, description="Holdout: the days right after a version's training window.")
     metric_thresholds: dict[str, Bound] = Field(description="Metric floors (min) and ceilings (max) on the holdout.")
-    data_quality: DataQualitySpec = Field(default_factory=DataQualitySpec)
-    security: SecuritySpec = Field(default_factory=SecuritySpec)
-    fairness: FairnessSpec | None = None
+    data_quality: DataQualitySpec = Field(default_factory=DataQualitySpec,
+                                          description="Expectations learned from training data, run on the holdout.")
+    security: SecuritySpec = Field(default_factory=SecuritySpec, description="The scan of the model file.")
+    fairness: FairnessSpec | None = Field(None, description="Fairness gate over data.protected_attributes; "
+                                                            "none when absent.")
 
 
 class ApprovalSpec(Strict):
@@ -145,7 +153,7 @@ class ApprovalSpec(Strict):
         default_factory=lambda: [RiskTier.low, RiskTier.medium],
         description="Risk tiers approved by policy when every rule passes; other tiers wait for a human.",
     )
-    require_validation_passed: bool = True
+    require_validation_passed: bool = Field(True, description="Refuse versions whose validation did not pass.")
     min_metrics: dict[str, float] = Field(default_factory=dict, description="Stricter floors for approval.")
 
 
@@ -153,17 +161,19 @@ class DeploySpec(Strict):
     strategy: Literal["champion", "champion_challenger", "shadow"] = Field(
         "champion", description="champion: it serves alone; champion_challenger: an approved @challenger serves "
                                 "challenger_traffic_share of requests; shadow: it scores every request, unserved.")
-    challenger_traffic_share: float = Field(0.1, ge=0, le=0.5)
-    targets: list[Literal["batch"]] = Field(default_factory=lambda: ["batch"])
+    challenger_traffic_share: float = Field(
+        0.1, ge=0, le=0.5, description="Share of requests the @challenger serves (champion_challenger).")
+    targets: list[Literal["batch"]] = Field(default_factory=lambda: ["batch"], description="Where versions serve.")
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Classifiers: score at or above is positive.")
     chunk_rows: int = Field(1000, ge=1, description="Rows per scoring micro-batch (the unit of latency).")
 
 
 class DriftSpec(Strict):
-    num_method: str = "wasserstein"
-    num_threshold: float = Field(0.1, gt=0)
-    cat_method: str = "jensenshannon"
-    cat_threshold: float = Field(0.1, gt=0)
+    num_method: str = Field("wasserstein", description="Evidently drift method for numeric columns.")
+    num_threshold: float = Field(0.1, gt=0, description="Numeric drift threshold: a distance at or above it drifts, "
+                                                        "a p-value below it drifts.")
+    cat_method: str = Field("jensenshannon", description="Evidently drift method for categorical columns.")
+    cat_threshold: float = Field(0.1, gt=0, description="Categorical drift threshold (as num_threshold).")
     warn_share: float = Field(0.1, ge=0, le=1, description="Share of drifted columns that warns.")
     breach_share: float = Field(0.3, gt=0, le=1, description="Share of drifted columns that breaches.")
 
@@ -182,10 +192,11 @@ class DriftSpec(Strict):
 
 
 class PerformanceSpec(Strict):
-    metric: str
+    metric: str = Field(description="Metric judged once labels arrive; one the platform computes for the task.")
     warn_drop: float = Field(0.02, ge=0, description="Relative drop versus the validation holdout that warns.")
     breach_drop: float = Field(0.05, gt=0, description="Relative drop versus the validation holdout that breaches.")
-    min_labelled_rows: int = Field(200, ge=1)
+    min_labelled_rows: int = Field(200, ge=1, description="Fewer labelled predictions: performance is not judged "
+                                                          "(also the floor for retrain's comparison).")
 
 
 class QualityMonitorSpec(Strict):
@@ -196,8 +207,8 @@ class QualityMonitorSpec(Strict):
 class SlaSpec(Strict):
     """Service health from the prediction log. Latency is that of one scoring micro-batch (deploy.chunk_rows)."""
 
-    latency_p95_ms: float = Field(2000, gt=0)
-    latency_p99_ms: float | None = Field(None, gt=0)
+    latency_p95_ms: float = Field(2000, gt=0, description="Limit of the 95th percentile micro-batch latency.")
+    latency_p99_ms: float | None = Field(None, gt=0, description="Limit of the 99th percentile; none when absent.")
     max_error_rate: float = Field(0.01, ge=0, le=1, description="Share of rows whose scoring failed.")
     warn_ratio: float = Field(0.8, gt=0, le=1, description="Warn when a value passes this share of its limit.")
 
@@ -209,20 +220,23 @@ class AlertSpec(Strict):
 
 class MonitoringSpec(Strict):
     cron: str = Field("0 6 * * *", description="When the scheduled monitor runs (UTC).")
-    window_days: int = Field(14, ge=1, le=366)
+    window_days: int = Field(14, ge=1, le=366, description="Days of prediction log each monitor run judges.")
     min_rows: int = Field(100, ge=1, description="Fewer logged predictions than this: the window is not judged.")
-    drift: DriftSpec = Field(default_factory=DriftSpec)
-    data_quality: QualityMonitorSpec = Field(default_factory=QualityMonitorSpec)
-    performance: PerformanceSpec
-    sla: SlaSpec = Field(default_factory=SlaSpec)
-    on_breach: list[Literal["alert", "retrain"]] = Field(default_factory=lambda: ["retrain"])
-    alerts: AlertSpec = Field(default_factory=AlertSpec)
+    drift: DriftSpec = Field(default_factory=DriftSpec, description="Feature drift against the reference data.")
+    data_quality: QualityMonitorSpec = Field(default_factory=QualityMonitorSpec,
+                                             description="The validation expectations, run on logged inputs.")
+    performance: PerformanceSpec = Field(description="Model quality on labelled predictions.")
+    sla: SlaSpec = Field(default_factory=SlaSpec, description="Latency and error rate of scoring.")
+    on_breach: list[Literal["alert", "retrain"]] = Field(default_factory=lambda: ["retrain"],
+                                                         description="What a breach does.")
+    alerts: AlertSpec = Field(default_factory=AlertSpec, description="Where alerts go and how often.")
 
 
 class RetrainSpec(Strict):
-    mode: Literal["batch"] = "batch"
-    train_days: int = Field(60, ge=7)
-    compare_days: int = Field(14, ge=1)
+    mode: Literal["batch"] = Field("batch", description="batch: train a new version from scratch on a window.")
+    train_days: int = Field(60, ge=7, description="Days of data a retrain trains on, just before the compare days.")
+    compare_days: int = Field(14, ge=1, description="Newest labelled days on which challenger and champion are "
+                                                    "compared.")
     min_improvement: float = Field(0.0, ge=0, description="Challenger must beat the champion by this much.")
     cooldown_hours: float = Field(24, ge=0, description="Breaches within this time of a retrain request ask once.")
 
@@ -232,19 +246,22 @@ class RetirementSpec(Strict):
 
 
 class LifecycleSpec(Strict):
-    name: str = Field(pattern=MODEL_NAME)
-    description: str = ""
-    owner: str = Field(min_length=1)
-    risk_tier: RiskTier
-    task: Literal["classification", "regression"]
-    data: DataSpec
-    training: TrainingSpec
-    validation: ValidationSpec
-    approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
-    deploy: DeploySpec = Field(default_factory=DeploySpec)
-    monitoring: MonitoringSpec
-    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
-    retirement: RetirementSpec = Field(default_factory=RetirementSpec)
+    name: str = Field(pattern=MODEL_NAME, description="Model name, equal to the file name; the registered "
+                                                      "model in MLflow.")
+    description: str = Field("", description="What the model predicts, for people.")
+    owner: str = Field(min_length=1, description="Team accountable for the model.")
+    risk_tier: RiskTier = Field(description="Business and regulatory risk; approval.automatic_for_tiers uses it.")
+    task: Literal["classification", "regression"] = Field(description="Decides the metrics the platform computes: "
+                                                                      "accuracy, f1, roc_auc, log_loss, "
+                                                                      "positive_rate or mae, rmse, r2.")
+    data: DataSpec = Field(description="Where rows come from and which columns mean what.")
+    training: TrainingSpec = Field(description="How a version is trained.")
+    validation: ValidationSpec = Field(description="Gates a version must pass before approval.")
+    approval: ApprovalSpec = Field(default_factory=ApprovalSpec, description="Who or what approves a version.")
+    deploy: DeploySpec = Field(default_factory=DeploySpec, description="How approved versions serve.")
+    monitoring: MonitoringSpec = Field(description="When and how the serving champion is judged.")
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec, description="What a retrain request does.")
+    retirement: RetirementSpec = Field(default_factory=RetirementSpec, description="When versions retire.")
     flows: dict[Stage, str] = Field(
         default_factory=dict,
         description="Per-model flows: stage -> 'package.module:flow'. The stage's deployment hands this model over "
