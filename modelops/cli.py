@@ -84,6 +84,28 @@ def _cmd_check(_: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deployments(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modelops.generated import differences, display_path, generated_files, write_files
+    from modelops.settings import load_settings
+
+    files = generated_files(Path.cwd(), load_settings().config_dir)
+    if args.write:
+        written = write_files(files)
+        print("wrote: " + ", ".join(display_path(path) for path in written) if written else "every generated file is current")
+        return 0
+    stale = differences(files)
+    for message in stale:
+        print(message, file=sys.stderr)
+    if stale:
+        print("fix:   run `modelops deployments --write` (edit the specs or modelops/services/prefect_template.py, "
+              "not the generated files) and commit the result", file=sys.stderr)
+        return 1
+    print("prefect.yaml, the spec's JSON Schema and docs/spec-reference.md match the specs")
+    return 0
+
+
 def _cmd_labels(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -174,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("model", nargs="?")
     reconcile.set_defaults(handler=_cmd_reconcile)
     sub.add_parser("check", help="validate every spec in configs/models").set_defaults(handler=_cmd_check)
+    deployments = sub.add_parser("deployments", help="render prefect.yaml (per-model schedules) from the specs, "
+                                                     "with the spec's JSON Schema and reference page")
+    mode = deployments.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="write the files that differ")
+    mode.add_argument("--check", action="store_true", help="exit 1 naming every committed file that differs")
+    deployments.set_defaults(handler=_cmd_deployments)
     sub.add_parser("recover", help="close the flow runs and MLflow runs of processes that were killed (every "
                                    "stage does this on start)").set_defaults(handler=_cmd_recover)
     start = sub.add_parser("up", help="start Prefect server, stage runner (prefect.yaml) and MLflow UI on loopback")
