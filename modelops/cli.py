@@ -76,12 +76,20 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(_: argparse.Namespace) -> int:
-    from modelops.spec import load_all_specs
+    """Every problem of every spec, each naming the file, the field and the fix; exit 1 when there is one."""
+    from modelops.checks import check_config_dir
+    from modelops.settings import load_settings
 
-    for spec in load_all_specs():
-        spec.entry("loader"), spec.entry("trainer")
-        print(f"ok  {spec.name} (owner {spec.owner}, risk tier {spec.risk_tier.value})")
-    return 0
+    failed = 0
+    for path, spec, problems in check_config_dir(load_settings().config_dir):
+        if not problems and spec is not None:
+            print(f"ok    {spec.name} (owner {spec.owner}, risk tier {spec.risk_tier.value})")
+            continue
+        failed += 1
+        print(f"FAIL  {path.stem}: {len(problems)} problem{'s' if len(problems) > 1 else ''}", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_deployments(args: argparse.Namespace) -> int:
@@ -195,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile = sub.add_parser("reconcile", help="reset MLflow aliases and tags to what the governance store says")
     reconcile.add_argument("model", nargs="?")
     reconcile.set_defaults(handler=_cmd_reconcile)
-    sub.add_parser("check", help="validate every spec in configs/models").set_defaults(handler=_cmd_check)
+    sub.add_parser("check", help="verify every spec in configs/models against its data (a sample through the loader), "
+                               "metric names, cron and per-model flows").set_defaults(handler=_cmd_check)
     deployments = sub.add_parser("deployments", help="render prefect.yaml (per-model schedules) from the specs, "
                                                      "with the spec's JSON Schema and reference page")
     mode = deployments.add_mutually_exclusive_group(required=True)
