@@ -1,4 +1,5 @@
-"""`python -m modelops.services.runner`: serve every stage deployment of prefect.yaml until stopped."""
+"""`python -m modelops.services.runner`: serve every stage deployment until stopped, rendered at start from the
+configured config directory (MODELOPS_CONFIG_DIR): the committed prefect.yaml is the same render of configs/."""
 
 from __future__ import annotations
 

@@ -147,10 +147,10 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
 
 
 def _wait_for_deployments(api_url: str, runner: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    """The runner is ready once every stage deployment of prefect.yaml exists on the server."""
-    from modelops.services.deployments import read_prefect_yaml
+    """The runner is ready once every stage deployment it renders exists on the server."""
+    from modelops.services.deployments import rendered_config
 
-    expected = len(read_prefect_yaml()["deployments"])
+    expected = len(rendered_config()["deployments"])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if runner.poll() is not None:
