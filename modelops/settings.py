@@ -18,6 +18,9 @@ class Settings:
     config_dir: Path
     tracking_uri: str
     governance_url: str
+    # The folder holding flows/, tasks/ and prefect.yaml: the working directory (or MODELOPS_PROJECT_DIR), never
+    # derived from where the package is installed (a wheel install has no flows/ beside it).
+    project_dir: Path
 
     @property
     def prefect_home(self) -> Path:
@@ -55,7 +58,9 @@ def load_settings() -> Settings:
     config_dir = Path(os.environ.get("MODELOPS_CONFIG_DIR", "configs")).expanduser().resolve()
     tracking_uri = os.environ.get("MODELOPS_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     governance_url = os.environ.get("MODELOPS_GOVERNANCE_URL") or f"sqlite:///{home / 'governance.db'}"
-    return Settings(home=home, config_dir=config_dir, tracking_uri=tracking_uri, governance_url=governance_url)
+    project_dir = Path(os.environ.get("MODELOPS_PROJECT_DIR", ".")).expanduser().resolve()
+    return Settings(home=home, config_dir=config_dir, tracking_uri=tracking_uri, governance_url=governance_url,
+                    project_dir=project_dir)
 
 
 def configure_environment(settings: Settings | None = None) -> Settings:
@@ -69,6 +74,8 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     settings.home.mkdir(parents=True, exist_ok=True)
     defaults = {
         "PREFECT_HOME": str(settings.prefect_home),
+        # prefect.yaml's pull step: deployments run their flows from the project folder.
+        "MODELOPS_PROJECT_DIR": str(settings.project_dir),
         # Without this every log line carries a harmless "database is locked" traceback.
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",

@@ -24,3 +24,16 @@ def test_one_flow_file_per_stage_named_after_its_flow() -> None:
     for stage in STAGES:
         assert (ROOT / "flows" / f"{stage}.py").is_file(), stage
         assert getattr(importlib.import_module(f"flows.{stage}"), stage).name == stage
+
+
+def test_no_module_derives_the_project_folder_from_its_own_file_location() -> None:
+    """A wheel install puts the packages in site-packages, with no flows/ or prefect.yaml beside them: the project
+    folder comes from settings (the working directory or MODELOPS_PROJECT_DIR). Package data beside a module (the
+    migrations' alembic.ini) is the one legitimate use of __file__."""
+    offenders = []
+    for package in ("modelops", "flows", "tasks", "blocks"):
+        for path in (ROOT / package).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if "__file__" in line and "alembic.ini" not in line:
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []

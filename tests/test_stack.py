@@ -12,7 +12,8 @@ from modelops.settings import Settings
 
 
 def test_down_never_signals_a_process_that_reused_a_recorded_pid(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, config_dir=tmp_path, tracking_uri="sqlite://", governance_url="sqlite://")
+    settings = Settings(home=tmp_path, config_dir=tmp_path, tracking_uri="sqlite://", governance_url="sqlite://",
+                        project_dir=tmp_path)
     stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
         record = tmp_path / "run" / "services.json"
@@ -29,7 +30,8 @@ def test_down_never_signals_a_process_that_reused_a_recorded_pid(tmp_path: Path)
 
 
 def test_down_stops_what_it_started(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, config_dir=tmp_path, tracking_uri="sqlite://", governance_url="sqlite://")
+    settings = Settings(home=tmp_path, config_dir=tmp_path, tracking_uri="sqlite://", governance_url="sqlite://",
+                        project_dir=tmp_path)
     ours = subprocess.Popen(["sleep", "31"], start_new_session=True)
     while b"sleep" not in Path(f"/proc/{ours.pid}/cmdline").read_bytes():  # until the child has exec'd
         time.sleep(0.01)

@@ -19,8 +19,6 @@ from modelops.lifecycle import Stage
 from modelops.services.prefect_template import TEMPLATE
 from modelops.spec import LifecycleSpec, load_all_specs
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 _SCHEDULES_MARKER = re.compile(r"^<<schedules:(\w+)>>$", re.MULTILINE)
 
 
@@ -58,17 +56,16 @@ def rendered_config(config_dir: Path | None = None) -> dict[str, Any]:
     return yaml.safe_load(render_prefect_yaml(load_all_specs(config_dir)))
 
 
-def read_prefect_yaml(path: Path = PREFECT_YAML) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
-
-
-def runner_deployments(config_dir: Path | None = None, project_dir: Path = PROJECT_ROOT) -> list[Any]:
+def runner_deployments(config_dir: Path | None = None, project_dir: Path | None = None) -> list[Any]:
     """One RunnerDeployment per stage, with its description, tags, schedules (those of every spec in the config
     directory), triggers and concurrency limit."""
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
     from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
 
+    from modelops.settings import load_settings
+
+    project_dir = project_dir or load_settings().project_dir
     out = []
     for entry in rendered_config(config_dir)["deployments"]:
         flow = load_flow_from_entrypoint(str(project_dir / entry["entrypoint"]))
