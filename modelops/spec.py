@@ -145,8 +145,12 @@ class ApprovalSpec(Strict):
         default_factory=lambda: [RiskTier.low, RiskTier.medium],
         description="Risk tiers approved by policy when every rule passes; other tiers wait for a human.",
     )
-    require_validation_passed: bool = True
-    min_metrics: dict[str, float] = Field(default_factory=dict, description="Stricter floors for approval.")
+    require_validation_passed: bool = Field(True, description="Reject a version whose validation has not passed.")
+    min_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Approval limits on the holdout metrics, stricter than validation's. Each follows its metric's "
+                    "direction: a floor where higher is better (roc_auc, accuracy, f1, r2 ...), a ceiling for "
+                    "errors and losses (mae, rmse, log_loss ...): {mae: 3} rejects a holdout mae above 3.")
 
 
 class DeploySpec(Strict):
