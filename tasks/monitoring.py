@@ -135,10 +135,13 @@ def performance_check(performance: PerformanceResult, spec: LifecycleSpec) -> Ch
 
 
 def batch_latencies(current: pd.DataFrame) -> np.ndarray:
-    """One latency per scoring micro-batch: every row of a micro-batch carries that batch's latency."""
+    """One latency per scoring micro-batch. Every row of a micro-batch carries that batch's latency, and the log
+    keeps a scored batch's rows in order: a micro-batch is a run of rows with one batch id and one latency."""
     if current.empty:
         return np.array([], dtype="float64")
-    return current[["batch_id", "latency_ms"]].drop_duplicates()["latency_ms"].to_numpy(dtype="float64")
+    frame = current[["batch_id", "latency_ms"]]
+    starts = (frame != frame.shift()).any(axis=1).to_numpy()
+    return frame["latency_ms"].to_numpy(dtype="float64")[starts]
 
 
 def service_check(current: pd.DataFrame, failed_rows: int, spec: LifecycleSpec) -> CheckResult:
