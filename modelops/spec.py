@@ -153,8 +153,12 @@ class ApprovalSpec(Strict):
         default_factory=lambda: [RiskTier.low, RiskTier.medium],
         description="Risk tiers approved by policy when every rule passes; other tiers wait for a human.",
     )
-    require_validation_passed: bool = Field(True, description="Refuse versions whose validation did not pass.")
-    min_metrics: dict[str, float] = Field(default_factory=dict, description="Stricter floors for approval.")
+    require_validation_passed: bool = Field(True, description="Reject a version whose validation has not passed.")
+    min_metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Approval limits on the holdout metrics, stricter than validation's. Each follows its metric's "
+                    "direction: a floor where higher is better (roc_auc, accuracy, f1, r2 ...), a ceiling for "
+                    "errors and losses (mae, rmse, log_loss ...): {mae: 3} rejects a holdout mae above 3.")
 
 
 class DeploySpec(Strict):
@@ -207,10 +211,14 @@ class QualityMonitorSpec(Strict):
 class SlaSpec(Strict):
     """Service health from the prediction log. Latency is that of one scoring micro-batch (deploy.chunk_rows)."""
 
-    latency_p95_ms: float = Field(2000, gt=0, description="Limit of the 95th percentile micro-batch latency.")
-    latency_p99_ms: float | None = Field(None, gt=0, description="Limit of the 99th percentile; none when absent.")
+    latency_p95_ms: float = Field(2000, gt=0, description="Limit of the 95th percentile of micro-batch latency (ms).")
+    latency_p99_ms: float | None = Field(None, gt=0, description="Limit of the 99th percentile (ms); none: not judged.")
     max_error_rate: float = Field(0.01, ge=0, le=1, description="Share of rows whose scoring failed.")
     warn_ratio: float = Field(0.8, gt=0, le=1, description="Warn when a value passes this share of its limit.")
+    min_batches: int = Field(
+        20, ge=1, description="Scoring micro-batches a window needs before its latency is judged: a percentile of a "
+                              "few batches is the cold start of one, not the service. With fewer, latency is "
+                              "reported but not judged (the error rate still is).")
 
 
 class AlertSpec(Strict):
@@ -218,10 +226,33 @@ class AlertSpec(Strict):
     cooldown_hours: float = Field(6, ge=0, description="The same alert is not repeated within this time.")
 
 
+class ReferenceKind(str, Enum):
+    """What a monitoring window's drift is judged against."""
+
+    training = "training"
+    preceding = "preceding"
+    year_ago = "year_ago"
+
+
+class ReferenceSpec(Strict):
+    kind: ReferenceKind = Field(
+        ReferenceKind.training,
+        description="training: a sample of the version's training window, prepared at validation (drift since "
+                    "training, seasons included); preceding: the model's logged traffic in the window of the same "
+                    "length right before the judged one (sudden change, not season); year_ago: the same period "
+                    "one year earlier, from the prediction log where it holds that period, else through the "
+                    "spec's data loader (change beyond the season). A reference with fewer than monitoring.min_rows "
+                    "rows is not judged: drift is skipped with a note. The sweep serves year_ago from the "
+                    "prediction log only (it does not call loaders for a thousand models).")
+
+
 class MonitoringSpec(Strict):
     cron: str = Field("0 6 * * *", description="When the scheduled monitor runs (UTC).")
-    window_days: int = Field(14, ge=1, le=366, description="Days of prediction log each monitor run judges.")
-    min_rows: int = Field(100, ge=1, description="Fewer logged predictions than this: the window is not judged.")
+    window_days: int = Field(14, ge=1, le=366, description="Days of logged predictions one monitoring run judges.")
+    min_rows: int = Field(100, ge=1, description="Fewer logged predictions than this: the window is not judged; "
+                                                 "a drift reference with fewer rows: drift is not judged.")
+    reference: ReferenceSpec = Field(default_factory=ReferenceSpec,
+                                     description="The data the window's drift is judged against.")
     drift: DriftSpec = Field(default_factory=DriftSpec, description="Feature drift against the reference data.")
     data_quality: QualityMonitorSpec = Field(default_factory=QualityMonitorSpec,
                                              description="The validation expectations, run on logged inputs.")

@@ -10,7 +10,7 @@ from typing import Any
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from tasks import as_task
-from tasks.drift import BREACH, OK
+from tasks.verdicts import BREACH, OK
 from tasks.monitoring import CheckResult, MonitorReport
 
 RETRYABLE = (ConnectionError, TimeoutError, OSError)

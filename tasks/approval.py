@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
+from tasks.metrics import limit_reason, meets_limit
 
 APPROVED, REJECTED, PENDING = "approved", "rejected", "pending"
 
@@ -29,16 +30,17 @@ def decide_approval(spec: LifecycleSpec, governed: GovernedVersion, lost_compari
         failures.append(f"security scan has not passed (security scan: {governed.security_status or 'not run'})")
     if lost_comparison:
         failures.append("this retrain's challenger lost the comparison with the champion on recent traffic")
-    for metric, floor in spec.approval.min_metrics.items():
+    for metric, limit in spec.approval.min_metrics.items():
         recorded = governed.holdout_metrics.get(metric)
         if recorded is None:
             failures.append(f"holdout {metric} was not recorded")
-        elif recorded < floor:
-            failures.append(f"holdout {metric} {recorded:.4f} is below the approval floor {floor}")
+        elif not meets_limit(metric, recorded, limit):
+            failures.append(limit_reason(metric, recorded, limit, "approval"))
     if failures:
         return Decision(REJECTED, failures)
     passed = ["validation passed", "security scan passed",
-              *[f"holdout {m} {governed.holdout_metrics[m]:.4f} >= {f}" for m, f in spec.approval.min_metrics.items()]]
+              *[limit_reason(m, governed.holdout_metrics[m], limit, "approval")
+                for m, limit in spec.approval.min_metrics.items()]]
     if spec.risk_tier not in spec.approval.automatic_for_tiers:
         return Decision(PENDING, [*passed, f"risk tier {spec.risk_tier.value} requires a human approver"])
     return Decision(APPROVED, [*passed, f"risk tier {spec.risk_tier.value} is approved automatically by policy"])

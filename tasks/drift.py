@@ -14,8 +14,8 @@ import pandas as pd
 
 from modelops.spec import P_VALUE_METHODS, DriftSpec, Features
 from tasks import as_task
-
-OK, WARN, BREACH, SKIPPED = "ok", "warn", "breach", "skipped"
+# BREACH, SKIPPED: flows/monitor.py and flows/sweep.py import them from here; their home is tasks.verdicts.
+from tasks.verdicts import BREACH, OK, SKIPPED, rising_verdict  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,8 @@ def column_drifted(method: str, score: float, threshold: float) -> bool:
 
 
 def share_verdict(share: float, policy: DriftSpec) -> str:
-    if share >= policy.breach_share:
-        return BREACH
-    if share >= policy.warn_share and share > 0:
-        return WARN
-    return OK
+    # No drifted column is ok even where warn_share is 0.
+    return OK if share == 0 else rising_verdict(share, policy.warn_share, policy.breach_share)
 
 
 def run_drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: Features,

@@ -18,7 +18,8 @@ from scipy import stats
 from scipy.spatial import distance
 
 from modelops.spec import DriftSpec, Features
-from tasks.drift import SKIPPED, ColumnDrift, DriftResult, column_drifted, share_verdict, typed_features
+from tasks.drift import ColumnDrift, DriftResult, column_drifted, share_verdict, typed_features
+from tasks.verdicts import SKIPPED
 
 FAST_METHODS = {"wasserstein", "jensenshannon", "psi", "ks"}
 _BINS_ABOVE_UNIQUE = 20  # Evidently bins a numeric column by histogram only above this many distinct values

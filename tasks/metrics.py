@@ -49,6 +49,24 @@ def threshold_failures(values: dict[str, float], thresholds: dict[str, Bound]) -
     return failures
 
 
+def direction(metric: str) -> str:
+    return "higher is better" if metric in HIGHER_IS_BETTER else "lower is better"
+
+
+def meets_limit(metric: str, value: float, limit: float) -> bool:
+    """A limit is a floor for metrics where higher is better and a ceiling for errors and losses."""
+    return value >= limit if metric in HIGHER_IS_BETTER else value <= limit
+
+
+def limit_reason(metric: str, value: float, limit: float, kind: str) -> str:
+    """What an approver reads: metric, value, limit and direction, whether it passed or not."""
+    floor = metric in HIGHER_IS_BETTER
+    if meets_limit(metric, value, limit):
+        return f"holdout {metric} {value:.4f} {'>=' if floor else '<='} {limit} ({direction(metric)})"
+    return (f"holdout {metric} {value:.4f} is {'below' if floor else 'above'} the {kind} "
+            f"{'floor' if floor else 'ceiling'} {limit} ({direction(metric)})")
+
+
 def improvement(metric: str, champion: float, challenger: float) -> float:
     """How much better the challenger is, signed so that positive always means better."""
     return challenger - champion if metric in HIGHER_IS_BETTER else champion - challenger

@@ -4,10 +4,8 @@ service health (volume, error rate, latency)."""
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -19,27 +17,22 @@ from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion, MonitoringPoint
 from tasks import as_task
 from tasks.audit import record_stage
-from tasks.data import load_window
-from tasks.drift import (
-    BREACH, OK, SKIPPED, WARN, DriftResult, run_drift_report, save_report, typed_features,
-)
-from tasks.drift_stats import ReferenceStats, fast_drift, supports
+from tasks.drift import DriftResult, run_drift_report, save_report, typed_features
+from tasks.drift_stats import fast_drift, supports
 from tasks.performance import PerformanceResult, judge_performance
 from tasks.prediction_log import labelled_predictions, logged_predictions
 from tasks.quality import run_expectations
-from tasks.validation import training_window_of
+# reference_sample and default_window: flows/sweep.py and flows/monitor.py import them from here (their home is
+# tasks.reference and tasks.windows).
+from tasks.reference import drift_reference, reference_sample  # noqa: F401
+from tasks.verdicts import BREACH, OK, SKIPPED, falling_verdict, limit_verdict, worst_verdict
+from tasks.windows import TimeWindow, default_window  # noqa: F401
 
-_SEVERITY = {SKIPPED: -1, OK: 0, WARN: 1, BREACH: 2}
 # The event each check's breach emits.
 BREACH_EVENTS = {"drift": events.DRIFT_DETECTED, "performance": events.PERFORMANCE_DEGRADED,
                  "data_quality": events.DATA_QUALITY_FAILED, "service": events.SLA_BREACHED}
 # Breaches that mean the model no longer fits the world, so retraining can help.
 RETRAIN_CHECKS = ("drift", "performance")
-
-
-def worst_verdict(*verdicts: str) -> str:
-    judged = [v for v in verdicts if v != SKIPPED]
-    return max(judged, key=_SEVERITY.__getitem__) if judged else SKIPPED
 
 
 @dataclass
@@ -62,6 +55,7 @@ class MonitorReport:
     drift: DriftResult | None = None
     performance: PerformanceResult | None = None
     report_path: str | None = None
+    reference: str | None = None  # what drift was judged against
 
     @property
     def verdict(self) -> str:
@@ -82,36 +76,9 @@ class MonitorReport:
 
     def summary(self) -> dict[str, Any]:
         return {"window": [self.window_start.isoformat(), self.window_end.isoformat()], "rows": self.rows,
-                "verdict": self.verdict,
+                "verdict": self.verdict, "reference": self.reference,
                 "checks": {name: {"verdict": c.verdict, "summary": c.summary} for name, c in self.checks.items()},
                 "drifted_columns": self.drift.drifted_columns if self.drift else []}
-
-
-# --- reference data, prepared once per version -------------------------------------------------------------
-def reference_sample(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion) -> pd.DataFrame:
-    """The training-data sample stored at validation, else the training window itself."""
-    run_id = governed.validation_run_id
-    if run_id:
-        import mlflow.artifacts
-
-        with tempfile.TemporaryDirectory(dir=_scratch(platform)) as folder:
-            try:
-                local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="reference", dst_path=folder,
-                                                            tracking_uri=platform.catalog.tracking_uri)
-                files = sorted(Path(local).glob("*.parquet"))
-                if files:
-                    return pd.read_parquet(files[0])
-            except OSError:
-                pass
-    return load_window(spec, training_window_of(spec, governed))
-
-
-def reference_stats(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion) -> ReferenceStats:
-    """Cleaned reference statistics of a version, computed on first use and kept under the state directory."""
-    path = platform.settings.home / "reference-stats" / spec.name / f"v{governed.version}.npz"
-    if not path.is_file():
-        ReferenceStats.from_frame(reference_sample(platform, spec, governed), spec.data.features).save(path)
-    return ReferenceStats.load(path)
 
 
 _SUITES: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -131,33 +98,15 @@ def expectation_suite(platform: Platform, governed: GovernedVersion) -> list[dic
     return _SUITES[key]
 
 
-def _scratch(platform: Platform) -> Path:
-    folder = platform.settings.home / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-# --- the window -------------------------------------------------------------------------------------------
-def default_window(platform: Platform, spec: LifecycleSpec, version: str,
-                   window_end: datetime | None, window_days: int | None) -> tuple[datetime, datetime] | None:
-    """[end - days, end): end defaults to just after the newest logged prediction of the version."""
-    if window_end is None:
-        batches = platform.store.prediction_batches(spec.name, version)
-        if not batches:
-            return None
-        window_end = max(b.last_event_at for b in batches) + timedelta(seconds=1)
-    days = window_days or spec.monitoring.window_days
-    return window_end - timedelta(days=days), window_end
-
-
 # --- the checks -------------------------------------------------------------------------------------------
-def drift_check(drift: DriftResult, spec: LifecycleSpec) -> CheckResult:
+def drift_check(drift: DriftResult, spec: LifecycleSpec, reference: str | None = None) -> CheckResult:
     policy = spec.monitoring.drift
     worst = ", ".join(f"{c.column} {c.score:.2f}" for c in drift.worst(3) if c.drifted) or "none"
     unjudged = f"; no values to judge in {drift.unjudged}" if drift.unjudged else ""
+    against = f" against the {reference}" if reference else ""
     return CheckResult("drift", drift.verdict,
-                       f"{len(drift.drifted_columns)} of {len(drift.columns)} columns drifted (worst: {worst})"
-                       + unjudged, {"drifted_share": (drift.share, policy.breach_share)})
+                       f"{len(drift.drifted_columns)} of {len(drift.columns)} columns drifted{against} (worst: "
+                       f"{worst})" + unjudged, {"drifted_share": (drift.share, policy.breach_share)})
 
 
 def quality_check(suite: list[dict[str, Any]] | None, current: pd.DataFrame, spec: LifecycleSpec) -> CheckResult:
@@ -165,8 +114,7 @@ def quality_check(suite: list[dict[str, Any]] | None, current: pd.DataFrame, spe
         return CheckResult("data_quality", SKIPPED, "no expectation suite stored with this version")
     result = run_expectations(suite, typed_features(current, spec.data.features))
     policy = spec.monitoring.data_quality
-    verdict = BREACH if result.success_share < policy.breach_below else WARN if result.success_share < \
-        policy.warn_below else OK
+    verdict = falling_verdict(result.success_share, policy.warn_below, policy.breach_below)
     failed = ", ".join(f"{f['expectation'].removeprefix('expect_')}({f['column']})" for f in result.failures[:3])
     return CheckResult("data_quality", verdict,
                        f"{result.success_share:.0%} of {result.evaluated} expectations met"
@@ -186,22 +134,37 @@ def performance_check(performance: PerformanceResult, spec: LifecycleSpec) -> Ch
                        f"({performance.drop:+.1%} drop) on {performance.labelled_rows} labelled predictions", values)
 
 
+def batch_latencies(current: pd.DataFrame) -> np.ndarray:
+    """One latency per scoring micro-batch. Every row of a micro-batch carries that batch's latency, and the log
+    keeps a scored batch's rows in order: a micro-batch is a run of rows with one batch id and one latency."""
+    if current.empty:
+        return np.array([], dtype="float64")
+    frame = current[["batch_id", "latency_ms"]]
+    starts = (frame != frame.shift()).any(axis=1).to_numpy()
+    return frame["latency_ms"].to_numpy(dtype="float64")[starts]
+
+
 def service_check(current: pd.DataFrame, failed_rows: int, spec: LifecycleSpec) -> CheckResult:
+    """Error rate always; latency percentiles (over micro-batches) only from sla.min_batches batches on."""
     sla = spec.monitoring.sla
     rows = len(current)
     error_rate = failed_rows / (rows + failed_rows) if rows + failed_rows else 0.0
-    latency = current["latency_ms"].to_numpy(dtype="float64") if rows else np.array([])
+    latency = batch_latencies(current)
     p50, p95, p99 = (np.percentile(latency, [50, 95, 99]) if len(latency) else (np.nan, np.nan, np.nan))
-    limits = [(error_rate, sla.max_error_rate), (p95, sla.latency_p95_ms)]
-    if sla.latency_p99_ms is not None:
-        limits.append((p99, sla.latency_p99_ms))
-    judged = [(v, limit) for v, limit in limits if not np.isnan(v)]
-    verdict = BREACH if any(v > limit for v, limit in judged) else \
-        WARN if any(v > limit * sla.warn_ratio for v, limit in judged) else OK
-    return CheckResult("service", verdict,
-                       f"{rows} predictions, {failed_rows} failed rows ({error_rate:.2%}), latency p50 {p50:.0f} ms "
-                       f"p95 {p95:.0f} ms p99 {p99:.0f} ms per {spec.deploy.chunk_rows}-row batch",
+    verdicts = [limit_verdict(error_rate, sla.max_error_rate, sla.warn_ratio)]
+    latency_judged = len(latency) >= sla.min_batches
+    if latency_judged:
+        verdicts.append(limit_verdict(p95, sla.latency_p95_ms, sla.warn_ratio))
+        if sla.latency_p99_ms is not None:
+            verdicts.append(limit_verdict(p99, sla.latency_p99_ms, sla.warn_ratio))
+        latency_text = (f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms p99 {p99:.0f} ms over {len(latency)} "
+                        f"{spec.deploy.chunk_rows}-row scoring batches")
+    else:
+        latency_text = f"latency not judged: {len(latency)} scoring batches < {sla.min_batches}"
+    return CheckResult("service", worst_verdict(*verdicts),
+                       f"{rows} predictions, {failed_rows} failed rows ({error_rate:.2%}), {latency_text}",
                        {"volume": (float(rows), None), "error_rate": (error_rate, sla.max_error_rate),
+                        "scoring_batches": (float(len(latency)), float(sla.min_batches)),
                         "latency_p50_ms": (float(p50), None), "latency_p95_ms": (float(p95), sla.latency_p95_ms),
                         "latency_p99_ms": (float(p99), sla.latency_p99_ms)})
 
@@ -223,22 +186,27 @@ def monitor_window(platform: Platform, spec: LifecycleSpec, governed: GovernedVe
         checks["data_quality"] = CheckResult("data_quality", SKIPPED, reason)
         return report
 
+    checks["data_quality"] = quality_check(expectation_suite(platform, governed), current, spec)
+    reference = drift_reference(platform, spec, governed, TimeWindow(start, end))
+    report.reference = reference.description
+    if not reference.judgeable:
+        checks["drift"] = CheckResult("drift", SKIPPED, reference.note)
+        return report
     policy = spec.monitoring.drift
     snapshot = None
-    checks["data_quality"] = quality_check(expectation_suite(platform, governed), current, spec)
     try:
         if supports(policy):
-            report.drift = fast_drift(reference_stats(platform, spec, governed), current, spec.data.features, policy)
+            report.drift = fast_drift(reference.stats(platform, spec, governed), current, spec.data.features, policy)
         else:
-            report.drift, snapshot = run_drift_report(reference_sample(platform, spec, governed), current,
+            report.drift, snapshot = run_drift_report(reference.sample(platform, spec, governed), current,
                                                       spec.data.features, policy)
-        checks["drift"] = drift_check(report.drift, spec)
+        checks["drift"] = drift_check(report.drift, spec, reference.description)
     except ValueError as exc:  # Evidently refuses columns without values; data quality says why
         checks["drift"] = CheckResult("drift", SKIPPED, f"drift cannot be judged: {exc}")
     if (full_report or report.verdict == BREACH) and report.drift is not None:
         try:
             if snapshot is None:
-                _, snapshot = run_drift_report(reference_sample(platform, spec, governed), current,
+                _, snapshot = run_drift_report(reference.sample(platform, spec, governed), current,
                                                spec.data.features, policy)
             stamp = f"{start:%Y%m%d}-{end:%Y%m%d}"
             report.report_path = str(save_report(snapshot, platform.settings.reports_dir / spec.name /
@@ -252,7 +220,8 @@ def markdown_summary(report: MonitorReport, history: list[tuple[str, str]]) -> s
     """What an operator reads in the Prefect UI: verdicts, the worst columns, the trend of recent runs."""
     lines = [f"# {report.model} v{report.version}: {report.verdict.upper()}",
              f"Window {report.window_start:%Y-%m-%d %H:%M} .. {report.window_end:%Y-%m-%d %H:%M} UTC, "
-             f"{report.rows} predictions.", "", "| check | verdict | detail |", "|---|---|---|"]
+             f"{report.rows} predictions." + (f" Drift reference: {report.reference}." if report.reference else ""),
+             "", "| check | verdict | detail |", "|---|---|---|"]
     lines += [f"| {c.check} | **{c.verdict}** | {c.summary} |" for c in report.checks.values()]
     if report.drift is not None:
         lines += ["", "| column | method | score | threshold | drifted |", "|---|---|---|---|---|"]

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from modelops.spec import LifecycleSpec
-from tasks.drift import BREACH, OK, SKIPPED, WARN
 from tasks.metrics import compute_metrics, relative_drop
+from tasks.verdicts import SKIPPED, rising_verdict
 
 
 @dataclass(frozen=True)
@@ -33,5 +33,5 @@ def judge_performance(spec: LifecycleSpec, labelled: pd.DataFrame, reference: fl
     if value is None:
         return PerformanceResult(policy.metric, rows, None, reference, None, SKIPPED, delay)
     drop = relative_drop(policy.metric, reference, value)
-    verdict = BREACH if drop >= policy.breach_drop else WARN if drop >= policy.warn_drop else OK
+    verdict = rising_verdict(drop, policy.warn_drop, policy.breach_drop)
     return PerformanceResult(policy.metric, rows, value, reference, drop, verdict, delay)

@@ -18,8 +18,9 @@ from modelops.platform import Platform
 from modelops.spec import DriftSpec, Features, load_spec
 from modelops.store.records import GovernanceStore, MonitoringPoint
 from tasks import as_task
-from tasks.drift import BREACH, OK, DriftResult
+from tasks.drift import DriftResult
 from tasks.drift_stats import ReferenceStats, fast_drift, supports
+from tasks.verdicts import BREACH, OK, SKIPPED
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,11 @@ class SweepInput:
     version: str
     features: Features
     policy: DriftSpec
-    reference: ReferenceStats
+    reference: ReferenceStats | None  # None: the reference cannot judge this window, `skipped` says why
     current: pd.DataFrame
     window_start: datetime
     window_end: datetime
+    skipped: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class SweepVerdict:
     window_end: datetime | None
     rows: int
     drift: DriftResult | None
-    note: str = ""
+    note: str = ""  # an error: the model could not be judged
+    skipped: str = ""  # judged not judgeable (a reference with too few rows), not an error
 
 
 class SweepSource(Protocol):
@@ -52,15 +55,21 @@ class SweepSource(Protocol):
 
 
 class PlatformSource:
-    """A model's champion, its newest monitoring window of logged predictions and its reference statistics."""
+    """A model's champion, its newest monitoring window of logged predictions and the reference its spec chooses.
+
+    The training reference's statistics are cached per version; a preceding or year-ago reference costs one more
+    read of the prediction log (the same size as the window's). A year-ago period the log does not hold would need
+    the model's data loader: the sweep does not call loaders (a thousand of them, each of unknown cost), so such a
+    model is skipped with a note, and its own monitor run judges it."""
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
     def load(self, model: str) -> SweepInput | None:
         from tasks.integrity import require_governed
-        from tasks.monitoring import default_window, reference_stats
         from tasks.prediction_log import logged_predictions
+        from tasks.reference import drift_reference
+        from tasks.windows import default_window
 
         spec = load_spec(model)
         version = self.platform.store.serving_version(model, CHAMPION)
@@ -71,8 +80,10 @@ class PlatformSource:
         if len(current) < spec.monitoring.min_rows or not supports(spec.monitoring.drift):
             return None
         governed = require_governed(self.platform, model, version)
-        return SweepInput(model, version, spec.data.features, spec.monitoring.drift,
-                          reference_stats(self.platform, spec, governed), current, *window)
+        reference = drift_reference(self.platform, spec, governed, window, use_loader=False)
+        stats = reference.stats(self.platform, spec, governed) if reference.judgeable else None
+        return SweepInput(model, version, spec.data.features, spec.monitoring.drift, stats, current, *window,
+                          skipped=reference.note)
 
 
 def drift_chunk(source: SweepSource, models: list[str]) -> list[SweepVerdict]:
@@ -81,6 +92,10 @@ def drift_chunk(source: SweepSource, models: list[str]) -> list[SweepVerdict]:
         try:
             item = source.load(model)
             if item is None:
+                continue
+            if item.reference is None:
+                verdicts.append(SweepVerdict(item.model, item.version, item.window_start, item.window_end,
+                                             len(item.current), None, skipped=item.skipped))
                 continue
             drift = fast_drift(item.reference, item.current, item.features, item.policy)
         except Exception as exc:  # noqa: BLE001 - one broken model must not cost the chunk its verdicts
@@ -116,5 +131,5 @@ def store_verdicts(store: GovernanceStore, verdicts: list[SweepVerdict]) -> int:
                                        BREACH if c.drifted else OK) for c in drift.columns]
         runs.append(dict(model=verdict.model, version=verdict.version, window_start=verdict.window_start,
                          window_end=verdict.window_end, rows=verdict.rows,
-                         verdict=drift.verdict if drift else "skipped", report_path=None, points=points))
+                         verdict=drift.verdict if drift else SKIPPED, report_path=None, points=points))
     return store.record_monitoring_runs(runs)

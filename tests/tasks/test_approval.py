@@ -40,3 +40,29 @@ def test_a_high_risk_tier_waits_for_a_human() -> None:
 def test_a_challenger_that_lost_its_comparison_is_rejected() -> None:
     decision = decide_approval(load_spec("flight-delay"), replace(GOOD, chain="stop"), lost_comparison=True)
     assert decision.status == REJECTED and "lost the comparison" in decision.reasons[0]
+
+
+def _regressor_with_mae_limit(limit: float):  # type: ignore[no-untyped-def]
+    spec = load_spec("bike-demand")
+    return spec.model_copy(update={"approval": spec.approval.model_copy(update={"min_metrics": {"mae": limit}})})
+
+
+def test_an_error_metric_limit_is_a_ceiling_that_rejects_a_worse_model() -> None:
+    worse = replace(GOOD, model="bike-demand", holdout_metrics={"mae": 3.5})
+    decision = decide_approval(_regressor_with_mae_limit(3), worse)
+    assert decision.status == REJECTED
+    assert decision.reasons == ["holdout mae 3.5000 is above the approval ceiling 3 (lower is better)"]
+
+
+def test_an_error_metric_under_its_ceiling_is_approved() -> None:
+    better = replace(GOOD, model="bike-demand", holdout_metrics={"mae": 2.5})
+    decision = decide_approval(_regressor_with_mae_limit(3), better)
+    assert decision.status == APPROVED
+    assert "holdout mae 2.5000 <= 3 (lower is better)" in decision.reasons
+
+
+def test_a_higher_is_better_metric_limit_stays_a_floor() -> None:
+    spec = load_spec("flight-delay")
+    assert decide_approval(spec, replace(GOOD, holdout_metrics={"roc_auc": 0.61})).status == APPROVED
+    weak = decide_approval(spec, replace(GOOD, holdout_metrics={"roc_auc": 0.59}))
+    assert weak.reasons == ["holdout roc_auc 0.5900 is below the approval floor 0.6 (higher is better)"]

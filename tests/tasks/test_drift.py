@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from modelops.spec import DriftSpec, Features
-from tasks.drift import BREACH, OK, WARN, column_drifted, run_drift_report, share_verdict
+from tasks.drift import column_drifted, run_drift_report, share_verdict
+from tasks.verdicts import BREACH, OK, WARN
 
 
 def test_distance_methods_drift_above_threshold_p_values_below() -> None:
