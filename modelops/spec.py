@@ -9,6 +9,7 @@ import importlib
 import re
 from datetime import date
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
@@ -231,6 +232,24 @@ class RetirementSpec(Strict):
     retire_replaced_champion: bool = Field(True, description="Retire the old champion when a challenger is promoted.")
 
 
+class FlowOverride(Strict):
+    """A per-model flow for one stage, with the settings that flow reads (flows.dispatch.flow_settings)."""
+
+    flow: str = Field(description="Importable 'package.module:flow', a Prefect flow taking the stage's parameters.")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Free-form settings of that flow.")
+
+    @field_validator("flow")
+    @classmethod
+    def _entry_point_syntax(cls, value: str) -> str:
+        _check_entry_point_syntax(value)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_string(cls, data: Any) -> Any:
+        return {"flow": data} if isinstance(data, str) else data
+
+
 class LifecycleSpec(Strict):
     name: str = Field(pattern=MODEL_NAME)
     description: str = ""
@@ -245,10 +264,11 @@ class LifecycleSpec(Strict):
     monitoring: MonitoringSpec
     retrain: RetrainSpec = Field(default_factory=RetrainSpec)
     retirement: RetirementSpec = Field(default_factory=RetirementSpec)
-    flows: dict[Stage, str] = Field(
+    flows: dict[Stage, FlowOverride] = Field(
         default_factory=dict,
-        description="Per-model flows: stage -> 'package.module:flow'. The stage's deployment hands this model over "
-                    "to that flow (triggers, schedules, the CLI and retrain's sub-flows all honour it).")
+        description="Per-model flows: stage -> 'package.module:flow', or {flow: 'package.module:flow', settings: "
+                    "{...}}. The stage's deployment hands this model over to that flow (triggers, schedules, the "
+                    "CLI and retrain's sub-flows all honour it). See docs/per-model-flows.md.")
 
     @field_validator("data")
     @classmethod
@@ -260,13 +280,6 @@ class LifecycleSpec(Strict):
     @classmethod
     def _training_entry_point_syntax(cls, value: TrainingSpec) -> TrainingSpec:
         _check_entry_point_syntax(value.entry_point)
-        return value
-
-    @field_validator("flows")
-    @classmethod
-    def _flow_entry_point_syntax(cls, value: dict[Stage, str]) -> dict[Stage, str]:
-        for entry in value.values():
-            _check_entry_point_syntax(entry)
         return value
 
     @model_validator(mode="after")
@@ -313,9 +326,18 @@ def _format_errors(path: Path, error: ValidationError) -> str:
 
 
 def parse_spec(path: Path) -> LifecycleSpec:
-    """Load and validate one spec file; raise SpecError naming the path, field and reason."""
+    """Load and validate one spec file; raise SpecError naming the path, field and reason.
+
+    A spec is parsed once per content: a retrain runs five stage flows, each resolving the spec by name, and
+    they share one parsed (frozen) object. An edited file (new mtime or size) is parsed afresh."""
     if not path.is_file():
         raise SpecError(f"{path}: no such life cycle spec", "create it (see configs/models/flight-delay.yaml)")
+    status = path.stat()
+    return _parse_spec_cached(path.resolve(), status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=256)
+def _parse_spec_cached(path: Path, mtime_ns: int, size: int) -> LifecycleSpec:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
