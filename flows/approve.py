@@ -24,7 +24,7 @@ class ApprovalOutcome(BaseModel):
 
 @flow(name="approve", log_prints=True)
 def approve(model: ModelName, version: Version) -> ApprovalOutcome:
-    handed, result = hand_over(Stage.approve, model, model=model, version=version)
+    handed, result = hand_over(Stage.approve, dict(model=model, version=version))
     return result if handed else standard_approve(resolve_model_version(model, version))
 
 

@@ -27,7 +27,7 @@ class Deployed(BaseModel):
 @flow(name="deploy", log_prints=True)
 def deploy(model: ModelName, version: Version, role: Literal["champion", "challenger"] = "champion") -> Deployed:
     """The store's deployment record is what makes the version serve; MLflow's aliases then mirror it."""
-    handed, result = hand_over(Stage.deploy, model, model=model, version=version, role=role)
+    handed, result = hand_over(Stage.deploy, dict(model=model, version=version, role=role))
     return result if handed else standard_deploy(resolve_model_version(model, version), role)
 
 

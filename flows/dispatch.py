@@ -72,10 +72,11 @@ def _handed_over(model: str, stage: Stage) -> Iterator[None]:
         _HANDED_OVER.reset(token)
 
 
-def hand_over(stage: Stage, model: str, **parameters: Any) -> tuple[bool, Any]:
+def hand_over(stage: Stage, parameters: dict[str, Any]) -> tuple[bool, Any]:
     """(True, the override's result) when `model`'s spec overrides `stage` and that override is not already running
     for it; (False, None) when the standard body should run. The override runs as a sub-flow with the standard
-    flow's parameters."""
+    flow's parameters (`parameters`, which name the model)."""
+    model = parameters["model"]
     spec = load_spec(model)
     if stage not in spec.flows or (spec.name, stage) in _HANDED_OVER.get():
         return False, None

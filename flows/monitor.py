@@ -74,8 +74,8 @@ def monitor(model: ModelName, window_end: datetime | None = None,
     """Window: `window_days` (default: the spec's) ending at `window_end` (default: the newest prediction).
     Verdicts come from the drift statistics; Evidently's full HTML report is kept for every run unless
     `full_report` is off (then only on a breach). The sweep renders it only where a model breaches."""
-    handed, result = hand_over(Stage.monitor, model, model=model, window_end=window_end, window_days=window_days,
-                               full_report=full_report)
+    handed, result = hand_over(Stage.monitor, dict(model=model, window_end=window_end, window_days=window_days,
+                               full_report=full_report))
     return result if handed else standard_monitor(load_spec(model), window_end, window_days, full_report)
 
 

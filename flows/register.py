@@ -49,8 +49,8 @@ def register(model: ModelName, train_start: date | None = None, train_end: date 
     register `model_uri`, a model logged elsewhere. Registering the same inputs again (or concurrently) returns
     the live version. With `chain`, the registered event lets the deployment triggers take the version through
     validate, approve and deploy; a retrain's challenger is registered without it."""
-    handed, result = hand_over(Stage.register, model, model=model, train_start=train_start, train_end=train_end,
-                               model_uri=model_uri, parent_version=parent_version, chain=chain)
+    handed, result = hand_over(Stage.register, dict(model=model, train_start=train_start, train_end=train_end,
+                               model_uri=model_uri, parent_version=parent_version, chain=chain))
     return result if handed else standard_register(load_spec(model), train_start, train_end, model_uri,
                                                    parent_version, chain)
 

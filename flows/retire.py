@@ -29,8 +29,8 @@ def retire(model: ModelName, version: Version, reason: str = "retired by operato
     """Marks the version retired in the store (for good: no tag or alias brings it back), ends its deployments and
     removes its MLflow aliases. `dry_run` (the default) only says what would happen. Retiring the champion leaves
     the model without one, so it needs `allow_champion`."""
-    handed, result = hand_over(Stage.retire, model, model=model, version=version, reason=reason, dry_run=dry_run,
-                               allow_champion=allow_champion)
+    handed, result = hand_over(Stage.retire, dict(model=model, version=version, reason=reason, dry_run=dry_run,
+                               allow_champion=allow_champion))
     return result if handed else standard_retire(resolve_model_version(model, version), reason, dry_run,
                                                  allow_champion)
 

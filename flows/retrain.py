@@ -43,7 +43,7 @@ class Retrained(BaseModel):
 def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
     """Windows end at `as_of` (default: the newest labelled prediction): the last retrain.compare_days compare,
     the retrain.train_days before them train."""
-    handed, result = hand_over(Stage.retrain, model, model=model, as_of=as_of)
+    handed, result = hand_over(Stage.retrain, dict(model=model, as_of=as_of))
     if handed:
         return result
     spec = load_spec(model)

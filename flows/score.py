@@ -57,8 +57,8 @@ def routed_to_challenger(ids: pd.Series, share: float) -> np.ndarray:
 def score(model: ModelName, input_path: str, version: Version | None = None, output_path: str | None = None) -> Scored:
     """Score with `version`, or with the version the governance store deploys as champion. `output_path` is a
     Parquet file name inside the output root (default `<model>/<input>.v<version>.parquet`)."""
-    handed, result = hand_over(Stage.score, model, model=model, input_path=input_path, version=version,
-                               output_path=output_path)
+    handed, result = hand_over(Stage.score, dict(model=model, input_path=input_path, version=version,
+                               output_path=output_path))
     return result if handed else standard_score(load_spec(model), input_path, version, output_path)
 
 

@@ -32,7 +32,7 @@ class Validated(BaseModel):
 def validate(model: ModelName, version: Version, force: bool = False) -> Validated:
     """Security scan, schema check, holdout metric thresholds, data quality and fairness. A version validated
     before keeps its verdict unless `force` asks for a fresh one."""
-    handed, result = hand_over(Stage.validate, model, model=model, version=version, force=force)
+    handed, result = hand_over(Stage.validate, dict(model=model, version=version, force=force))
     return result if handed else standard_validate(resolve_model_version(model, version), force)
 
 
