@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelops.lifecycle import ApprovalStatus
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
 
-APPROVED, REJECTED, PENDING = "approved", "rejected", "pending"
+APPROVED, REJECTED, PENDING = ApprovalStatus.approved, ApprovalStatus.rejected, ApprovalStatus.pending
 
 
 @dataclass(frozen=True)

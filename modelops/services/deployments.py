@@ -7,20 +7,24 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+from modelops.settings import project_dir
 
 
-def read_prefect_yaml(path: Path = PREFECT_YAML) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+def prefect_yaml() -> Path:
+    return project_dir() / "prefect.yaml"
 
 
-def runner_deployments(path: Path = PREFECT_YAML) -> list[Any]:
+def read_prefect_yaml(path: Path | None = None) -> dict[str, Any]:
+    return yaml.safe_load((path or prefect_yaml()).read_text())
+
+
+def runner_deployments(path: Path | None = None) -> list[Any]:
     """One RunnerDeployment per entry, with its description, tags, schedules, triggers and concurrency limit."""
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
     from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
 
+    path = path or prefect_yaml()
     out = []
     for entry in read_prefect_yaml(path)["deployments"]:
         flow = load_flow_from_entrypoint(str(path.parent / entry["entrypoint"]))

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from modelops.errors import ModelOpsError
 from modelops.recovery import pid_alive as _alive
-from modelops.services.deployments import PROJECT_ROOT
-from modelops.settings import Settings
+from modelops.settings import Settings, project_dir
 
 
 @dataclass
@@ -90,7 +89,7 @@ def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
     # A session of its own: `down` stops the whole process group, children (flow runs, workers) included.
-    return subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=handle, stderr=subprocess.STDOUT,
+    return subprocess.Popen(command, env=env, cwd=project_dir(), stdout=handle, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
