@@ -245,9 +245,9 @@ def tag_differences(platform: Platform, model: str) -> dict[str, dict[str, tuple
         wanted = {TAG_SECURITY: governed.security_status, TAG_VALIDATION: governed.validation_status,
                   TAG_APPROVAL: platform.store.approval_status(model, governed.version)}
         if governed.retired:
-            wanted[TAG_STATE] = VersionState.retired
+            wanted[TAG_STATE] = VersionState.retired.value
         elif current.get(TAG_STATE) == VersionState.retired:
-            wanted[TAG_STATE] = VersionState.standby
+            wanted[TAG_STATE] = VersionState.standby.value
         found = {k: (current.get(k), v) for k, v in wanted.items() if v is not None and current.get(k) != v}
         if found:
             differences[governed.version] = found
