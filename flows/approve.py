@@ -5,48 +5,42 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel
 
-from modelops import events
-from modelops.catalog import TAG_APPROVAL
+from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.lifecycle import ApprovalStatus, Stage
 from modelops.platform import get_platform
-from modelops.spec import load_spec
-from tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
-from tasks.audit import record_stage
-from tasks.integrity import check_pinned_files_task, require_governed
-
-_EVENTS = {APPROVED: events.APPROVED, REJECTED: events.REJECTED, PENDING: events.APPROVAL_PENDING}
-_STATES = {APPROVED: "approved", REJECTED: "rejected", PENDING: "pending_approval"}
+from tasks.approval import Decision
+from tasks.context import ModelVersion, resolve_model_version
+from tasks.decisions import apply_approval_policy_task, record_approval_task
+from tasks.integrity import check_pinned_files_task
 
 
 class ApprovalOutcome(BaseModel):
     model: str
     version: str
-    status: str
+    status: str  # an ApprovalStatus
     reasons: list[str]
 
 
 @flow(name="approve", log_prints=True)
 def approve(model: ModelName, version: Version) -> ApprovalOutcome:
-    spec = load_spec(model)
+    handed, result = hand_over(Stage.approve, dict(model=model, version=version))
+    return result if handed else standard_approve(resolve_model_version(model, version))
+
+
+def standard_approve(mv: ModelVersion, extra: Decision | None = None) -> ApprovalOutcome:
+    """The standard approval: files checked against their pin, the policy applied, the decision recorded.
+    `extra`: a per-model flow's own finding; a rejection there rejects the version with its reasons added."""
     platform = get_platform()
-    governed = require_governed(platform, spec.name, version)
-    if governed.retired:  # a retired version keeps the decision it had; it can never serve again anyway
-        return ApprovalOutcome(model=model, version=version, status=REJECTED, reasons=["the version is retired"])
+    if mv.governed.retired:  # a retired version keeps the decision it had; it can never serve again anyway
+        return ApprovalOutcome(model=mv.model, version=mv.version, status=ApprovalStatus.rejected,
+                               reasons=["the version is retired"])
     # What is approved is the file that was validated: a changed file is refused here (audited and alerted).
-    check_pinned_files_task(platform, spec, governed, "approval")
-    # Decided afresh each time from the store's evidence; the same decision again is not re-recorded.
-    compared = {outcome: platform.store.has_record(spec.name, version, "retrain", "compare-with-champion", outcome)
-                for outcome in ("champion-kept", "challenger-wins")}
-    decision = decide_approval(spec, governed, lost_comparison=compared["champion-kept"]
-                               and not compared["challenger-wins"])
-    actor = "policy:approval"
-    record_stage(stage="approve", action="apply-policy", model=spec.name, version=version, outcome=decision.status,
-                 evidence={"reasons": decision.reasons, "risk_tier": spec.risk_tier.value,
-                           "content_hash": governed.content_hash}, actor=actor,
-                 event=_EVENTS[decision.status], labels={events.CHAIN_LABEL: governed.chain},
-                 change=platform.store.set_approval(spec.name, version, decision.status, decision.reasons, actor))
-    info = platform.catalog.version(spec.name, version)
-    platform.catalog.set_tags(spec.name, version, {TAG_APPROVAL: decision.status,
-                                                   **info.state_update(_STATES[decision.status])})
-    print(f"{model} v{version}: {decision.status} ({'; '.join(decision.reasons)})")
-    return ApprovalOutcome(model=model, version=version, status=decision.status, reasons=decision.reasons)
+    check_pinned_files_task(platform, mv.spec, mv.governed, "approval")
+    decision = apply_approval_policy_task(platform, mv)
+    if extra is not None and extra.status == ApprovalStatus.rejected:
+        failures = [r for r in decision.reasons if decision.status == ApprovalStatus.rejected]
+        decision = Decision(ApprovalStatus.rejected, [*failures, *extra.reasons])
+    status = record_approval_task(platform, mv, decision)
+    print(f"{mv.model} v{mv.version}: {status} ({'; '.join(decision.reasons)})")
+    return ApprovalOutcome(model=mv.model, version=mv.version, status=status, reasons=decision.reasons)

@@ -4,21 +4,24 @@ health); alert on breaches and, where the spec says so, ask for retraining by ev
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from prefect import flow
 from pydantic import BaseModel, Field
 
 from modelops.catalog import CHAMPION
+from flows.dispatch import hand_over
 from flows.parameters import ModelName
+from modelops.lifecycle import Stage
 from modelops.platform import Platform, get_platform
-from modelops.spec import load_spec
+from modelops.spec import LifecycleSpec, load_spec
 from modelops.store.records import as_utc
 from tasks.alerting import process_alerts_task
-from tasks.drift import SKIPPED
 from tasks.integrity import report_alias_findings, require_governed
+from tasks.verdicts import SKIPPED
+from tasks.windows import default_window
 from tasks.monitoring import (
-    MonitorReport, announce_verdicts, default_window, markdown_summary, monitor_window_task,
+    MonitorReport, announce_verdicts, markdown_summary, monitor_window_task,
 )
 
 
@@ -39,6 +42,7 @@ class Monitored(BaseModel):
     retrain_requested: bool = False
     alerts_sent: list[str] = Field(default_factory=list)
     alerts_failed: list[str] = Field(default_factory=list)
+    values: list[dict[str, Any]] = Field(default_factory=list)  # check, metric, value, limit, verdict of each point
 
 
 def _links(report: MonitorReport) -> dict[str, str]:
@@ -62,8 +66,7 @@ def _publish(platform: Platform, report: MonitorReport) -> None:
     create_markdown_artifact(key=f"monitor-{report.model}", markdown=markdown_summary(report, history),
                              description=f"{report.model} v{report.version}: {report.verdict}")
     create_table_artifact(key=f"monitor-{report.model}-values", description="Monitored values against their limits",
-                          table=[{"check": p.check, "metric": p.metric, "value": p.value, "limit": p.threshold,
-                                  "verdict": p.verdict} for p in report.points() if p.check != "drift-column"])
+                          table=monitored_values(report))
 
 
 @flow(name="monitor", log_prints=True)
@@ -72,7 +75,20 @@ def monitor(model: ModelName, window_end: datetime | None = None,
     """Window: `window_days` (default: the spec's) ending at `window_end` (default: the newest prediction).
     Verdicts come from the drift statistics; Evidently's full HTML report is kept for every run unless
     `full_report` is off (then only on a breach). The sweep renders it only where a model breaches."""
-    spec = load_spec(model)
+    handed, result = hand_over(Stage.monitor, dict(model=model, window_end=window_end, window_days=window_days,
+                               full_report=full_report))
+    return result if handed else standard_monitor(load_spec(model), window_end, window_days, full_report)
+
+
+def monitored_values(report: MonitorReport) -> list[dict[str, Any]]:
+    """Each monitored value against its limit (drift per column left out: the drift share stands for them)."""
+    return [{"check": p.check, "metric": p.metric, "value": p.value, "limit": p.threshold, "verdict": p.verdict}
+            for p in report.points() if p.check != "drift-column"]
+
+
+def standard_monitor(spec: LifecycleSpec, window_end: datetime | None, window_days: int | None,
+                     full_report: bool) -> Monitored:
+    model = spec.name
     platform = get_platform()
     # The store decides which version serves; an MLflow alias that says otherwise is a finding, not a reason.
     report_alias_findings(platform, spec, "monitoring")
@@ -103,4 +119,4 @@ def monitor(model: ModelName, window_end: datetime | None = None,
                      performance_value=perf.value if perf else None,
                      performance_verdict=report.checks["performance"].verdict, report_path=report.report_path,
                      events=emitted, retrain_requested=retrain_requested, alerts_sent=alerts.sent + alerts.recovered,
-                     alerts_failed=alerts.failed)
+                     alerts_failed=alerts.failed, values=monitored_values(report))

@@ -14,10 +14,14 @@ from pydantic import BaseModel
 from modelops import events
 from modelops.catalog import TAG_FINGERPRINT, TAG_STATE
 from modelops.errors import CatalogError
+from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.lifecycle import Stage, VersionState
 from modelops.platform import Platform, get_platform
 from modelops.spec import LifecycleSpec, Window, load_spec
-from tasks.registration import Registration, claim_or_wait, pin_and_record_task
+from tasks.registration import (
+    Registration, claim_or_wait, ensure_registered_model_task, pin_and_record_task, register_in_catalog_task,
+)
 from tasks.training import prepare_training_task, train_and_log_task
 
 
@@ -31,7 +35,7 @@ class Registered(BaseModel):
 
 
 def _version_tags(spec: LifecycleSpec, extra: dict[str, str]) -> dict[str, str]:
-    return {"owner": spec.owner, "risk_tier": spec.risk_tier.value, TAG_STATE: "registered", **extra}
+    return {"owner": spec.owner, "risk_tier": spec.risk_tier.value, TAG_STATE: VersionState.registered, **extra}
 
 
 def _midnight(day: date) -> datetime:
@@ -45,11 +49,21 @@ def register(model: ModelName, train_start: date | None = None, train_end: date 
     register `model_uri`, a model logged elsewhere. Registering the same inputs again (or concurrently) returns
     the live version. With `chain`, the registered event lets the deployment triggers take the version through
     validate, approve and deploy; a retrain's challenger is registered without it."""
-    spec = load_spec(model)
+    handed, result = hand_over(Stage.register, dict(model=model, train_start=train_start, train_end=train_end,
+                               model_uri=model_uri, parent_version=parent_version, chain=chain))
+    return result if handed else standard_register(load_spec(model), train_start, train_end, model_uri,
+                                                   parent_version, chain)
+
+
+def standard_register(spec: LifecycleSpec, train_start: date | None = None, train_end: date | None = None,
+                      model_uri: str | None = None, parent_version: str | None = None,
+                      chain: bool = True) -> Registered:
     platform = get_platform()
-    platform.catalog.ensure_registered_model(spec.name, spec.description, {"owner": spec.owner,
-                                                                           "risk_tier": spec.risk_tier.value,
-                                                                           "task": spec.task})
+    # Both entry points must import before anything is written: a broken one leaves no empty registered model.
+    spec.entry("loader")
+    if not model_uri:
+        spec.entry("trainer")
+    ensure_registered_model_task(platform, spec)
     chain_value = "continue" if chain else "stop"
     if model_uri:
         return _register_external(spec, model_uri, parent_version, chain_value)
@@ -63,7 +77,7 @@ def register(model: ModelName, train_start: date | None = None, train_end: date 
                           train_start=window.start, train_end=window.end)
     with _claim_released_on_failure(platform, spec.name, inputs.fingerprint):
         logged = train_and_log_task(spec, frame, inputs, platform.catalog)
-        version = platform.catalog.register(spec.name, logged.model_uri, logged.run_id, _version_tags(spec, {
+        version = register_in_catalog_task(platform, spec, logged.model_uri, logged.run_id, _version_tags(spec, {
             "data_hash": inputs.data_hash, "code_version": inputs.code_version, "train_start": str(window.start),
             "train_end": str(window.end), "training_rows": str(inputs.rows), TAG_FINGERPRINT: inputs.fingerprint,
             "source": "trained", "parent_version": parent_version or "", events.CHAIN_TAG: chain_value}))
@@ -100,7 +114,7 @@ def _register_external(spec: LifecycleSpec, model_uri: str, parent_version: str 
     run_id = match.group(1) if match else None
     with _claim_released_on_failure(platform, spec.name, fingerprint):
         try:
-            version = platform.catalog.register(spec.name, model_uri, run_id, _version_tags(spec, {
+            version = register_in_catalog_task(platform, spec, model_uri, run_id, _version_tags(spec, {
                 TAG_FINGERPRINT: fingerprint, "source": "external", "parent_version": parent_version or "",
                 events.CHAIN_TAG: chain}))
         except Exception as exc:  # noqa: BLE001 - MLflow raises MlflowException or OSError for a bad URI

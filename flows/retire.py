@@ -5,14 +5,14 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel
 
-from modelops import events
-from modelops.catalog import CHAMPION, TAG_STATE
-from modelops.errors import ModelOpsError
+from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.catalog import CHAMPION
+from modelops.errors import ModelOpsError
+from modelops.lifecycle import Stage
 from modelops.platform import get_platform
-from modelops.spec import load_spec
-from tasks.audit import record_stage
-from tasks.integrity import require_governed
+from tasks.context import ModelVersion, resolve_model_version
+from tasks.decisions import retire_version_task
 
 
 class Retired(BaseModel):
@@ -29,24 +29,25 @@ def retire(model: ModelName, version: Version, reason: str = "retired by operato
     """Marks the version retired in the store (for good: no tag or alias brings it back), ends its deployments and
     removes its MLflow aliases. `dry_run` (the default) only says what would happen. Retiring the champion leaves
     the model without one, so it needs `allow_champion`."""
-    spec = load_spec(model)
+    handed, result = hand_over(Stage.retire, dict(model=model, version=version, reason=reason, dry_run=dry_run,
+                               allow_champion=allow_champion))
+    return result if handed else standard_retire(resolve_model_version(model, version), reason, dry_run,
+                                                 allow_champion)
+
+
+def standard_retire(mv: ModelVersion, reason: str, dry_run: bool, allow_champion: bool) -> Retired:
     platform = get_platform()
-    catalog, store = platform.catalog, platform.store
-    governed = require_governed(platform, spec.name, version)
-    aliases = sorted(alias for alias, named in catalog.aliases_or_empty(spec.name).items() if named == version)
-    if governed.retired and not aliases:
-        return Retired(model=model, version=version, dry_run=dry_run, aliases_removed=[], changed=False)
-    if store.serving_version(spec.name, CHAMPION) == version and not allow_champion:
-        raise ModelOpsError(f"{model} v{version} is the serving champion",
+    aliases = sorted(alias for alias, named in platform.catalog.aliases_or_empty(mv.model).items()
+                     if named == mv.version)
+    unchanged = Retired(model=mv.model, version=mv.version, dry_run=dry_run, aliases_removed=[], changed=False)
+    if mv.governed.retired and not aliases:
+        return unchanged
+    if platform.store.serving_version(mv.model, CHAMPION) == mv.version and not allow_champion:
+        raise ModelOpsError(f"{mv.model} v{mv.version} is the serving champion",
                             "deploy another version as champion first, or pass allow_champion=True")
     if dry_run:
-        print(f"dry run: would remove aliases {aliases} from {model} v{version} and retire it")
-        return Retired(model=model, version=version, dry_run=True, aliases_removed=aliases, changed=False)
-    entry = record_stage(stage="retire", action="retire-version", model=spec.name, version=version,
-                         outcome="retired", evidence={"reason": reason, "aliases_removed": aliases},
-                         event=events.RETIRED, change=store.retire_version(spec.name, version, reason))
-    for alias in aliases:
-        catalog.delete_alias(spec.name, alias)
-    catalog.set_tags(spec.name, version, {TAG_STATE: "retired", "retired_reason": reason})
-    print(f"{model} v{version} retired ({reason})")
-    return Retired(model=model, version=version, dry_run=False, aliases_removed=aliases, changed=entry is not None)
+        print(f"dry run: would remove aliases {aliases} from {mv.model} v{mv.version} and retire it")
+        return unchanged.model_copy(update={"aliases_removed": aliases})
+    changed = retire_version_task(platform, mv, reason, aliases)
+    print(f"{mv.model} v{mv.version} retired ({reason})")
+    return Retired(model=mv.model, version=mv.version, dry_run=False, aliases_removed=aliases, changed=changed)

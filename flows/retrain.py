@@ -3,35 +3,35 @@ recent labelled traffic, and promote through approve and deploy when the challen
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from prefect import flow
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from modelops import events
-from modelops.catalog import CHALLENGER, CHAMPION
-from modelops.errors import DataError
 from flows.approve import approve
 from flows.deploy import deploy
+from flows.dispatch import hand_over
 from flows.parameters import ModelName
 from flows.register import register
 from flows.retire import retire
 from flows.validate import validate
-from modelops.platform import Platform, get_platform
+from modelops.catalog import CHAMPION
+from modelops.lifecycle import ApprovalStatus, RetrainOutcome, Stage
+from modelops.platform import get_platform
 from modelops.spec import LifecycleSpec, load_spec
-from modelops.store.records import as_utc
-from tasks.approval import APPROVED
-from tasks.audit import record_stage
-from tasks.comparison import compare_on_recent_task
-from tasks.prediction_log import labelled_predictions
+from tasks.retraining import (
+    RetrainPlan, compare_with_champion_task, nominate_challenger_task, plan_retrain, record_failed_gate_task,
+    record_promotion_task,
+)
 
 
 class Retrained(BaseModel):
     model: str
     champion_before: str | None
     challenger: str
-    outcome: str  # promoted | champion-kept | failed-validation | not-approved | already-champion
+    outcome: str  # a modelops.lifecycle.RetrainOutcome
+    procedure: str = ""  # the rule that chose the training window (a per-model retrain names its own)
+    failures: list[str] = Field(default_factory=list)  # the challenger's validation failures
     metric: str | None = None
     champion_value: float | None = None
     challenger_value: float | None = None
@@ -39,74 +39,49 @@ class Retrained(BaseModel):
     retired: str | None = None
 
 
-def _as_of(platform: Platform, spec: LifecycleSpec, champion: str | None) -> datetime:
-    """Just after the newest labelled prediction of the champion (the most recent data we can learn from)."""
-    labelled = labelled_predictions(platform, spec.name, champion, None, None) if champion else None
-    if labelled is None or labelled.empty:
-        raise DataError(f"{spec.name}: no labelled predictions of the champion to retrain and compare on",
-                        "score traffic with the champion and record ground truth (modelops labels) first")
-    return labelled["event_time"].max().to_pydatetime().replace(tzinfo=timezone.utc) + timedelta(seconds=1)
-
-
 @flow(name="retrain", log_prints=True)
 def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
     """Windows end at `as_of` (default: the newest labelled prediction): the last retrain.compare_days compare,
     the retrain.train_days before them train."""
+    handed, result = hand_over(Stage.retrain, dict(model=model, as_of=as_of))
+    if handed:
+        return result
     spec = load_spec(model)
+    return challenge_champion(spec, plan_retrain(get_platform(), spec, as_of))
+
+
+def challenge_champion(spec: LifecycleSpec, plan: RetrainPlan) -> Retrained:
+    """Train on the plan's window, nominate the result as @challenger, validate it, compare it with the champion
+    and promote it (approve, deploy, retire the old champion) when it wins. The stages run as sub-flows, so a
+    per-model flow of any of them takes part."""
     platform = get_platform()
-    catalog = platform.catalog
-    champion = platform.store.serving_version(spec.name, CHAMPION)
-    end = as_utc(as_of) if as_of else _as_of(platform, spec, champion)
-    compare_start = end - timedelta(days=spec.retrain.compare_days)
-    train_end = compare_start.date()
-    train_start = train_end - timedelta(days=spec.retrain.train_days)
-
-    candidate = register(model=spec.name, train_start=train_start, train_end=train_end, parent_version=champion,
-                         chain=False)
-    version = candidate.version
-    if version == champion:
-        return Retrained(model=model, champion_before=champion, challenger=version, outcome="already-champion",
-                         champion_after=champion)
-    if catalog.version_for_alias(spec.name, CHALLENGER) != version:
-        catalog.set_alias(spec.name, CHALLENGER, version)
-        record_stage(stage="retrain", action="nominate-challenger", model=spec.name, version=version,
-                     outcome="challenger", evidence={"train_window": [train_start, train_end], "champion": champion},
-                     event=None)
-
+    version = register(model=spec.name, train_start=plan.train_start, train_end=plan.train_end,
+                       parent_version=plan.champion, chain=False).version
+    result = Retrained(model=spec.name, champion_before=plan.champion, challenger=version,
+                       outcome=RetrainOutcome.already_champion, procedure=plan.procedure, champion_after=plan.champion)
+    if version == plan.champion:
+        return result
+    nominate_challenger_task(platform, plan, version)
     validated = validate(model=spec.name, version=version)
     if not validated.passed:
-        record_stage(stage="retrain", action="gate-challenger", model=spec.name, version=version,
-                     outcome="failed-validation", evidence={"failures": validated.failures}, event=events.RETRAINED)
-        return Retrained(model=model, champion_before=champion, challenger=version, outcome="failed-validation",
-                         champion_after=champion)
-
-    comparison = compare_on_recent_task(platform, spec, champion, version, compare_start, end) if champion else None
-    wins = comparison is None or comparison.challenger_wins
-    record_stage(stage="retrain", action="compare-with-champion", model=spec.name, version=version,
-                 outcome="challenger-wins" if wins else "champion-kept",
-                 evidence={"champion": champion, "compare_window": [compare_start, end],
-                           **(asdict(comparison) if comparison else {})},
-                 event=events.RETRAINED)
-    result = Retrained(model=model, champion_before=champion, challenger=version,
-                       outcome="promoted" if wins else "champion-kept",
-                       metric=comparison.metric if comparison else None,
-                       champion_value=comparison.champion if comparison else None,
-                       challenger_value=comparison.challenger if comparison else None, champion_after=champion)
+        record_failed_gate_task(plan, version, validated.failures)
+        return result.model_copy(update={"outcome": RetrainOutcome.failed_validation,
+                                         "failures": validated.failures})
+    comparison = compare_with_champion_task(platform, spec, plan, version)
     if comparison:
-        print(f"{model}: challenger v{version} {comparison.metric}={comparison.challenger:.4f} vs champion "
-              f"v{champion} {comparison.champion:.4f} on {comparison.rows} recent labelled predictions")
-    if not wins:
-        return result
-
-    decision = approve(model=spec.name, version=version)
-    if decision.status != APPROVED:
-        result.outcome = "not-approved"
-        return result
+        result = result.model_copy(update={"metric": comparison.metric, "champion_value": comparison.champion,
+                                           "challenger_value": comparison.challenger})
+        print(f"{spec.name}: challenger v{version} {comparison.metric}={comparison.challenger:.4f} vs champion "
+              f"v{plan.champion} {comparison.champion:.4f} on {comparison.rows} recent labelled predictions")
+    if comparison is not None and not comparison.challenger_wins:
+        return result.model_copy(update={"outcome": RetrainOutcome.champion_kept})
+    if approve(model=spec.name, version=version).status != ApprovalStatus.approved:
+        return result.model_copy(update={"outcome": RetrainOutcome.not_approved})
     deploy(model=spec.name, version=version, role=CHAMPION)
-    record_stage(stage="retrain", action="promote", model=spec.name, version=version, outcome="promoted",
-                 evidence={"replaced": champion}, event=events.PROMOTED)
-    result.champion_after = version
-    if champion and spec.retirement.retire_replaced_champion:
-        retire(model=spec.name, version=champion, reason=f"replaced by v{version} after retraining", dry_run=False)
-        result.retired = champion
+    record_promotion_task(plan, version)
+    result = result.model_copy(update={"outcome": RetrainOutcome.promoted, "champion_after": version})
+    if plan.champion and spec.retirement.retire_replaced_champion:
+        retire(model=spec.name, version=plan.champion, reason=f"replaced by v{version} after retraining",
+               dry_run=False)
+        result = result.model_copy(update={"retired": plan.champion})
     return result

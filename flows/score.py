@@ -12,10 +12,11 @@ from pydantic import BaseModel
 from modelops import events
 from modelops.catalog import CHALLENGER, CHAMPION
 from modelops.errors import CatalogError, ModelOpsError, NotApprovedError
+from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.lifecycle import ApprovalStatus, Stage
 from modelops.platform import get_platform
 from modelops.spec import LifecycleSpec, load_spec
-from tasks.approval import APPROVED
 from tasks.audit import record_stage
 from tasks.integrity import load_verified_model, report_alias_findings
 from tasks.outputs import check_overwrite, output_target, write_output
@@ -41,7 +42,7 @@ def serving_challenger(spec: LifecycleSpec) -> str | None:
         return None
     platform = get_platform()
     version = platform.store.serving_version(spec.name, CHALLENGER)
-    if version is None or platform.store.approval_status(spec.name, version) != APPROVED:
+    if version is None or platform.store.approval_status(spec.name, version) != ApprovalStatus.approved:
         return None
     return version
 
@@ -56,7 +57,14 @@ def routed_to_challenger(ids: pd.Series, share: float) -> np.ndarray:
 def score(model: ModelName, input_path: str, version: Version | None = None, output_path: str | None = None) -> Scored:
     """Score with `version`, or with the version the governance store deploys as champion. `output_path` is a
     Parquet file name inside the output root (default `<model>/<input>.v<version>.parquet`)."""
-    spec = load_spec(model)
+    handed, result = hand_over(Stage.score, dict(model=model, input_path=input_path, version=version,
+                               output_path=output_path))
+    return result if handed else standard_score(load_spec(model), input_path, version, output_path)
+
+
+def standard_score(spec: LifecycleSpec, input_path: str, version: str | None = None,
+                   output_path: str | None = None) -> Scored:
+    model = spec.name
     platform = get_platform()
     store = platform.store
     role = "pinned" if version else CHAMPION
@@ -65,7 +73,7 @@ def score(model: ModelName, input_path: str, version: Version | None = None, out
         version = store.serving_version(spec.name, CHAMPION)
     if version is None:
         raise CatalogError(f"{model} has no champion to score with", "deploy an approved version first")
-    if store.approval_status(spec.name, version) != APPROVED:
+    if store.approval_status(spec.name, version) != ApprovalStatus.approved:
         raise NotApprovedError(f"{model} v{version} is not approved for scoring", "approve and deploy it first")
     source = Path(input_path).resolve()
     digest = file_digest(source) if source.is_file() else ""

@@ -12,19 +12,24 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from modelops.errors import CatalogError
+from modelops.lifecycle import PRE_SERVING_STATES, Role, VersionState
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+CHAMPION = Role.champion
+CHALLENGER = Role.challenger
 
 # Tags every platform-managed version carries so that the MLflow UI shows them. They mirror the governance store
 # and are never read to decide anything: anyone with MLflow access can edit them.
-TAG_STATE = "lifecycle_state"  # registered | validated | validation_failed | approved | rejected | pending | serving | retired
+TAG_STATE = "lifecycle_state"  # a modelops.lifecycle.VersionState
 TAG_FINGERPRINT = "modelops.fingerprint"
-# States before a version serves: validate and approve may move between them, never out of serving ones.
-PRE_SERVING_STATES = {"registered", "validated", "validation_failed", "approved", "rejected", "pending_approval"}
-TAG_SECURITY = "security_scan"
-TAG_VALIDATION = "validation_status"
-TAG_APPROVAL = "approval_status"
+TAG_SECURITY = "security_scan"  # a GateStatus
+TAG_VALIDATION = "validation_status"  # a GateStatus
+TAG_APPROVAL = "approval_status"  # an ApprovalStatus
+TAG_VALIDATION_RUN = "validation_run_id"
+TAG_RETIRED_REASON = "retired_reason"
+# Tags of the MLflow runs the platform logs.
+RUN_TAG_MODEL = "modelops.model"
+RUN_TAG_STAGE = "modelops.stage"
+RUN_TAG_VERSION = "modelops.version"
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,9 @@ class VersionInfo:
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
 
-    def state_update(self, state: str) -> dict[str, str]:
+    def state_update(self, state: VersionState) -> dict[str, str]:
         """The lifecycle_state tag to write for a pre-serving stage's outcome (none once the version served)."""
-        return {TAG_STATE: state} if self.tags.get(TAG_STATE, "registered") in PRE_SERVING_STATES else {}
+        return {TAG_STATE: state} if self.tags.get(TAG_STATE, VersionState.registered) in PRE_SERVING_STATES else {}
 
 
 class MlflowCatalog:
@@ -69,7 +74,7 @@ class MlflowCatalog:
             return found.experiment_id
         # An explicit artifact location keeps artifacts under the state directory, not ./mlruns.
         location = (self.artifact_root / model).resolve().as_uri()
-        return self.client.create_experiment(name, artifact_location=location, tags={"modelops.model": model})
+        return self.client.create_experiment(name, artifact_location=location, tags={RUN_TAG_MODEL: model})
 
     def log_sklearn_model(self, model: str, estimator: Any, *, input_example: Any, predict_fn: str,
                           params: dict[str, Any], metrics: dict[str, float], run_tags: dict[str, str],
@@ -99,6 +104,22 @@ class MlflowCatalog:
                 pyfunc_predict_fn=predict_fn,
             )
         return run.info.run_id, info.model_uri
+
+    def log_validation_run(self, model: str, version: str, *, metrics: dict[str, float], report: dict[str, Any],
+                           expectations: list[dict[str, Any]], reference_file: Path, tags: dict[str, str]) -> str:
+        """One MLflow run per validation: its report, expectation suite and the reference sample (a Parquet file)
+        monitoring reuses. Returns the run id."""
+        import mlflow
+
+        self.activate()
+        with mlflow.start_run(experiment_id=self.experiment_id(model), run_name=f"validate-v{version}",
+                              tags={RUN_TAG_MODEL: model, RUN_TAG_STAGE: "validate", RUN_TAG_VERSION: version,
+                                    **tags}) as run:
+            mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+            mlflow.log_dict(report, "validation/report.json")
+            mlflow.log_dict({"expectations": expectations}, "data_quality/expectations.json")
+            mlflow.log_artifact(str(reference_file), "reference")
+        return run.info.run_id
 
     def log_artifact_dict(self, run_id: str, payload: dict[str, Any], artifact_file: str) -> None:
         self.client.log_dict(run_id, payload, artifact_file)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from modelops.lifecycle import ApprovalStatus
 from modelops.platform import Platform, get_platform
 from modelops.reporting import format_table, status_text
 from modelops.spec import LifecycleSpec, Window, load_spec
@@ -56,7 +57,7 @@ def onboard(model: str) -> str:
     if not validated.passed:
         raise SystemExit(f"{model} v{registered.version} failed validation: {validated.failures}")
     approved = approve(model=model, version=registered.version)
-    if approved.status != "approved":
+    if approved.status != ApprovalStatus.approved:
         raise SystemExit(f"{model} v{registered.version} was not approved: {approved.reasons}")
     deploy(model=model, version=registered.version, role="champion")
     return registered.version
@@ -101,6 +102,12 @@ def run_demo() -> int:
     timeline.append(["bike-demand onboard+score+monitor", f"v{bike}",
                      f"{bike_scored.rows} hours scored, MAE {bike_check.performance_value or float('nan'):.1f}, "
                      f"drift share {bike_check.drift_share:.2f} -> {bike_check.verdict}"])
+    # bike-demand's spec names its own retrain flow (flows/models/bike_demand.py): the standard stage hands over.
+    bike_retrain = retrain(model="bike-demand")
+    timeline.append(["bike-demand retrain (own flow)", f"v{bike_retrain.challenger}",
+                     f"{bike_retrain.procedure}; {bike_retrain.metric} challenger "
+                     f"{bike_retrain.challenger_value or float('nan'):.1f} vs champion "
+                     f"{bike_retrain.champion_value or float('nan'):.1f} -> {bike_retrain.outcome}"])
 
     print("\nWhat happened")
     print(format_table(["step", "version", "result"], timeline))

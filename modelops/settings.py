@@ -53,14 +53,20 @@ class Settings:
         return self.home / "inbox"
 
 
+def project_dir() -> Path:
+    """The project: the folder holding configs/, prefect.yaml and the flows. MODELOPS_PROJECT_DIR, else the current
+    directory; never derived from where the platform's package is installed (a wheel lives in site-packages)."""
+    return Path(os.environ.get("MODELOPS_PROJECT_DIR") or os.getcwd()).expanduser().resolve()
+
+
 def load_settings() -> Settings:
-    home = Path(os.environ.get("MODELOPS_HOME", ".modelops")).expanduser().resolve()
-    config_dir = Path(os.environ.get("MODELOPS_CONFIG_DIR", "configs")).expanduser().resolve()
+    root = project_dir()
+    home = (root / Path(os.environ.get("MODELOPS_HOME", ".modelops")).expanduser()).resolve()
+    config_dir = (root / Path(os.environ.get("MODELOPS_CONFIG_DIR", "configs")).expanduser()).resolve()
     tracking_uri = os.environ.get("MODELOPS_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
     governance_url = os.environ.get("MODELOPS_GOVERNANCE_URL") or f"sqlite:///{home / 'governance.db'}"
-    project_dir = Path(os.environ.get("MODELOPS_PROJECT_DIR", ".")).expanduser().resolve()
     return Settings(home=home, config_dir=config_dir, tracking_uri=tracking_uri, governance_url=governance_url,
-                    project_dir=project_dir)
+                    project_dir=root)
 
 
 def configure_environment(settings: Settings | None = None) -> Settings:

@@ -9,11 +9,14 @@ import importlib
 import re
 from datetime import date
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator,
+)
 
 from modelops.errors import SpecError
 from modelops.lifecycle import Stage
@@ -276,6 +279,31 @@ class RetirementSpec(Strict):
     retire_replaced_champion: bool = Field(True, description="Retire the old champion when a challenger is promoted.")
 
 
+class FlowOverride(Strict):
+    """A per-model flow for one stage, with the settings that flow reads (flows.dispatch.flow_settings)."""
+
+    flow: str = Field(description="Importable 'package.module:flow', a Prefect flow taking the stage's parameters.")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Free-form settings of that flow.")
+
+    @field_validator("flow")
+    @classmethod
+    def _entry_point_syntax(cls, value: str) -> str:
+        _check_entry_point_syntax(value)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_string(cls, data: Any) -> Any:
+        return {"flow": data} if isinstance(data, str) else data
+
+
+ENTRY_POINT = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+# Editors validate YAML against the published schema: it must accept the plain string form the validator takes.
+FlowOverrideEntry = Annotated[FlowOverride, WithJsonSchema({"anyOf": [
+    {"type": "string", "pattern": ENTRY_POINT, "description": "Importable 'package.module:flow'."},
+    FlowOverride.model_json_schema()]})]
+
+
 class LifecycleSpec(Strict):
     name: str = Field(pattern=MODEL_NAME, description="Model name, equal to the file name; the registered "
                                                       "model in MLflow.")
@@ -293,10 +321,11 @@ class LifecycleSpec(Strict):
     monitoring: MonitoringSpec = Field(description="When and how the serving champion is judged.")
     retrain: RetrainSpec = Field(default_factory=RetrainSpec, description="What a retrain request does.")
     retirement: RetirementSpec = Field(default_factory=RetirementSpec, description="When versions retire.")
-    flows: dict[Stage, str] = Field(
+    flows: dict[Stage, FlowOverrideEntry] = Field(
         default_factory=dict,
-        description="Per-model flows: stage -> 'package.module:flow'. The stage's deployment hands this model over "
-                    "to that flow (triggers, schedules, the CLI and retrain's sub-flows all honour it).")
+        description="Per-model flows: stage -> 'package.module:flow', or {flow: 'package.module:flow', settings: "
+                    "{...}}. The stage's deployment hands this model over to that flow (triggers, schedules, the "
+                    "CLI and retrain's sub-flows all honour it). See docs/per-model-flows.md.")
 
     @field_validator("data")
     @classmethod
@@ -308,13 +337,6 @@ class LifecycleSpec(Strict):
     @classmethod
     def _training_entry_point_syntax(cls, value: TrainingSpec) -> TrainingSpec:
         _check_entry_point_syntax(value.entry_point)
-        return value
-
-    @field_validator("flows")
-    @classmethod
-    def _flow_entry_point_syntax(cls, value: dict[Stage, str]) -> dict[Stage, str]:
-        for entry in value.values():
-            _check_entry_point_syntax(entry)
         return value
 
     @model_validator(mode="after")
@@ -334,7 +356,7 @@ class LifecycleSpec(Strict):
 
 
 def _check_entry_point_syntax(value: str) -> None:
-    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+    if not re.fullmatch(ENTRY_POINT, value):
         raise ValueError(f"{value!r} is not an entry point; write it as 'package.module:function'")
 
 
@@ -361,9 +383,18 @@ def _format_errors(path: Path, error: ValidationError) -> str:
 
 
 def parse_spec(path: Path) -> LifecycleSpec:
-    """Load and validate one spec file; raise SpecError naming the path, field and reason."""
+    """Load and validate one spec file; raise SpecError naming the path, field and reason.
+
+    A spec is parsed once per content: a retrain runs five stage flows, each resolving the spec by name, and
+    they share one parsed (frozen) object. An edited file (new mtime or size) is parsed afresh."""
     if not path.is_file():
         raise SpecError(f"{path}: no such life cycle spec", "create it (see configs/models/flight-delay.yaml)")
+    status = path.stat()
+    return _parse_spec_cached(path.resolve(), status.st_mtime_ns, status.st_size)
+
+
+@lru_cache(maxsize=256)
+def _parse_spec_cached(path: Path, mtime_ns: int, size: int) -> LifecycleSpec:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

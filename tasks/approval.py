@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modelops.lifecycle import ApprovalStatus
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
 from tasks.metrics import limit_reason, meets_limit
 
-APPROVED, REJECTED, PENDING = "approved", "rejected", "pending"
+APPROVED, REJECTED, PENDING = ApprovalStatus.approved, ApprovalStatus.rejected, ApprovalStatus.pending
 
 
 @dataclass(frozen=True)

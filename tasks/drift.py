@@ -14,8 +14,7 @@ import pandas as pd
 
 from modelops.spec import P_VALUE_METHODS, DriftSpec, Features
 from tasks import as_task
-# BREACH, SKIPPED: flows/monitor.py and flows/sweep.py import them from here; their home is tasks.verdicts.
-from tasks.verdicts import BREACH, OK, SKIPPED, rising_verdict  # noqa: F401
+from tasks.verdicts import OK, rising_verdict
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from modelops.catalog import CHALLENGER, CHAMPION, signature_columns
 from modelops.errors import (
     CatalogError, RetiredVersionError, StoreIntegrityError, TamperedModelError, UnsafeModelError,
 )
+from modelops.lifecycle import GateStatus, VersionState
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
@@ -152,7 +153,7 @@ def load_verified_model(platform: Platform, spec: LifecycleSpec, version: str, o
     if governed.retired:
         raise RetiredVersionError(f"{spec.name} v{version} is retired and cannot serve",
                                   "score with the current champion (`modelops status` lists it)")
-    if governed.security_status != "passed":
+    if governed.security_status != GateStatus.passed:
         raise UnsafeModelError(f"{spec.name} v{version} has not passed the security scan "
                                f"(security scan: {governed.security_status or 'not run'})",
                                "run the validate stage; only scanned model files are deserialised")
@@ -219,7 +220,7 @@ def mirror_serving(platform: Platform, model: str, standby: str | None = None) -
         serving = platform.store.serving_version(model, role)
         if serving is not None and aliases.get(role) != serving:
             catalog.set_alias(model, role, serving)
-            catalog.set_tags(model, serving, {TAG_STATE: "serving" if role == CHAMPION else "challenger"})
+            catalog.set_tags(model, serving, {TAG_STATE: VersionState.serving if role == CHAMPION else VersionState.challenger})
             changed.append(f"@{role} -> v{serving}")
         elif serving is None and role in aliases and (role == CHAMPION or aliases[role] == aliases.get(CHAMPION)
                                                         or aliases[role] == platform.store.serving_version(
@@ -229,7 +230,7 @@ def mirror_serving(platform: Platform, model: str, standby: str | None = None) -
             changed.append(f"@{role} removed")
     previous = platform.store.governed_version(model, standby) if standby is not None else None
     if previous is not None and not previous.retired:
-        catalog.set_tags(model, previous.version, {TAG_STATE: "standby"})
+        catalog.set_tags(model, previous.version, {TAG_STATE: VersionState.standby})
     return changed
 
 
@@ -244,9 +245,9 @@ def tag_differences(platform: Platform, model: str) -> dict[str, dict[str, tuple
         wanted = {TAG_SECURITY: governed.security_status, TAG_VALIDATION: governed.validation_status,
                   TAG_APPROVAL: platform.store.approval_status(model, governed.version)}
         if governed.retired:
-            wanted[TAG_STATE] = "retired"
-        elif current.get(TAG_STATE) == "retired":
-            wanted[TAG_STATE] = "standby"
+            wanted[TAG_STATE] = VersionState.retired.value
+        elif current.get(TAG_STATE) == VersionState.retired:
+            wanted[TAG_STATE] = VersionState.standby.value
         found = {k: (current.get(k), v) for k, v in wanted.items() if v is not None and current.get(k) != v}
         if found:
             differences[governed.version] = found

@@ -22,11 +22,9 @@ from tasks.drift_stats import fast_drift, supports
 from tasks.performance import PerformanceResult, judge_performance
 from tasks.prediction_log import labelled_predictions, logged_predictions
 from tasks.quality import run_expectations
-# reference_sample and default_window: flows/sweep.py and flows/monitor.py import them from here (their home is
-# tasks.reference and tasks.windows).
-from tasks.reference import drift_reference, reference_sample  # noqa: F401
+from tasks.reference import drift_reference
 from tasks.verdicts import BREACH, OK, SKIPPED, falling_verdict, limit_verdict, worst_verdict
-from tasks.windows import TimeWindow, default_window  # noqa: F401
+from tasks.windows import TimeWindow
 
 # The event each check's breach emits.
 BREACH_EVENTS = {"drift": events.DRIFT_DETECTED, "performance": events.PERFORMANCE_DEGRADED,

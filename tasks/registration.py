@@ -103,3 +103,21 @@ def pin_and_record(platform: Platform, spec: LifecycleSpec, registration: Regist
 
 
 pin_and_record_task = as_task(pin_and_record)
+
+
+def ensure_registered_model(platform: Platform, spec: LifecycleSpec) -> None:
+    """The model's registered model in the catalog, with its owner, risk tier and task as tags. Its entry points
+    must import first (spec.entry): a spec that cannot train or load data leaves nothing behind."""
+    platform.catalog.ensure_registered_model(spec.name, spec.description, {"owner": spec.owner,
+                                                                           "risk_tier": spec.risk_tier.value,
+                                                                           "task": spec.task})
+
+
+def register_in_catalog(platform: Platform, spec: LifecycleSpec, model_uri: str, run_id: str | None,
+                        tags: dict[str, str]) -> str:
+    """A new catalog version of the model; returns its number (pinned and recorded next, by pin_and_record)."""
+    return platform.catalog.register(spec.name, model_uri, run_id, tags)
+
+
+ensure_registered_model_task = as_task(ensure_registered_model)
+register_in_catalog_task = as_task(register_in_catalog)

@@ -133,3 +133,60 @@ def store_verdicts(store: GovernanceStore, verdicts: list[SweepVerdict]) -> int:
                          window_end=verdict.window_end, rows=verdict.rows,
                          verdict=drift.verdict if drift else SKIPPED, report_path=None, points=points))
     return store.record_monitoring_runs(runs)
+
+
+def follow_up_breach(platform: Platform, verdict: SweepVerdict, occasion: str) -> str:
+    """Evidently's report (against the reference the spec chose, as the verdict was), the breach event (and
+    retrain request) and the alert of one breached model, as the per-model monitor does."""
+    from tasks.alerting import process_alerts
+    from tasks.drift import run_drift_report, save_report
+    from tasks.integrity import require_governed
+    from tasks.monitoring import MonitorReport, announce_verdicts, drift_check
+    from tasks.prediction_log import logged_predictions
+    from tasks.reference import drift_reference
+    from tasks.windows import TimeWindow
+
+    assert verdict.version and verdict.window_start and verdict.window_end and verdict.drift  # a judged verdict
+    spec = load_spec(verdict.model)
+    governed = require_governed(platform, verdict.model, verdict.version)
+    window = TimeWindow(verdict.window_start, verdict.window_end)
+    reference = drift_reference(platform, spec, governed, window, use_loader=False)
+    current = logged_predictions(platform, verdict.model, verdict.version, *window)
+    _, snapshot = run_drift_report(reference.sample(platform, spec, governed), current, spec.data.features,
+                                   spec.monitoring.drift)
+    path = save_report(snapshot, platform.settings.reports_dir / spec.name / f"v{governed.version}" /
+                       f"drift-{window.start:%Y%m%d}-{window.end:%Y%m%d}.html")
+    report = MonitorReport(spec.name, governed.version, window.start, window.end, verdict.rows,
+                           {"drift": drift_check(verdict.drift, spec, reference.description)}, drift=verdict.drift,
+                           report_path=str(path))
+    announce_verdicts(platform, spec, report, occasion)
+    process_alerts(platform, spec, report, {"Evidently report": f"file://{path}"})
+    return str(path)
+
+
+follow_up_breach_task = as_task(follow_up_breach)
+
+
+def verdict_of(verdict: SweepVerdict) -> str:
+    """What the sweep counts: the drift verdict, skipped (not judgeable) or error (could not be judged)."""
+    if verdict.drift is not None:
+        return verdict.drift.verdict
+    return "error" if verdict.note else SKIPPED
+
+
+def count_verdicts(verdicts: list[SweepVerdict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for verdict in verdicts:
+        counts[verdict_of(verdict)] = counts.get(verdict_of(verdict), 0) + 1
+    return counts
+
+
+def publish_sweep_table(verdicts: list[SweepVerdict], limit: int = 200) -> None:
+    """The Prefect UI's table of the sweep: the most drifted models first, with why a model was not judged."""
+    from prefect.artifacts import create_table_artifact
+
+    ranked = sorted(verdicts, key=lambda v: -(v.drift.share if v.drift else 0))[:limit]
+    create_table_artifact(key="sweep-drift", description=f"Drift verdicts of {len(verdicts)} models",
+                          table=[{"model": v.model, "version": v.version, "rows": v.rows,
+                                  "drifted_share": v.drift.share if v.drift else None, "verdict": verdict_of(v),
+                                  "note": v.skipped or v.note} for v in ranked])

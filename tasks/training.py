@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from modelops.catalog import MlflowCatalog
+from modelops.catalog import RUN_TAG_MODEL, RUN_TAG_STAGE, MlflowCatalog
 from modelops.errors import SpecError
 from modelops.recovery import kill_orphaned_mlflow_runs, owner_tags
 from modelops.spec import LifecycleSpec, Window
@@ -84,7 +84,7 @@ def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInpu
         params={**spec.training.params, "train_start": inputs.window.start, "train_end": inputs.window.end,
                 "training_rows": inputs.rows},
         metrics={"training_rows": float(inputs.rows)},
-        run_tags={"modelops.model": spec.name, "modelops.stage": "register", "data_hash": inputs.data_hash,
+        run_tags={RUN_TAG_MODEL: spec.name, RUN_TAG_STAGE: "register", "data_hash": inputs.data_hash,
                   "code_version": inputs.code_version, **owner_tags()},
         pip_requirements=spec.training.pip_requirements,
     )

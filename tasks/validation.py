@@ -11,6 +11,7 @@ import pandas as pd
 
 from modelops.errors import SchemaMismatchError
 from modelops.platform import Platform
+from modelops.recovery import owner_tags
 from modelops.spec import FairnessSpec, LifecycleSpec, Window
 from modelops.store.records import GovernedVersion
 from tasks import as_task
@@ -19,7 +20,9 @@ from tasks.drift import typed_features
 from tasks.metrics import compute_metrics, threshold_failures
 from tasks.quality import build_expectations, run_expectations
 from tasks.schema import conform_to_signature
-from tasks.integrity import open_pinned_model
+from tasks.context import ModelVersion
+from tasks.integrity import VerifiedModel, open_pinned_model
+from tasks.prediction_log import write_parquet_atomically
 from tasks.scoring import predict_scores
 
 REFERENCE_SAMPLE_ROWS = 20_000
@@ -61,56 +64,131 @@ def fairness_gap(policy: FairnessSpec, y_true: np.ndarray, y_pred: np.ndarray, s
     return float(measure(y_true, y_pred, sensitive_features=sensitive))
 
 
-def validate_version(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion) -> tuple[
-        ValidationReport, list[dict[str, Any]], pd.DataFrame]:
-    """Run every gate; returns the report, the data-quality suite and a reference sample of the training data.
-    The files are checked against their registration pin first, and what is judged is exactly what was scanned."""
-    report = ValidationReport(passed=False)
-    scan, pyfunc = open_pinned_model(platform, spec, governed, "validation")
-    report.security = asdict(scan)
+@dataclass(frozen=True)
+class Gate:
+    """One gate's outcome: what it found (for the report) and its failures (empty when it passed)."""
 
-    reference = load_window(spec, training_window_of(spec, governed))
+    evidence: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The holdout rows of a version, conformed to its signature (None when the schema gate failed)."""
+
+    frame: pd.DataFrame
+    features: pd.DataFrame | None
+    window: Window
+
+
+def security_gate(platform: Platform, mv: ModelVersion) -> tuple[Gate, VerifiedModel | None]:
+    """Check the files against their registration pin and scan them; load only what passed."""
+    scan, pyfunc = open_pinned_model(platform, mv.spec, mv.governed, "validation")
+    return Gate(asdict(scan), [] if pyfunc is not None else [f"security: {f}" for f in scan.findings]), pyfunc
+
+
+def training_reference(mv: ModelVersion) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """The data-quality suite learned from the training window, and the reference sample monitoring reuses."""
+    spec = mv.spec
+    reference = load_window(spec, training_window_of(spec, mv.governed))
     suite = build_expectations(typed_features(reference, spec.data.features), spec.data.features,
                                spec.validation.data_quality)
-    sample = reference.sample(min(len(reference), REFERENCE_SAMPLE_ROWS), random_state=0).sort_index()
+    return suite, reference.sample(min(len(reference), REFERENCE_SAMPLE_ROWS), random_state=0).sort_index()
 
-    if pyfunc is None:
-        report.failures += [f"security: {finding}" for finding in scan.findings]
-        return report, suite, sample
 
-    window = holdout_window_of(spec, governed)
-    holdout = load_window(spec, window)
-    report.holdout_rows = len(holdout)
-    report.holdout_window = [str(window.start), str(window.end)]
+def schema_gate(mv: ModelVersion, pyfunc: VerifiedModel) -> tuple[Gate, Holdout]:
+    """The out-of-time holdout, conformed to the model's input signature."""
+    window = holdout_window_of(mv.spec, mv.governed)
+    frame = load_window(mv.spec, window)
     try:
-        features = conform_to_signature(holdout, pyfunc.columns,
-                                        f"holdout {window.start}..{window.end}")
+        features = conform_to_signature(frame, pyfunc.columns, f"holdout {window.start}..{window.end}")
     except SchemaMismatchError as exc:
-        report.failures.append(f"schema: {exc.what}")
+        return Gate(failures=[f"schema: {exc.what}"]), Holdout(frame, None, window)
+    return Gate(), Holdout(frame, features, window)
+
+
+def holdout_scores(mv: ModelVersion, pyfunc: VerifiedModel, holdout: Holdout) -> np.ndarray:
+    assert holdout.features is not None, "the schema gate failed: nothing to score"
+    return predict_scores(pyfunc, holdout.features, mv.spec.task)
+
+
+def metrics_gate(mv: ModelVersion, holdout: Holdout, scores: np.ndarray) -> Gate:
+    """The spec's metric floors and ceilings on the holdout."""
+    spec = mv.spec
+    metrics = compute_metrics(spec.task, holdout.frame[spec.data.target].to_numpy(), scores,
+                              spec.deploy.decision_threshold)
+    return Gate(metrics, [f"metric: {reason}" for reason in threshold_failures(metrics,
+                                                                            spec.validation.metric_thresholds)])
+
+
+def data_quality_gate(mv: ModelVersion, suite: list[dict[str, Any]], holdout: Holdout) -> Gate:
+    quality = run_expectations(suite, typed_features(holdout.frame, mv.spec.data.features))
+    if quality.success_share >= mv.spec.validation.data_quality.min_success_share:
+        return Gate(asdict(quality))
+    return Gate(asdict(quality), [f"data quality: {quality.evaluated - round(quality.success_share * quality.evaluated)}"
+                                  f" of {quality.evaluated} expectations failed on the holdout"])
+
+
+def fairness_gate(mv: ModelVersion, holdout: Holdout, scores: np.ndarray) -> Gate:
+    """The spec's fairness limit on each protected attribute (classifiers only)."""
+    spec, policy = mv.spec, mv.spec.validation.fairness
+    if policy is None or spec.task != "classification":
+        return Gate()
+    y_true = holdout.frame[spec.data.target].to_numpy()
+    predicted = (scores >= spec.deploy.decision_threshold).astype(int)
+    found, failures = {}, []
+    for attribute in spec.data.protected_attributes:
+        gap = fairness_gap(policy, y_true, predicted, holdout.frame[attribute])
+        found[attribute] = {"metric": policy.metric, "value": gap, "limit": policy.max_difference}
+        if gap > policy.max_difference:
+            failures.append(f"fairness: {policy.metric} on {attribute} is {gap:.3f} > {policy.max_difference}")
+    return Gate(found, failures)
+
+
+security_gate_task = as_task(security_gate)
+training_reference_task = as_task(training_reference)
+schema_gate_task = as_task(schema_gate)
+holdout_scores_task = as_task(holdout_scores)
+metrics_gate_task = as_task(metrics_gate)
+data_quality_gate_task = as_task(data_quality_gate)
+fairness_gate_task = as_task(fairness_gate)
+
+
+def validate_version(platform: Platform, mv: ModelVersion) -> tuple[ValidationReport, list[dict[str, Any]],
+                                                                     pd.DataFrame]:
+    """Every gate, each its own task: returns the report, the data-quality suite and a reference sample of the
+    training data. What is judged is exactly what was scanned, and the scan judged the pinned files."""
+    security, pyfunc = security_gate_task(platform, mv)
+    suite, sample = training_reference_task(mv)
+    report = ValidationReport(passed=False, security=security.evidence, failures=list(security.failures))
+    if pyfunc is None:
         return report, suite, sample
-
-    scores = predict_scores(pyfunc, features, spec.task)
-    y_true = holdout[spec.data.target].to_numpy()
-    report.metrics = compute_metrics(spec.task, y_true, scores, spec.deploy.decision_threshold)
-    report.failures += [f"metric: {reason}" for reason in threshold_failures(report.metrics,
-                                                                             spec.validation.metric_thresholds)]
-
-    quality = run_expectations(suite, typed_features(holdout, spec.data.features))
-    report.data_quality = asdict(quality)
-    if quality.success_share < spec.validation.data_quality.min_success_share:
-        report.failures.append(f"data quality: {quality.evaluated - round(quality.success_share * quality.evaluated)} "
-                               f"of {quality.evaluated} expectations failed on the holdout")
-
-    policy = spec.validation.fairness
-    if policy is not None and spec.task == "classification":
-        predicted = (scores >= spec.deploy.decision_threshold).astype(int)
-        for attribute in spec.data.protected_attributes:
-            gap = fairness_gap(policy, y_true, predicted, holdout[attribute])
-            report.fairness[attribute] = {"metric": policy.metric, "value": gap, "limit": policy.max_difference}
-            if gap > policy.max_difference:
-                report.failures.append(f"fairness: {policy.metric} on {attribute} is {gap:.3f} > {policy.max_difference}")
+    schema, holdout = schema_gate_task(mv, pyfunc)
+    report.holdout_rows, report.holdout_window = len(holdout.frame), [str(holdout.window.start),
+                                                                       str(holdout.window.end)]
+    report.failures += schema.failures
+    if holdout.features is None:
+        return report, suite, sample
+    scores = holdout_scores_task(mv, pyfunc, holdout)
+    metrics, quality = metrics_gate_task(mv, holdout, scores), data_quality_gate_task(mv, suite, holdout)
+    fairness = fairness_gate_task(mv, holdout, scores)
+    report.metrics, report.data_quality, report.fairness = metrics.evidence, quality.evidence, fairness.evidence
+    report.failures += metrics.failures + quality.failures + fairness.failures
     report.passed = not report.failures
     return report, suite, sample
 
 
-validate_version_task = as_task(validate_version)
+def log_validation_run(platform: Platform, mv: ModelVersion, report: ValidationReport,
+                       suite: list[dict[str, Any]], sample: pd.DataFrame) -> str:
+    """One MLflow run per validation (through the catalog): report, suite and the reference sample."""
+    path = platform.settings.home / "tmp" / f"reference-{mv.model}-v{mv.version}.parquet"
+    write_parquet_atomically(sample, path)
+    try:
+        return platform.catalog.log_validation_run(mv.model, mv.version, metrics=report.metrics,
+                                                   report=report.as_dict(), expectations=suite,
+                                                   reference_file=path, tags=owner_tags())
+    finally:
+        path.unlink(missing_ok=True)
+
+
+log_validation_run_task = as_task(log_validation_run)

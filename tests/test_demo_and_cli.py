@@ -28,7 +28,12 @@ def test_demo_runs_twice_and_leaves_consistent_state(state_home: Path, capsys: p
     assert governed["1"].retired and governed["3"].retired and not governed["2"].retired
     assert versions["1"].tags["lifecycle_state"] == "retired"  # the MLflow mirror agrees
     assert versions["1"].tags["modelops.fingerprint"] == versions["3"].tags["modelops.fingerprint"]
-    assert [v.version for v in platform.catalog.versions("bike-demand")] == ["1"]
+    # bike-demand retrains by its own flow (newest weeks) and ends the same way: v2 champion, v1 and v3 retired.
+    assert [v.version for v in platform.catalog.versions("bike-demand")] == ["1", "2", "3"]
+    assert platform.catalog.aliases("bike-demand") == {"champion": "2"}
+    bike_trail = platform.store.audit_trail("bike-demand")
+    assert any(e.action == "nominate-challenger" and e.evidence["procedure"].startswith("bike-demand: the newest")
+               for e in bike_trail)
     trail = platform.store.audit_trail("flight-delay")
     registered = Counter(e.version for e in trail if e.stage == "register")
     assert registered == {"1": 1, "2": 1, "3": 1}

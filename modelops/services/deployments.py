@@ -63,12 +63,12 @@ def runner_deployments(config_dir: Path | None = None, project_dir: Path | None 
     from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
 
-    from modelops.settings import load_settings
+    from modelops.settings import project_dir as configured_project_dir
 
-    project_dir = project_dir or load_settings().project_dir
+    root = project_dir or configured_project_dir()
     out = []
     for entry in rendered_config(config_dir)["deployments"]:
-        flow = load_flow_from_entrypoint(str(project_dir / entry["entrypoint"]))
+        flow = load_flow_from_entrypoint(str(root / entry["entrypoint"]))
         schedules = [Cron(s["cron"], timezone=s.get("timezone"), parameters=s.get("parameters"), slug=s.get("slug"))
                      for s in entry.get("schedules", [])]
         triggers = [DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})

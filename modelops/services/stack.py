@@ -17,7 +17,7 @@ from pathlib import Path
 
 from modelops.errors import ModelOpsError
 from modelops.recovery import pid_alive as _alive
-from modelops.settings import Settings, load_settings
+from modelops.settings import Settings, project_dir
 
 
 @dataclass
@@ -89,8 +89,8 @@ def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
     # A session of its own: `down` stops the whole process group, children (flow runs, workers) included.
-    return subprocess.Popen(command, env=env, cwd=load_settings().project_dir, stdout=handle,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(command, env=env, cwd=project_dir(), stdout=handle, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, with_mlflow: bool = True,
