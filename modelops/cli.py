@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile = command("reconcile", "reset MLflow aliases and tags to what the governance store says",
                         handler=_cmd_reconcile)
     reconcile.add_argument("model", nargs="?")
-    command("check", "validate every spec in configs/models", handler=_cmd_check)
+    sub.add_parser("check", help="validate every spec in configs/models").set_defaults(handler=_cmd_check)
     command("recover", "close the flow runs and MLflow runs of processes that were killed (every stage does this "
                        "on start)", handler=_cmd_recover)
     start = command("up", "start Prefect server, stage runner (prefect.yaml) and MLflow UI on loopback; while it "
@@ -321,7 +321,7 @@ def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.services.temporary_server import use_owned_api
 
     args.own_server = use_owned_api(settings) is not None
-    _route_logs(settings, args.debug)
+    _route_logs(settings, getattr(args, "debug", False))
     for line in recover_orphaned_runs():
         print(f"recovered: {line}", file=sys.stderr)
     with prefect.tags(*Owner.current().flow_run_tags()):
@@ -345,7 +345,7 @@ def _report(exc: BaseException, settings: Settings, args: argparse.Namespace, ar
     import traceback
 
     log = _log_exception(settings, argv, exc)
-    if args.debug:
+    if getattr(args, "debug", False):  # a command added without the common options has no --debug
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, ModelOpsError):
         what, fix, code = exc.what, exc.fix, 2
