@@ -307,6 +307,9 @@ def _route_logs(settings: Settings, debug: bool) -> None:
     for handler in root.handlers:
         if isinstance(handler, PrefectConsoleHandler):
             _replace_filter(handler, _NoErrorReports, not debug)
+            # The stream it was configured with may since have been replaced (and closed): write to this one.
+            handler.stream = sys.stderr  # not setStream: it flushes the old stream, which may be closed
+            handler.console.file = sys.stderr
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         _replace_filter(logging.getLogger(name), _ExpectedError, True)
 
