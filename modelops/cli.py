@@ -270,7 +270,11 @@ class _NoErrorReports(logging.Filter):
     go to the log file only (and to the terminal with --debug)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno >= logging.ERROR and record.name.startswith("prefect"))
+        if not record.name.startswith("prefect"):
+            return True
+        # A failed run's final state comes at INFO (shown when PREFECT_LOGGING_LEVEL lets INFO through).
+        failed_state = record.getMessage().startswith(("Finished in state Failed", "Finished in state Crashed"))
+        return record.levelno < logging.ERROR and not failed_state
 
 
 class _CliLogFile(logging.FileHandler):
