@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from modelops.errors import ModelOpsError
@@ -19,8 +21,8 @@ def _stage(name: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(f"flows.{name}"), name)
 
 
-def _print_result(result: Any) -> None:
-    print(result.model_dump_json(indent=2) if hasattr(result, "model_dump_json") else result)
+# Options of the CLI itself, not parameters of the stage's flow.
+_CLI_OPTIONS = ("command", "handler", "json", "debug", "own_server")
 
 
 def _cmd_demo(_: argparse.Namespace) -> int:
@@ -29,14 +31,20 @@ def _cmd_demo(_: argparse.Namespace) -> int:
     return run_demo()
 
 
-def _cmd_status(_: argparse.Namespace) -> int:
+def _cmd_status(args: argparse.Namespace) -> int:
     from modelops.platform import get_platform
-    from modelops.reporting import status_text
+    from modelops.reporting import status_data, status_text
     from modelops.spec import load_all_specs
 
     platform = get_platform()
     metrics = {spec.name: spec.monitoring.performance.metric for spec in load_all_specs()}
-    print(status_text(platform, platform.catalog.model_names(), metrics))
+    models = platform.catalog.model_names()
+    if args.json:
+        from modelops.cli_output import as_json
+
+        print(as_json(status_data(platform, models, metrics)))
+    else:
+        print(status_text(platform, models, metrics))
     return 0
 
 
@@ -45,9 +53,14 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     if args.model == "verify":
         return _verify_audit()
-    from modelops.reporting import audit_text
+    from modelops.reporting import audit_data, audit_text
 
-    print(audit_text(get_platform(), args.model))
+    if args.json:
+        from modelops.cli_output import as_json
+
+        print(as_json(audit_data(get_platform(), args.model)))
+    else:
+        print(audit_text(get_platform(), args.model))
     return 0
 
 
@@ -186,59 +199,79 @@ def _cmd_recover(_: argparse.Namespace) -> int:
 
 
 def _run_stage(args: argparse.Namespace) -> int:
-    params = {k: v for k, v in vars(args).items() if k not in ("command", "handler") and v is not None}
-    _print_result(_stage(args.command)(**params))
+    from modelops.cli_output import as_data, as_json, breach_note, stage_text
+
+    params = {k: v for k, v in vars(args).items() if k not in _CLI_OPTIONS and v is not None}
+    data = as_data(_stage(args.command)(**params))
+    print(as_json(data) if args.json else stage_text(args.command, data))
+    note = breach_note(args.command, data, getattr(args, "own_server", False))
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelops", description=__doc__)
+    # Every command takes --debug; stage commands, status and audit take --json.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show Prefect's logs and the traceback of an error "
+                                                             "here (they always go to <state home>/logs/cli.log)")
+    machine = argparse.ArgumentParser(add_help=False, parents=[common])
+    machine.add_argument("--json", action="store_true", help="print the full result as JSON")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run the whole life cycle on real data").set_defaults(handler=_cmd_demo)
-    sub.add_parser("status", help="every model: versions, aliases, last verdicts").set_defaults(handler=_cmd_status)
-    audit = sub.add_parser("audit", help="a model's audit trail, oldest first; `audit verify` checks the whole "
-                                         "hash chain and exits non-zero naming the first tampered record")
+
+    def command(name: str, help_: str, parents: list[argparse.ArgumentParser] | None = None,
+                handler: Callable[[argparse.Namespace], int] | None = None) -> argparse.ArgumentParser:
+        added = sub.add_parser(name, help=help_, parents=parents or [common])
+        if handler:
+            added.set_defaults(handler=handler)
+        return added
+
+    command("demo", "run the whole life cycle on real data", handler=_cmd_demo)
+    command("status", "every model: versions, aliases, last verdicts", [machine], _cmd_status)
+    audit = command("audit", "a model's audit trail, oldest first, with all its evidence; `audit verify` checks the "
+                             "whole hash chain and exits non-zero naming the first tampered record", [machine],
+                    _cmd_audit)
     audit.add_argument("model", help="a model name, or `verify`")
-    audit.set_defaults(handler=_cmd_audit)
-    reconcile = sub.add_parser("reconcile", help="reset MLflow aliases and tags to what the governance store says")
+    reconcile = command("reconcile", "reset MLflow aliases and tags to what the governance store says",
+                        handler=_cmd_reconcile)
     reconcile.add_argument("model", nargs="?")
-    reconcile.set_defaults(handler=_cmd_reconcile)
-    sub.add_parser("check", help="verify every spec in configs/models against its data (a sample through the loader), "
-                               "metric names, cron and per-model flows").set_defaults(handler=_cmd_check)
-    deployments = sub.add_parser("deployments", help="render prefect.yaml (per-model schedules) from the specs, "
-                                                     "with the spec's JSON Schema and reference page")
+    command("check", "verify every spec in configs/models against its data (a sample through the loader), metric "
+                     "names, cron and per-model flows", handler=_cmd_check)
+    deployments = command("deployments", "render prefect.yaml (per-model schedules) from the specs, with the spec's "
+                                         "JSON Schema and reference page", handler=_cmd_deployments)
     mode = deployments.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="write the files that differ")
     mode.add_argument("--check", action="store_true", help="exit 1 naming every committed file that differs")
-    deployments.set_defaults(handler=_cmd_deployments)
-    sub.add_parser("recover", help="close the flow runs and MLflow runs of processes that were killed (every "
-                                   "stage does this on start)").set_defaults(handler=_cmd_recover)
-    start = sub.add_parser("up", help="start Prefect server, stage runner (prefect.yaml) and MLflow UI on loopback")
+    command("recover", "close the flow runs and MLflow runs of processes that were killed (every stage does this "
+                       "on start)", handler=_cmd_recover)
+    start = command("up", "start Prefect server, stage runner (prefect.yaml) and MLflow UI on loopback; while it "
+                          "runs, every command uses that server", handler=_cmd_up)
     start.add_argument("--prefect-port", type=int, default=4200)
     start.add_argument("--mlflow-port", type=int, default=5000)
     start.add_argument("--no-mlflow", action="store_true", help="do not start the MLflow UI")
-    start.set_defaults(handler=_cmd_up)
-    sub.add_parser("down", help="stop what `modelops up` started").set_defaults(handler=_cmd_down)
-    slack = sub.add_parser("slack-block", help="save the Slack alert channel block from SLACK_BOT_TOKEN or "
-                                               "SLACK_WEBHOOK_URL (secrets stay out of configs)")
+    command("down", "stop what `modelops up` started", handler=_cmd_down)
+    slack = command("slack-block", "save the Slack alert channel block from SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL "
+                                   "(secrets stay out of configs)", handler=_cmd_slack)
     slack.add_argument("--name", default="modelops-alerts")
     slack.add_argument("--channel", help="channel for a bot token, e.g. #modelops-alerts")
-    slack.set_defaults(handler=_cmd_slack)
-    labels = sub.add_parser("labels", help="record ground truth (id column + target) for logged predictions")
+    labels = command("labels", "record ground truth (id column + target) for logged predictions",
+                     handler=_cmd_labels)
     labels.add_argument("model")
     labels.add_argument("path")
-    labels.set_defaults(handler=_cmd_labels)
 
     def stage(name: str, help_: str, *options: tuple[str, dict[str, Any]]) -> None:
-        command = sub.add_parser(name, help=help_)
-        command.add_argument("model")
+        added = command(name, help_, [machine], _run_stage)
+        added.add_argument("model")
         for flag, kwargs in options:
-            command.add_argument(flag, **kwargs)
-        command.set_defaults(handler=_run_stage)
+            added.add_argument(flag, **kwargs)
 
     stage("register", "train (or take --model-uri) and register a version",
           ("--train-start", {}), ("--train-end", {}), ("--model-uri", {}))
-    stage("validate", "run the validation gates", ("--version", {"required": True}))
+    stage("validate", "run the validation gates (a version validated before keeps its verdict unless --force)",
+          ("--version", {"required": True}),
+          ("--force", {"action": "store_true", "default": None,
+                       "help": "a fresh verdict, e.g. after changing a threshold in the spec"}))
     stage("approve", "apply the approval policy", ("--version", {"required": True}))
     stage("deploy", "serve an approved version", ("--version", {"required": True}),
           ("--role", {"choices": ["champion", "challenger"]}))
@@ -246,9 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
           ("--output-path", {}))
     stage("monitor", "judge the newest window", ("--window-end", {}), ("--window-days", {"type": int}))
     stage("retrain", "retrain, compare and promote", ("--as-of", {}))
-    sweep = sub.add_parser("sweep", help="drift verdicts of every model in one run")
+    sweep = command("sweep", "drift verdicts of every model in one run", [machine], _run_stage)
     sweep.add_argument("--chunk-size", type=int)
-    sweep.set_defaults(handler=_run_stage)
     stage("retire", "retire a version", ("--version", {"required": True}), ("--reason", {}),
           ("--dry-run", {"action": argparse.BooleanOptionalAction, "default": True}))
     return parser
@@ -268,41 +300,124 @@ class _ExpectedError(logging.Filter):
         return True
 
 
-def _no_traceback_for_expected_errors() -> None:
+class _NoErrorReports(logging.Filter):
+    """Prefect reports a failing run in the terminal with its own error records ("Encountered exception during
+    execution", "Finished in state Failed", often with a traceback); main() says the same in two lines, so these
+    go to the log file only (and to the terminal with --debug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("prefect"):
+            return True
+        # A failed run's final state comes at INFO (shown when PREFECT_LOGGING_LEVEL lets INFO through).
+        failed_state = record.getMessage().startswith(("Finished in state Failed", "Finished in state Crashed"))
+        return record.levelno < logging.ERROR and not failed_state
+
+
+class _CliLogFile(logging.FileHandler):
+    """Everything Prefect logs in a CLI process, tracebacks included."""
+
+
+def cli_log_path(settings: Settings) -> Path:
+    return settings.home / "logs" / "cli.log"
+
+
+def _replace_filter(target: logging.Filterer, kind: type[logging.Filter], wanted: bool) -> None:
+    for old in [f for f in target.filters if isinstance(f, kind)]:
+        target.removeFilter(old)
+    if wanted:
+        target.addFilter(kind())
+
+
+def _route_logs(settings: Settings, debug: bool) -> None:
+    """After Prefect configured logging (at its import): its records also go to the CLI's log file, and its error
+    reports leave the terminal unless --debug. Repeatable in one process (tests call main() many times)."""
+    from prefect.logging.configuration import ensure_logging_setup
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    ensure_logging_setup()  # Prefect configures logging on first use; later calls only adjust levels
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _CliLogFile)]:
+        root.removeHandler(handler)
+        handler.close()
+    path = cli_log_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = _CliLogFile(path, encoding="utf-8")
+    log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(log_file)
+    for handler in root.handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            _replace_filter(handler, _NoErrorReports, not debug)
+            # The stream it was configured with may since have been replaced (and closed): write to this one.
+            handler.stream = sys.stderr  # not setStream: it flushes the old stream, which may be closed
+            handler.console.file = sys.stderr
     for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).addFilter(_ExpectedError())
+        _replace_filter(logging.getLogger(name), _ExpectedError, True)
 
 
 def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
-    """Run a command against Prefect's API, one whose lifetime this process owns when none is configured; first
-    close what killed processes left open, and name this process as the owner of the flow runs it starts."""
+    """Run a command against Prefect's API: the server of `modelops up` when it runs, else one whose lifetime this
+    process owns when none is configured; first close what killed processes left open, and name this process as
+    the owner of the flow runs it starts."""
     import prefect
 
     from modelops.recovery import Owner, recover_orphaned_runs
     from modelops.services.temporary_server import use_owned_api
 
-    use_owned_api(settings)
-    _no_traceback_for_expected_errors()
+    args.own_server = use_owned_api(settings) is not None
+    _route_logs(settings, getattr(args, "debug", False))
     for line in recover_orphaned_runs():
         print(f"recovered: {line}", file=sys.stderr)
     with prefect.tags(*Owner.current().flow_run_tags()):
         return int(args.handler(args) or 0)
 
 
+def _log_exception(settings: Settings, argv: list[str], exc: BaseException) -> Path:
+    import traceback
+    from datetime import datetime, timezone
+
+    path = cli_log_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log:
+        log.write(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} modelops {' '.join(argv)} failed:\n"
+                  + "".join(traceback.format_exception(exc)))
+    return path
+
+
+def _report(exc: BaseException, settings: Settings, args: argparse.Namespace, argv: list[str]) -> int:
+    """The error in two lines (what, and how to fix it); its traceback goes to the log, and here with --debug."""
+    import traceback
+
+    log = _log_exception(settings, argv, exc)
+    if getattr(args, "debug", False):  # a command added without the common options has no --debug
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, ModelOpsError):
+        what, fix, code = exc.what, exc.fix, 2
+    elif type(exc).__name__ == "ParameterTypeError":  # Prefect's: a flow parameter out of its bounds
+        problems = [line.strip(" -") for line in str(exc).splitlines()[1:] if line.strip()]
+        what, fix, code = "invalid " + "; ".join(problems or [str(exc)]), f"see `modelops {args.command} --help`", 2
+    else:
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        what = f"unexpected {type(exc).__name__}: {first_line}"
+        fix, code = f"read the traceback in {log} (or rerun with --debug to see it here)", 1
+    print(f"error: {what}", file=sys.stderr)
+    if fix:
+        print(f"fix:   {fix}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     from modelops.settings import configure_environment
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     settings = configure_environment()  # before anything imports prefect
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its INFO lines (creating tables...) are noise here
     try:
         if args.handler in _PREFECT_HANDLERS:
             return _with_prefect(args, settings)
         return int(args.handler(args) or 0)
-    except ModelOpsError as exc:
-        print(f"error: {exc.what}", file=sys.stderr)
-        if exc.fix:
-            print(f"fix:   {exc.fix}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # noqa: BLE001 - every error is reported the same way; the traceback is logged
+        return _report(exc, settings, args, argv)
 
 
 if __name__ == "__main__":

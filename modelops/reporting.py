@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
+from modelops.cli_output import flat, number
 from modelops.platform import Platform
 from modelops.store.records import GovernedVersion
 from tasks.integrity import ROLES, alias_findings, tag_differences
@@ -35,27 +36,35 @@ def _state(governed: GovernedVersion, roles: list[str], approval: str | None) ->
     return {"passed": "validated", "failed": "validation_failed"}.get(governed.validation_status or "", "registered")
 
 
-def version_rows(platform: Platform, model: str, metric: str | None) -> list[list[Any]]:
-    """One row per governed version, from the governance store: serving role, state, verdicts, holdout metric,
+def version_records(platform: Platform, model: str, metric: str | None) -> list[dict[str, Any]]:
+    """One record per governed version, from the governance store: serving role, state, verdicts, holdout metric,
     lead time registered -> serving; MLflow's aliases are shown beside it (they only mirror the store)."""
     store = platform.store
     aliases: dict[str, list[str]] = {}
     for alias, version in platform.catalog.aliases_or_empty(model).items():
         aliases.setdefault(version, []).append(f"@{alias}")
     serving = {role: store.serving_version(model, role) for role in ROLES}
-    rows = []
+    records = []
     for governed in store.governed_versions(model):
         roles = [role for role, version in serving.items() if version == governed.version]
         served = store.first_served_at(model, governed.version)
         window = (f"{governed.train_start:%Y-%m-%d}..{governed.train_end:%Y-%m-%d}"
                   if governed.train_start and governed.train_end else governed.source)
-        value = governed.holdout_metrics.get(metric) if metric else None
         approval = store.approval_status(model, governed.version)
-        rows.append([f"v{governed.version}", ",".join(roles) or "-", ",".join(sorted(aliases.get(governed.version, [])))
-                     or "-", _state(governed, roles, approval), window, governed.validation_status or "-",
-                     approval or "-", f"{value:.4f}" if value is not None else "-",
-                     _duration(governed.registered_at, served)])
-    return rows
+        records.append({"version": governed.version, "serves_as": roles,
+                        "mlflow_aliases": sorted(aliases.get(governed.version, [])),
+                        "state": _state(governed, roles, approval), "trained_on": window,
+                        "validation": governed.validation_status, "approval": approval,
+                        "holdout_metric": metric, "holdout_value": governed.holdout_metrics.get(metric) if metric
+                        else None, "lead_time": _duration(governed.registered_at, served)})
+    return records
+
+
+def version_rows(platform: Platform, model: str, metric: str | None) -> list[list[Any]]:
+    return [[f"v{r['version']}", ",".join(r["serves_as"]) or "-", ",".join(r["mlflow_aliases"]) or "-", r["state"],
+             r["trained_on"], r["validation"] or "-", r["approval"] or "-",
+             f"{r['holdout_value']:.4f}" if r["holdout_value"] is not None else "-", r["lead_time"]]
+            for r in version_records(platform, model, metric)]
 
 
 VERSION_HEADERS = ["version", "serves as", "MLflow aliases", "state", "trained on", "validation", "approval",
@@ -75,6 +84,30 @@ def findings_text(platform: Platform, model: str) -> list[str]:
     return findings
 
 
+def last_monitoring(platform: Platform, model: str) -> dict[str, Any]:
+    """The newest monitoring run of the model (every value against its limit) and the newest sweep verdict."""
+    history = platform.store.monitoring_history(model)
+    monitors = [item for item in history if item[0].kind == "monitor"]
+    sweeps = [run for run, _ in history if run.kind == "sweep"]
+    out: dict[str, Any] = {"monitoring": None, "sweep": None}
+    if sweeps:
+        out["sweep"] = {"version": sweeps[-1].version, "verdict": sweeps[-1].verdict}
+    if monitors:
+        run, results = monitors[-1]
+        out["monitoring"] = {
+            "version": run.version, "window": [run.window_start.isoformat(), run.window_end.isoformat()],
+            "verdict": run.verdict,
+            "values": [{"check": r.check, "metric": r.metric, "value": r.value, "limit": r.threshold,
+                        "verdict": r.verdict} for r in results]}
+    return out
+
+
+def status_data(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> list[dict[str, Any]]:
+    """What `modelops status --json` prints: per model its versions, findings and newest verdicts."""
+    return [{"model": model, "versions": version_records(platform, model, metrics.get(model)),
+             "findings": findings_text(platform, model), **last_monitoring(platform, model)} for model in models]
+
+
 def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> str:
     if not models:
         return "No models registered yet. Run `modelops demo` or `modelops register <model>`."
@@ -84,30 +117,36 @@ def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, st
         headers = [h.format(metric=metric or "metric") for h in VERSION_HEADERS]
         parts.append(f"== {model}\n" + format_table(headers, version_rows(platform, model, metric)))
         parts += findings_text(platform, model)
-        history = [item for item in platform.store.monitoring_history(model) if item[0].kind == "monitor"]
-        sweeps = [run for run, _ in platform.store.monitoring_history(model) if run.kind == "sweep"]
-        if sweeps:
-            parts.append(f"last sweep: v{sweeps[-1].version} drift verdict={sweeps[-1].verdict}")
-        if history:
-            run, results = history[-1]
-            drift = next((r for r in results if r.check == "drift"), None)
-            perf = next((r for r in results if r.check == "performance"), None)
-            parts.append(
-                f"last monitoring: v{run.version} window {run.window_start:%Y-%m-%d}..{run.window_end:%Y-%m-%d} "
-                f"verdict={run.verdict}"
-                + (f" drift_share={drift.value:.2f} ({drift.verdict})" if drift and drift.value is not None else "")
-                + (f" {perf.metric}={perf.value:.4f} ({perf.verdict})" if perf and perf.value is not None else ""))
+        last = last_monitoring(platform, model)
+        if last["sweep"]:
+            parts.append(f"last sweep: v{last['sweep']['version']} drift verdict={last['sweep']['verdict']}")
+        if last["monitoring"]:
+            run = last["monitoring"]
+            headline = [v for v in run["values"] if v["check"] != "drift-column" and v["value"] is not None]
+            parts.append(f"last monitoring: v{run['version']} window {run['window'][0][:10]}..{run['window'][1][:10]} "
+                         f"verdict={run['verdict']}"
+                         + "".join(f" {v['metric']}={number(v['value'])} ({v['verdict']})" for v in headline))
     return "\n\n".join(parts)
 
 
+def audit_data(platform: Platform, model: str) -> list[dict[str, Any]]:
+    """The model's whole audit trail, oldest first, every field and all the evidence."""
+    return [{"at": entry.at.isoformat(), "actor": entry.actor, "stage": entry.stage, "action": entry.action,
+             "version": entry.version, "outcome": entry.outcome, "evidence": entry.evidence, "seq": entry.seq,
+             "record_hash": entry.record_hash} for entry in platform.store.audit_trail(model)]
+
+
 def audit_text(platform: Platform, model: str) -> str:
+    """One table row per entry, oldest first; under each row its evidence in full, one item per line."""
     trail = platform.store.audit_trail(model)
     if not trail:
         return f"No audit entries for {model}."
-    rows = []
-    for entry in trail:
-        evidence = ", ".join(f"{k}={v}" for k, v in entry.evidence.items() if v not in (None, [], {}, ""))
-        rows.append([entry.at.strftime("%Y-%m-%d %H:%M:%S"), entry.actor, entry.stage, entry.action,
-                     f"v{entry.version}" if entry.version else "-", entry.outcome,
-                     evidence[:110] + ("..." if len(evidence) > 110 else "")])
-    return format_table(["when (UTC)", "who", "stage", "what", "version", "outcome", "evidence"], rows)
+    rows = [[entry.at.strftime("%Y-%m-%d %H:%M:%S"), entry.actor, entry.stage, entry.action,
+             f"v{entry.version}" if entry.version else "-", entry.outcome] for entry in trail]
+    lines = format_table(["when (UTC)", "who", "stage", "what", "version", "outcome"], rows).splitlines()
+    out = lines[:2]
+    for entry, line in zip(trail, lines[2:]):
+        out.append(line)
+        out += [f"    {key}: {flat(value)}" for key, value in entry.evidence.items()
+                if value not in (None, [], {}, "")]
+    return "\n".join(out)

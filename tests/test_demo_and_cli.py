@@ -50,7 +50,7 @@ def test_demo_runs_twice_and_leaves_consistent_state(state_home: Path, capsys: p
     assert main(["audit", "flight-delay"]) == 0
     audit = capsys.readouterr().out.splitlines()
     assert audit[0].startswith("when (UTC)")
-    rows = audit[2:]
+    rows = [line for line in audit[2:] if not line.startswith(" ")]  # the evidence is indented under its row
     assert len(rows) == len(trail)
     assert " register " in rows[0] and " retire " in rows[-1]
     assert rows == sorted(rows, key=lambda row: row[:19])

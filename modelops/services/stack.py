@@ -65,6 +65,20 @@ def running_services(settings: Settings) -> list[Service]:
     return [Service(**item) for item in json.loads(path.read_text())]
 
 
+def running_api_url(settings: Settings) -> str | None:
+    """The Prefect API of the server `modelops up` started for this state directory, if it is still ours and
+    answers its health check now; else None."""
+    server = next((s for s in running_services(settings) if s.name == "prefect-server"), None)
+    if server is None or not _ours(server):
+        return None
+    api_url = f"{server.url}/api"
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return api_url if response.status == 200 else None
+    except (urllib.error.URLError, OSError):
+        return None
+
+
 def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -20,7 +20,9 @@ import threading
 import time
 
 from modelops.errors import ModelOpsError
-from modelops.services.stack import Service, arguments, free_port, spawn, stop_services, wait_healthy
+from modelops.services.stack import (
+    Service, arguments, free_port, running_api_url, spawn, stop_services, wait_healthy,
+)
 from modelops.settings import Settings
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -31,21 +33,34 @@ SERVER_MODULE = "modelops.services.temporary_server"
 
 def use_owned_api(settings: Settings) -> str | None:
     """Point Prefect at a temporary API server this process owns, unless an API is configured (PREFECT_API_URL, in
-    the environment or the active Prefect profile) or ephemeral mode is off (then Prefect reports the missing URL
-    itself). Returns the URL of the server started, if one was."""
-    from prefect.context import refresh_global_settings_context
+    the environment or the active Prefect profile), the server of `modelops up` runs for this state directory (it
+    is used: starting a server costs seconds, and only there do triggers act on the events a command emits) or
+    ephemeral mode is off (then Prefect reports the missing URL itself). Returns the URL of the server started, if
+    one was."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+    if PREFECT_API_URL.value():
+        return None
+    running = running_api_url(settings)
+    if running:
+        _point_prefect_at(running)
+        return None
+    if not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return None
     process, url = _start(settings)
     # Stopped at exit, as Prefect stops its own: Prefect drains its log and event workers before atexit handlers
     # run, so nothing in flight is lost.
     atexit.register(stop_services, [Service("prefect-temporary-server", process.pid, url, "", arguments(process))],
                     grace_seconds=SHUTDOWN_GRACE_SECONDS)
+    _point_prefect_at(url)
+    return url
+
+
+def _point_prefect_at(url: str) -> None:
+    from prefect.context import refresh_global_settings_context
+
     os.environ["PREFECT_API_URL"] = url
     refresh_global_settings_context()  # Prefect read its settings at import, before the URL existed
-    return url
 
 
 def _start(settings: Settings, timeout: float = 90, attempts: int = 3) -> tuple[subprocess.Popen, str]:
