@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from modelops.errors import SpecError
 from modelops.lifecycle import Stage
@@ -27,34 +27,38 @@ def standard_flow(stage: Stage) -> Any:
     return getattr(importlib.import_module(f"flows.{stage.value}"), stage.value)
 
 
-def _parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-    return dict(inspect.signature(fn).parameters)
+def override_problem(entry: str, stage: Stage) -> str | None:
+    """Why the flow at `entry` cannot stand in for the stage's standard flow, or None when it can: it must import,
+    be a Prefect flow, accept every parameter the stage passes (hand_over passes them all) and require no other."""
+    from prefect import Flow
+
+    try:
+        override = resolve_entry_point(entry)
+    except SpecError as exc:
+        return exc.what
+    if not isinstance(override, Flow):
+        return f"it is a {type(override).__name__}, not a Prefect flow (decorate it with @prefect.flow)"
+    standard = inspect.signature(standard_flow(stage).fn).parameters
+    mine = inspect.signature(override.fn).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in mine.values())
+    missing = [] if takes_any else [name for name in standard if name not in mine]
+    extra = [name for name, p in mine.items() if name not in standard and p.default is p.empty
+             and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    problems = ([f"does not take {', '.join(missing)}"] if missing else []) + \
+               ([f"requires {', '.join(extra)}, which the {stage.value} stage does not pass"] if extra else [])
+    return "it " + "; it ".join(problems) if problems else None
 
 
 def check_override(spec: LifecycleSpec, stage: Stage) -> None:
-    """Raise SpecError (naming the spec, the stage and the problem) unless the spec's override for `stage` imports,
-    is a Prefect flow and takes the standard stage flow's parameters. No override: nothing to check."""
-    from prefect import Flow
-
+    """Raise SpecError (naming the spec, the stage and the problem) unless the spec's override for `stage` can stand
+    in for the standard flow. No override: nothing to check."""
     entry = spec.flows.get(stage)
-    if entry is None:
-        return
-    where = f"spec {spec.name!r}, flows.{stage.value} ({entry.flow!r})"
-    try:
-        override = resolve_entry_point(entry.flow)
-    except SpecError as exc:
-        raise SpecError(f"{where}: {exc.what}", exc.fix) from exc
-    if not isinstance(override, Flow):
-        raise SpecError(f"{where}: {entry.flow} is not a Prefect flow", "decorate it with @prefect.flow")
-    standard = _parameters(standard_flow(stage).fn)
-    mine = _parameters(override.fn)
-    missing = [name for name in standard if name not in mine]
-    extra = [name for name, p in mine.items() if name not in standard and p.default is inspect.Parameter.empty]
-    if missing or extra:
-        problems = ([f"does not take {', '.join(missing)}"] if missing else []) + \
-                   ([f"requires {', '.join(extra)}, which the {stage.value} stage does not pass"] if extra else [])
-        raise SpecError(f"{where}: {'; '.join(problems)}",
-                        f"give it the parameters of flows.{stage.value}.{stage.value}: {', '.join(standard)}")
+    problem = override_problem(entry.flow, stage) if entry else None
+    if entry and problem:
+        standard = ", ".join(inspect.signature(standard_flow(stage).fn).parameters)
+        raise SpecError(f"spec {spec.name!r}, flows.{stage.value} ({entry.flow!r}): {problem}",
+                        f"point flows.{stage.value} at a @flow taking the parameters of flows.{stage.value}."
+                        f"{stage.value} ({standard}), or remove it to use the standard flow")
 
 
 def flow_settings(spec: LifecycleSpec, stage: Stage) -> dict[str, Any]:

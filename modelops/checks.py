@@ -9,17 +9,14 @@ every spec is reported, each naming the spec file, the field and how to fix it.
 from __future__ import annotations
 
 import difflib
-import inspect
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from modelops.errors import SpecError
-from modelops.lifecycle import Stage
 from modelops.spec import LifecycleSpec, parse_spec, resolve_entry_point
 
 SAMPLE_DAYS = 3  # enough rows to see every column's type, few enough to stay fast
@@ -153,46 +150,16 @@ def _target_problems(spec: LifecycleSpec, path: Path, target: pd.Series) -> list
     return []
 
 
-def _parameters(function: Any) -> tuple[set[str], set[str], bool]:
-    """(all names, required names, takes **kwargs) of a function's signature."""
-    signature = inspect.signature(function)
-    names = {n for n, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    required = {n for n, p in signature.parameters.items() if n in names and p.default is p.empty}
-    return names, required, any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-
-
-def override_problem(entry: str, stage: Stage) -> str | None:
-    """Why the flow at `entry` cannot stand in for the stage's standard flow, or None when it can.
-    Same rule as flows.dispatch.check_override: it imports, it is a Prefect flow, it takes the stage's parameters."""
-    from prefect import Flow
-
-    try:
-        override = resolve_entry_point(entry)
-    except SpecError as exc:
-        return exc.what
-    if not isinstance(override, Flow):
-        return f"{entry} is a {type(override).__name__}, not a Prefect flow (decorate it with @flow)"
-    standard = resolve_entry_point(f"flows.{stage.value}:{stage.value}")
-    names, required, takes_any = _parameters(override.fn)
-    standard_names, standard_required, _ = _parameters(getattr(standard, "fn", standard))
-    missing = set() if takes_any else standard_required - names
-    if missing:
-        return f"{entry} does not take the {stage.value} stage's parameters {sorted(missing)}"
-    extra = required - standard_names
-    if extra:
-        return f"{entry} requires parameters {sorted(extra)} that the {stage.value} stage does not pass (give defaults)"
-    return None
-
-
 def flow_problems(spec: LifecycleSpec, path: Path) -> list[Problem]:
+    from flows.dispatch import check_override
+
     problems = []
-    for stage, value in spec.flows.items():
-        entry = value if isinstance(value, str) else getattr(value, "flow")  # also {flow: ..., settings: ...}
-        reason = override_problem(entry, stage)
-        if reason:
-            problems.append(Problem(path, f"flows.{stage.value}", reason,
-                                    f"point flows.{stage.value} at a @flow taking the parameters of "
-                                    f"flows.{stage.value}:{stage.value}, or remove it to use the standard flow"))
+    for stage in spec.flows:
+        try:
+            check_override(spec, stage)
+        except SpecError as exc:
+            # The problem without the spec's name, which the report already shows.
+            problems.append(Problem(path, f"flows.{stage.value}", exc.what.partition("): ")[2], exc.fix))
     return problems
 
 

@@ -8,9 +8,8 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from modelops.checks import check_config_dir, override_problem
+from modelops.checks import check_config_dir
 from modelops.cli import main
-from modelops.lifecycle import Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,19 +66,6 @@ def test_an_override_that_does_not_import_is_named_with_its_stage(config_dir: Pa
     path = _write_spec(config_dir, "bike-demand", lambda raw: raw.update(flows={"retrain": "flows.models.nowhere:retrain"}))
     [problem] = _problems(config_dir)
     assert problem.startswith(f"{path}: flows.retrain: entry point 'flows.models.nowhere:retrain': cannot import")
-
-
-def test_a_function_that_is_not_a_flow_cannot_override_a_stage() -> None:
-    assert "not a Prefect flow" in override_problem("examples.bike_demand:train", Stage.retrain)
-
-
-def test_a_standard_flow_is_a_valid_override_of_its_own_stage() -> None:
-    assert override_problem("flows.approve:approve", Stage.approve) is None
-
-
-def test_a_flow_without_the_stages_parameters_cannot_override_it() -> None:
-    assert override_problem("flows.retrain:retrain", Stage.approve) == (
-        "flows.retrain:retrain does not take the approve stage's parameters ['version']")
 
 
 def test_every_problem_of_every_spec_is_reported_and_the_exit_code_is_1(

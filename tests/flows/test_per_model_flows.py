@@ -60,7 +60,7 @@ def test_an_override_that_does_not_import_names_spec_stage_and_problem() -> None
 def test_an_override_that_is_not_a_flow_is_refused() -> None:
     from flows.dispatch import check_override
 
-    with pytest.raises(SpecError, match="flows.approve .*is not a Prefect flow"):
+    with pytest.raises(SpecError, match="flows.approve .*not a Prefect flow"):
         check_override(_with_override(Stage.approve, "tests.flows.test_per_model_flows:not_a_flow"), Stage.approve)
 
 
@@ -69,6 +69,12 @@ def test_an_override_without_the_stage_parameters_is_refused() -> None:
 
     with pytest.raises(SpecError, match="flows.approve .*does not take version"):
         check_override(_with_override(Stage.approve, "flows.models.bike_demand:retrain"), Stage.approve)
+
+
+def test_a_standard_flow_may_stand_in_for_its_own_stage() -> None:
+    from flows.dispatch import override_problem
+
+    assert override_problem("flows.approve:approve", Stage.approve) is None
 
 
 def test_the_shipped_overrides_pass_the_check() -> None:
