@@ -144,3 +144,4 @@ def labelled_predictions(platform: Platform, model: str, version: str | None, st
 
 
 record_ground_truth_task = as_task(record_ground_truth)
+log_failed_batch_task = as_task(log_failed_batch)

@@ -1,0 +1,108 @@
+"""Which versions serve a batch: the champion (or a pinned version), and the challenger sharing or shadowing its
+traffic. Decided from the governance store only; MLflow's aliases are never consulted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from modelops import events
+from modelops.errors import CatalogError, NotApprovedError
+from modelops.lifecycle import ApprovalStatus, Role, Stage
+from modelops.platform import Platform
+from modelops.spec import LifecycleSpec
+from tasks import as_task
+from tasks.audit import record_stage
+from tasks.integrity import VerifiedModel, load_verified_model, report_alias_findings
+from tasks.outputs import write_output
+from tasks.prediction_log import log_predictions
+from tasks.scoring import score_frame_task
+
+PINNED = "pinned"  # the role of a version named by the caller rather than taken from the deployment record
+
+
+def scoring_version(platform: Platform, spec: LifecycleSpec, version: str | None) -> tuple[str, str]:
+    """(version, role): the version named, or the champion the store deploys; either must be approved."""
+    store = platform.store
+    role = PINNED if version else Role.champion
+    if version is None:
+        report_alias_findings(platform, spec, "scoring")
+        version = store.serving_version(spec.name, Role.champion)
+    if version is None:
+        raise CatalogError(f"{spec.name} has no champion to score with", "deploy an approved version first")
+    if store.approval_status(spec.name, version) != ApprovalStatus.approved:
+        raise NotApprovedError(f"{spec.name} v{version} is not approved for scoring", "approve and deploy it first")
+    return version, role
+
+
+scoring_version_task = as_task(scoring_version)
+
+
+def serving_challenger(platform: Platform, spec: LifecycleSpec) -> str | None:
+    """The approved version the store deploys as challenger, sharing (champion_challenger) or shadowing (shadow)
+    the traffic, if any."""
+    if spec.deploy.strategy == "champion":
+        return None
+    version = platform.store.serving_version(spec.name, Role.challenger)
+    if version is None or platform.store.approval_status(spec.name, version) != ApprovalStatus.approved:
+        return None
+    return version
+
+
+def routed_to_challenger(ids: pd.Series, share: float) -> np.ndarray:
+    """Stable split by prediction id: the same request always goes to the same side."""
+    buckets = pd.util.hash_array(ids.astype(str).to_numpy()) % 10_000
+    return buckets < int(share * 10_000)
+
+
+@dataclass
+class ChallengerShare:
+    version: str | None
+    rows: int  # requests the challenger scored (all of them when it shadows)
+
+
+def score_challenger(platform: Platform, spec: LifecycleSpec, frame: pd.DataFrame, outputs: pd.DataFrame,
+                     log: pd.DataFrame, source: str,
+                     digest: str) -> tuple[pd.DataFrame, pd.DataFrame, ChallengerShare]:
+    """Let the serving challenger score its share: a shadow scores every request unserved (its own log); a
+    challenger answers the requests routed to it (their outputs and log rows become its). Returns the outputs,
+    the champion's log rows and the challenger's share."""
+    challenger = serving_challenger(platform, spec)
+    if challenger is None:
+        return outputs, log, ChallengerShare(None, 0)
+    outputs = outputs.copy()
+    shadow = spec.deploy.strategy == "shadow"
+    routed = (np.ones(len(frame), dtype=bool) if shadow
+              else routed_to_challenger(outputs["prediction_id"], spec.deploy.challenger_traffic_share))
+    model: VerifiedModel = load_verified_model(platform, spec, challenger, "scoring")
+    ch_outputs, ch_log = score_frame_task(spec, model, model.columns, frame.loc[routed], source)
+    log_predictions(platform, spec, challenger, "shadow" if shadow else Role.challenger, ch_log, source, digest)
+    if not shadow:
+        outputs.loc[routed, ["prediction", "score"]] = ch_outputs[["prediction", "score"]].to_numpy()
+        outputs.loc[routed, "version"] = challenger
+        log = log[~routed]
+    return outputs, log, ChallengerShare(challenger, len(ch_log))
+
+
+score_challenger_task = as_task(score_challenger)
+
+
+def record_scored_batch(platform: Platform, spec: LifecycleSpec, version: str, role: str, outputs: pd.DataFrame,
+                        log: pd.DataFrame, source: Path, digest: str, target: Path,
+                        challenger: ChallengerShare) -> str:
+    """The champion's prediction log, the output file (tagged with the batch id) and the audit record of a scored
+    batch. Returns the batch id."""
+    batch = log_predictions(platform, spec, version, role, log, str(source), digest)
+    write_output(outputs, target, batch.id)
+    record_stage(stage=Stage.score, action="score-batch", model=spec.name, version=version, outcome="scored",
+                 evidence={"input": str(source), "output": str(target), "rows": len(outputs), "batch_id": batch.id,
+                           "strategy": spec.deploy.strategy, "challenger": challenger.version,
+                           "challenger_rows": challenger.rows},
+                 event=events.SCORED)
+    return batch.id
+
+
+record_scored_batch_task = as_task(record_scored_batch)
