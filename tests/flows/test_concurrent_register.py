@@ -18,7 +18,7 @@ def test_concurrent_identical_registrations_yield_one_version(state_home: Path) 
     from modelops.platform import get_platform
 
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "MODELOPS_HOME": str(state_home)}
-    command = [sys.executable, "-m", "modelops.cli", "register", "bike-demand"]
+    command = [sys.executable, "-m", "modelops.cli", "register", "bike-demand", "--json"]
     racers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
               for _ in range(2)]
     outputs = [racer.communicate(timeout=600)[0] for racer in racers]
