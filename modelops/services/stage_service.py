@@ -22,6 +22,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -320,6 +321,7 @@ def run_child(settings: Settings, child: Child) -> int:
         return 0
     if request.actor:
         os.environ["MODELOPS_ACTOR"] = request.actor
+    started = time.monotonic()
     try:
         with prefect.tags(*Owner.current().flow_run_tags()):
             answer = {"ok": True, "result": stage_result(request.stage, request.params), "pid": os.getpid()}
@@ -327,6 +329,8 @@ def run_child(settings: Settings, child: Child) -> int:
         answer = error_answer(exc, request.stage, settings)
     _send(child.conn, answer)
     child.conn.close()
+    print(f"{request.stage} (pid {os.getpid()}): {'ok' if answer['ok'] else 'error'} in "
+          f"{time.monotonic() - started:.2f} s", flush=True)
     return 0  # the interpreter's exit then drains Prefect's event and log workers, as a CLI process's does
 
 
@@ -349,7 +353,7 @@ def main() -> int:
     finally:
         if os.getpid() == service.pid:
             socket_path(settings).unlink(missing_ok=True)
-    return run_child(settings, child, getattr(service, "request", None))
+    return run_child(settings, child)
 
 
 if __name__ == "__main__":
