@@ -227,12 +227,14 @@ def _print_stage_result(args: argparse.Namespace, data: Any) -> None:
         print(note, file=sys.stderr)
 
 
-def _run_stage_in_service(args: argparse.Namespace, service: Path) -> int:
+def _run_stage_in_service(args: argparse.Namespace, settings: Settings, service: Path) -> int:
     """The stage through the stack's stage service (modelops.services.stage_service): the same flow run in a warm
     process, answered with the same result or error; this process imports neither Prefect nor MLflow."""
     from modelops.services.stage_service import run_stage, stage_parameters
 
     answer = run_stage(service, args.command, stage_parameters(_stage_parameters(args), Path.cwd()))
+    if answer.get("restarting"):  # the service is loading changed code: this time, run the stage here
+        return _with_prefect(args, settings)
     if answer.get("ok"):
         args.own_server = False
         _print_stage_result(args, answer.get("result"))
@@ -460,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
 
             service = running_socket(settings)
             if service is not None:
-                return _run_stage_in_service(args, service)
+                return _run_stage_in_service(args, settings, service)
         if args.handler in _PREFECT_HANDLERS:
             return _with_prefect(args, settings)
         return int(args.handler(args) or 0)

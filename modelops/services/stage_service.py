@@ -40,8 +40,10 @@ PATH_PARAMETERS = ("input_path", "output_path")
 # Imported once in the service, inherited by every child.
 WARM_MODULES = ("prefect", "prefect.client.orchestration", "prefect.logging.handlers", "mlflow", "mlflow.sklearn",
                 "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store",
-                "sqlalchemy", "alembic", "pandas", "sklearn", "skops.io", "modelops.platform", "modelops.recovery",
+                "sqlalchemy", "alembic.command", "alembic.config", "anyio._backends._asyncio", "pandas", "sklearn", "skops.io", "modelops.platform", "modelops.recovery",
                 "modelops.cli", "modelops.cli_output", *(f"flows.{stage}" for stage in STAGE_COMMANDS))
+# Packages whose every module is imported too: per-model flows and the demo's training code, which specs name.
+WARM_PACKAGES = ("flows.models", "examples")
 MAX_REQUEST_BYTES = 64 * 1024
 # A Unix socket's path must fit in sockaddr_un.sun_path (108 bytes on Linux, with its terminating NUL).
 MAX_SOCKET_PATH = 107
@@ -175,6 +177,40 @@ def error_answer(exc: BaseException, stage: str, settings: Settings) -> dict[str
 
 
 # --- the service ----------------------------------------------------------------------------------------------
+def warm_imports() -> None:
+    import importlib
+    import pkgutil
+
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+    for name in WARM_PACKAGES:
+        package = importlib.import_module(name)
+        for found in pkgutil.iter_modules(package.__path__, f"{name}."):
+            importlib.import_module(found.name)
+
+
+def project_modules(project: Path) -> list[str]:
+    """The files of the project's modules this process imported."""
+    files = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
+    return sorted(f for f in files if f and Path(f).is_relative_to(project))
+
+
+def code_stamp(files: list[str]) -> dict[str, int]:
+    """Their modification times: children run the code imported at start, so a change to any of them means the
+    service must restart to run what the files now say."""
+    stamp = {}
+    for file in files:
+        try:
+            stamp[file] = os.stat(file).st_mtime_ns
+        except OSError:
+            stamp[file] = -1
+    return stamp
+
+
+class CodeChanged(Exception):
+    """A module the service imported at start changed on disk."""
+
+
 @dataclass
 class Child:
     """A forked child: a stage run answering on `conn`, or (no request) a recovery of runs left open."""
@@ -229,6 +265,7 @@ def _read_request(conn: socket.socket) -> Any:
 class StageService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.code = code_stamp(project_modules(settings.project_dir))
         self.pid = os.getpid()
         self.children: dict[int, Child] = {}
         self.listener: socket.socket | None = None
@@ -260,7 +297,15 @@ class StageService:
                 conn.close()
                 return None
             stage = str(raw.get("stage")) if isinstance(raw, dict) else stage
+            if code_stamp(list(self.code)) != self.code:
+                # The CLI runs this one itself (with the code as it is now); the service restarts in place (same
+                # pid and command line, so `modelops down` still knows it) with the new code.
+                _send(conn, {"ok": False, "restarting": True})
+                conn.close()
+                raise CodeChanged
             request = checked_request(raw)
+        except CodeChanged:
+            raise
         except Exception as exc:  # noqa: BLE001 - a bad request is answered, the service serves on
             _send(conn, error_answer(exc, stage, self.settings))
             conn.close()
@@ -335,8 +380,6 @@ def run_child(settings: Settings, child: Child) -> int:
 
 
 def main() -> int:
-    import importlib
-
     from modelops.settings import configure_environment
 
     settings = configure_environment()
@@ -344,12 +387,17 @@ def main() -> int:
     if not os.environ.get("PREFECT_API_URL"):
         print("PREFECT_API_URL is not set: the stage service is started by `modelops up`", file=sys.stderr)
         return 2
-    for module in WARM_MODULES:
-        importlib.import_module(module)
+    import gc
+
+    warm_imports()
     service = StageService(settings)
+    gc.freeze()  # the warm objects stay out of the children's collections: fewer of their pages get copied
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         child = service.serve()
+    except CodeChanged:
+        print(f"{SERVICE_NAME}: the project's code changed since start: restarting", flush=True)
+        os.execv(sys.executable, [sys.executable, "-m", "modelops.services.stage_service"])
     finally:
         if os.getpid() == service.pid:
             socket_path(settings).unlink(missing_ok=True)
