@@ -15,10 +15,19 @@ if TYPE_CHECKING:
     from modelops.settings import Settings
 
 
-def _stage(name: str) -> Callable[..., Any]:
+def stage_flow(name: str) -> Any:
+    """The flow of a stage command (flows/<name>.py defines the flow <name>)."""
     import importlib
 
     return getattr(importlib.import_module(f"flows.{name}"), name)
+
+
+def stage_result(command: str, params: dict[str, Any]) -> Any:
+    """Run a stage's flow in this process (against the configured Prefect API); its result as JSON-ready data.
+    The stage service's children run stages through this too."""
+    from modelops.cli_output import as_data
+
+    return as_data(stage_flow(command)(**params))
 
 
 # Options of the CLI itself, not parameters of the stage's flow.
@@ -150,6 +159,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     urls = {s.name: s.url for s in services}
     print(f"Prefect UI:   {urls['prefect-server']}  (deployments: {urls['prefect-server']}/deployments)")
     print(f"Prefect API:  {urls['stage-runner']}  (export PREFECT_API_URL={urls['stage-runner']})")
+    if "stage-service" in urls:
+        print(f"Stage service: {urls['stage-service']}  (stage commands run there, in a warm process)")
     if "mlflow-ui" in urls:
         print(f"MLflow UI:    {urls['mlflow-ui']}")
     print("Logs and pids: " + ", ".join(f"{s.name} pid {s.pid} -> {s.log}" for s in services))
@@ -198,16 +209,39 @@ def _cmd_recover(_: argparse.Namespace) -> int:
     return 0
 
 
-def _run_stage(args: argparse.Namespace) -> int:
-    from modelops.cli_output import as_data, as_json, breach_note, stage_text
+def _stage_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in _CLI_OPTIONS and v is not None}
 
-    params = {k: v for k, v in vars(args).items() if k not in _CLI_OPTIONS and v is not None}
-    data = as_data(_stage(args.command)(**params))
+
+def _run_stage(args: argparse.Namespace) -> int:
+    _print_stage_result(args, stage_result(args.command, _stage_parameters(args)))
+    return 0
+
+
+def _print_stage_result(args: argparse.Namespace, data: Any) -> None:
+    from modelops.cli_output import as_json, breach_note, stage_text
+
     print(as_json(data) if args.json else stage_text(args.command, data))
     note = breach_note(args.command, data, getattr(args, "own_server", False))
     if note:
         print(note, file=sys.stderr)
-    return 0
+
+
+def _run_stage_in_service(args: argparse.Namespace, settings: Settings, service: Path) -> int:
+    """The stage through the stack's stage service (modelops.services.stage_service): the same flow run in a warm
+    process, answered with the same result or error; this process imports neither Prefect nor MLflow."""
+    from modelops.services.stage_service import run_stage, stage_parameters
+
+    answer = run_stage(service, args.command, stage_parameters(_stage_parameters(args), Path.cwd()))
+    if answer.get("restarting"):  # the service is loading changed code: this time, run the stage here
+        return _with_prefect(args, settings)
+    if answer.get("ok"):
+        args.own_server = False
+        _print_stage_result(args, answer.get("result"))
+        return 0
+    if getattr(args, "debug", False) and answer.get("traceback"):
+        print(answer["traceback"], file=sys.stderr, end="")
+    return _print_error(str(answer.get("what")), str(answer.get("fix") or ""), int(answer.get("code", 1)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,7 +362,7 @@ def _replace_filter(target: logging.Filterer, kind: type[logging.Filter], wanted
         target.addFilter(kind())
 
 
-def _route_logs(settings: Settings, debug: bool) -> None:
+def route_logs(settings: Settings, debug: bool) -> None:
     """After Prefect configured logging (at its import): its records also go to the CLI's log file, and its error
     reports leave the terminal unless --debug. Repeatable in one process (tests call main() many times)."""
     from prefect.logging.configuration import ensure_logging_setup
@@ -364,14 +398,14 @@ def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.services.temporary_server import use_owned_api
 
     args.own_server = use_owned_api(settings) is not None
-    _route_logs(settings, getattr(args, "debug", False))
+    route_logs(settings, getattr(args, "debug", False))
     for line in recover_orphaned_runs():
         print(f"recovered: {line}", file=sys.stderr)
     with prefect.tags(*Owner.current().flow_run_tags()):
         return int(args.handler(args) or 0)
 
 
-def _log_exception(settings: Settings, argv: list[str], exc: BaseException) -> Path:
+def log_exception(settings: Settings, argv: list[str], exc: BaseException) -> Path:
     import traceback
     from datetime import datetime, timezone
 
@@ -387,18 +421,28 @@ def _report(exc: BaseException, settings: Settings, args: argparse.Namespace, ar
     """The error in two lines (what, and how to fix it); its traceback goes to the log, and here with --debug."""
     import traceback
 
-    log = _log_exception(settings, argv, exc)
+    log = log_exception(settings, argv, exc)
     if getattr(args, "debug", False):  # a command added without the common options has no --debug
         traceback.print_exception(exc, file=sys.stderr)
+    return _print_error(*error_summary(exc, args.command, log))
+
+
+def error_summary(exc: BaseException, command: str, log: Path) -> tuple[str, str, int]:
+    """What went wrong, how to fix it, and the exit code (2: bad input or state, 1: a bug); the stage service
+    answers with the same."""
     if isinstance(exc, ModelOpsError):
         what, fix, code = exc.what, exc.fix, 2
     elif type(exc).__name__ == "ParameterTypeError":  # Prefect's: a flow parameter out of its bounds
         problems = [line.strip(" -") for line in str(exc).splitlines()[1:] if line.strip()]
-        what, fix, code = "invalid " + "; ".join(problems or [str(exc)]), f"see `modelops {args.command} --help`", 2
+        what, fix, code = "invalid " + "; ".join(problems or [str(exc)]), f"see `modelops {command} --help`", 2
     else:
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
         what = f"unexpected {type(exc).__name__}: {first_line}"
         fix, code = f"read the traceback in {log} (or rerun with --debug to see it here)", 1
+    return what, fix, code
+
+
+def _print_error(what: str, fix: str, code: int) -> int:
     print(f"error: {what}", file=sys.stderr)
     if fix:
         print(f"fix:   {fix}", file=sys.stderr)
@@ -413,6 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = configure_environment()  # before anything imports prefect
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its INFO lines (creating tables...) are noise here
     try:
+        if args.handler is _run_stage:
+            from modelops.services.stage_service import running_socket
+
+            service = running_socket(settings)
+            if service is not None:
+                return _run_stage_in_service(args, settings, service)
         if args.handler in _PREFECT_HANDLERS:
             return _with_prefect(args, settings)
         return int(args.handler(args) or 0)

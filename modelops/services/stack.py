@@ -142,6 +142,15 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         started.append(Service("stage-runner", runner.pid, api_url, str(runner_log), arguments(runner)))
         _wait_for_deployments(api_url, runner, runner_log)
 
+        from modelops.services import stage_service
+
+        service_log = stage_service.log_path(settings)
+        service = spawn([sys.executable, "-m", "modelops.services.stage_service"],
+                        {**base_env, "PREFECT_API_URL": api_url}, service_log)
+        started.append(Service(stage_service.SERVICE_NAME, service.pid, stage_service.socket_path(settings).as_uri(),
+                               str(service_log), arguments(service)))
+        _wait_for_socket(stage_service.socket_path(settings), service, service_log)
+
         if with_mlflow:
             mlflow_log = logs / "mlflow-ui.log"
             mlflow = spawn([str(bin_dir / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
@@ -178,6 +187,20 @@ def _wait_for_deployments(api_url: str, runner: subprocess.Popen, log: Path, tim
             pass
         time.sleep(1)
     raise ModelOpsError(f"the stage deployments did not appear within {timeout:.0f} s", f"read its log: {log}")
+
+
+def _wait_for_socket(path: Path, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """The stage service is ready once it has imported everything and answers a ping on its socket."""
+    from modelops.services.stage_service import answers_ping
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ModelOpsError(f"the stage service exited with code {process.returncode}", f"read its log: {log}")
+        if answers_ping(path):
+            return
+        time.sleep(0.5)
+    raise ModelOpsError(f"the stage service did not answer on {path} within {timeout:.0f} s", f"read its log: {log}")
 
 
 def stop_services(services: list[Service], grace_seconds: float = 20) -> list[str]:

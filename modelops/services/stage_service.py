@@ -1,0 +1,408 @@
+"""The stage service: stage commands in a fraction of a second's overhead while `modelops up` runs.
+
+A CLI process spends seconds importing Prefect, MLflow, pandas and the flows before a stage starts. This service
+imports them once and then forks a child per request (a "zygote"): the child inherits the warm imports, runs the
+requested stage flow in-process against the stack's Prefect server exactly as the CLI would (same flow, same
+parameters, its flow runs named after the child as their owner) and answers with the result or the error as one
+line of JSON. The parent opens no database connection and starts no thread, so every fork starts clean; it reaps
+its children and, when one dies without answering, answers for it and closes the runs it left open.
+
+The socket lives in the owner-only state directory and is owner-only itself (and checks its peer's uid): anyone
+who can reach it runs stages as the platform's owner. Never a TCP port.
+
+This module's top level stays light: the CLI imports it to talk to the service without importing Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelops.errors import ModelOpsError
+
+if TYPE_CHECKING:
+    from modelops.settings import Settings
+
+SERVICE_NAME = "stage-service"
+# The CLI's stage commands: the only requests the service runs.
+STAGE_COMMANDS = ("register", "validate", "approve", "deploy", "score", "monitor", "retrain", "retire", "sweep")
+# Parameters naming local files: a CLI resolves them against its own working directory before sending.
+PATH_PARAMETERS = ("input_path", "output_path")
+# Imported once in the service, inherited by every child.
+WARM_MODULES = ("prefect", "prefect.client.orchestration", "prefect.logging.handlers", "mlflow", "mlflow.sklearn",
+                "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store",
+                "sqlalchemy", "alembic.command", "alembic.config", "anyio._backends._asyncio", "pandas", "sklearn", "skops.io", "modelops.platform", "modelops.recovery",
+                "modelops.cli", "modelops.cli_output", *(f"flows.{stage}" for stage in STAGE_COMMANDS))
+# Packages whose every module is imported too: per-model flows and the demo's training code, which specs name.
+WARM_PACKAGES = ("flows.models", "examples")
+MAX_REQUEST_BYTES = 64 * 1024
+# A Unix socket's path must fit in sockaddr_un.sun_path (108 bytes on Linux, with its terminating NUL).
+MAX_SOCKET_PATH = 107
+READ_TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.2
+
+
+def socket_path(settings: Settings) -> Path:
+    return settings.home / "run" / "stages.sock"
+
+
+def log_path(settings: Settings) -> Path:
+    return settings.home / "logs" / f"{SERVICE_NAME}.log"
+
+
+# --- the CLI's side -------------------------------------------------------------------------------------------
+def _exchange(path: Path, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(str(path))
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        with conn.makefile("rb") as answer:
+            line = answer.readline()
+    if not line:
+        raise ConnectionError("the stage service closed the connection without an answer")
+    return dict(json.loads(line))
+
+
+def answers_ping(path: Path, timeout: float = 2.0) -> bool:
+    try:
+        return bool(_exchange(path, {"op": "ping"}, timeout).get("ok"))
+    except (OSError, ValueError):
+        return False
+
+
+def running_socket(settings: Settings) -> Path | None:
+    """The socket of the stage service `modelops up` started for this state directory, when it is still ours,
+    serves the Prefect API this process would use, and answers now; else None (the CLI runs the stage itself)."""
+    from modelops.services.stack import _ours, running_services
+
+    services = {s.name: s for s in running_services(settings)}
+    service, runner = services.get(SERVICE_NAME), services.get("stage-runner")
+    if service is None or runner is None or not _ours(service):
+        return None
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured and configured.rstrip("/") != runner.url.rstrip("/"):
+        return None  # this process was pointed at another Prefect API: run there, not through the stack
+    path = socket_path(settings)
+    return path if answers_ping(path) else None
+
+
+def stage_parameters(params: dict[str, Any], cwd: Path) -> dict[str, Any]:
+    """The parameters as the service must see them: local paths made absolute (its working directory differs)."""
+    resolved = dict(params)
+    for key in PATH_PARAMETERS:
+        if isinstance(resolved.get(key), str):
+            resolved[key] = os.path.abspath(cwd / resolved[key])
+    uri = resolved.get("model_uri")
+    if isinstance(uri, str) and ":" not in uri:  # a plain local path, not runs:/ models:/ file:// ...
+        resolved["model_uri"] = os.path.abspath(cwd / uri)
+    return resolved
+
+
+def run_stage(path: Path, stage: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Ask the service to run one stage; its answer: {"ok": true, "result": ...} or {"ok": false, "what", "fix",
+    "code", "type", "traceback"}."""
+    request = {"op": "run", "stage": stage, "params": params, "actor": os.environ.get("MODELOPS_ACTOR")}
+    try:
+        return _exchange(path, request, timeout=None)
+    except (OSError, ValueError) as exc:
+        raise ModelOpsError(f"the stage service at {path} failed to answer ({exc})",
+                            "read its log (<state home>/logs/stage-service.log); `modelops down` then `modelops up` "
+                            "restarts it, and without it the CLI runs stages itself") from exc
+
+
+# --- requests -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StageRequest:
+    stage: str
+    params: dict[str, Any]
+    actor: str | None
+
+
+def checked_request(raw: Any) -> StageRequest:
+    """A request the service runs: a known stage command, parameters of its flow with plain values that pass the
+    flow's own validation, and nothing else."""
+    from inspect import signature
+
+    from modelops.cli import stage_flow
+
+    if not isinstance(raw, dict) or raw.get("op") != "run":
+        raise ModelOpsError("the request is not a stage request", 'send {"op": "run", "stage": ..., "params": {...}}')
+    unknown_keys = sorted(set(raw) - {"op", "stage", "params", "actor"})
+    if unknown_keys:
+        raise ModelOpsError(f"the request has unknown fields: {', '.join(unknown_keys)}",
+                            "send only op, stage, params and actor")
+    stage, params, actor = raw.get("stage"), raw.get("params", {}), raw.get("actor")
+    if stage not in STAGE_COMMANDS:
+        raise ModelOpsError(f"{stage!r} is not a stage command", f"use one of: {', '.join(STAGE_COMMANDS)}")
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise ModelOpsError("the request's params are not an object of named parameters",
+                            f"send the parameters of `modelops {stage}` by name")
+    if actor is not None and not isinstance(actor, str):
+        raise ModelOpsError("the request's actor is not a string", "send MODELOPS_ACTOR's value or null")
+    flow = stage_flow(stage)
+    allowed = set(signature(flow.fn).parameters)
+    strangers = sorted(set(params) - allowed)
+    if strangers:
+        raise ModelOpsError(f"{stage} has no parameter {', '.join(strangers)}",
+                            f"see `modelops {stage} --help` (parameters: {', '.join(sorted(allowed))})")
+    # Plain values only: the flow's validation would resolve a {"$ref": ...} block reference over the API, which
+    # must not happen in the parent (no connections, no threads before a fork).
+    odd = sorted(k for k, v in params.items() if not isinstance(v, (str, int, float, bool)))
+    if odd:
+        raise ModelOpsError(f"parameters {', '.join(odd)} of {stage} are not plain values",
+                            "send strings, numbers or booleans, as the CLI does")
+    flow.validate_parameters(params)
+    return StageRequest(stage=stage, params=params, actor=actor)
+
+
+def error_answer(exc: BaseException, stage: str, settings: Settings) -> dict[str, Any]:
+    """The error as the CLI reports it (modelops.cli.error_summary), with the traceback logged and sent along."""
+    import traceback
+
+    from modelops.cli import error_summary, log_exception
+
+    log = log_exception(settings, [f"({SERVICE_NAME})", stage], exc)
+    what, fix, code = error_summary(exc, stage, log)
+    return {"ok": False, "what": what, "fix": fix, "code": code, "type": type(exc).__name__,
+            "traceback": "".join(traceback.format_exception(exc))}
+
+
+# --- the service ----------------------------------------------------------------------------------------------
+def warm_imports() -> None:
+    import importlib
+    import pkgutil
+
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+    for name in WARM_PACKAGES:
+        package = importlib.import_module(name)
+        for found in pkgutil.iter_modules(package.__path__, f"{name}."):
+            importlib.import_module(found.name)
+
+
+def project_modules(project: Path) -> list[str]:
+    """The files of the project's modules this process imported."""
+    files = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
+    return sorted(f for f in files if f and Path(f).is_relative_to(project))
+
+
+def code_stamp(files: list[str]) -> dict[str, int]:
+    """Their modification times: children run the code imported at start, so a change to any of them means the
+    service must restart to run what the files now say."""
+    stamp = {}
+    for file in files:
+        try:
+            stamp[file] = os.stat(file).st_mtime_ns
+        except OSError:
+            stamp[file] = -1
+    return stamp
+
+
+class CodeChanged(Exception):
+    """A module the service imported at start changed on disk."""
+
+
+@dataclass
+class Child:
+    """A forked child: a stage run answering on `conn`, or (no request) a recovery of runs left open."""
+    conn: socket.socket | None = None
+    request: StageRequest | None = None
+
+
+def _send(conn: socket.socket, answer: dict[str, Any]) -> None:
+    try:
+        conn.sendall(json.dumps(answer, default=str).encode() + b"\n")
+    except OSError:  # the CLI went away: nobody to tell
+        pass
+
+
+def bind_owner_only(path: Path) -> socket.socket:
+    """Listen on `path`, created owner-only (mode 0600, in a 0700 folder) before anyone can connect."""
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise ModelOpsError(f"the stage service's socket path {path} is longer than {MAX_SOCKET_PATH} bytes",
+                            "use a shorter MODELOPS_HOME")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    if path.is_socket():
+        path.unlink()  # left by a service that was killed: `up` only starts one when none of ours runs
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o177)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(previous)
+    os.chmod(path, 0o600)
+    listener.listen(16)
+    return listener
+
+
+def _peer_is_owner(conn: socket.socket) -> bool:
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True  # the socket's mode is the guard there
+    _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return uid == os.geteuid()
+
+
+def _read_request(conn: socket.socket) -> Any:
+    conn.settimeout(READ_TIMEOUT_SECONDS)
+    with conn.makefile("rb") as stream:
+        line = stream.readline(MAX_REQUEST_BYTES + 1)
+    if len(line) > MAX_REQUEST_BYTES:
+        raise ModelOpsError(f"the request is longer than {MAX_REQUEST_BYTES} bytes", "send one stage's parameters")
+    conn.settimeout(None)
+    return json.loads(line)
+
+
+class StageService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.code = code_stamp(project_modules(settings.project_dir))
+        self.pid = os.getpid()
+        self.children: dict[int, Child] = {}
+        self.listener: socket.socket | None = None
+
+    def serve(self) -> Child:
+        """Serve until stopped; returns only in a forked child, with the work that child must do."""
+        self.listener = bind_owner_only(socket_path(self.settings))
+        print(f"{SERVICE_NAME}: pid {self.pid} listening on {socket_path(self.settings)}", flush=True)
+        job = self._fork(Child())  # runs left open while no service was running
+        while job is None:
+            readable, _, _ = select.select([self.listener], [], [], POLL_SECONDS)
+            if readable:
+                conn, _ = self.listener.accept()
+                job = self._handle(conn)
+            if job is None and self._reap():
+                job = self._fork(Child())
+        self.listener.close()
+        return job
+
+    def _handle(self, conn: socket.socket) -> Child | None:
+        stage = "request"
+        try:
+            if not _peer_is_owner(conn):
+                conn.close()
+                return None
+            raw = _read_request(conn)
+            if isinstance(raw, dict) and raw.get("op") == "ping":
+                _send(conn, {"ok": True, "pid": self.pid})
+                conn.close()
+                return None
+            stage = str(raw.get("stage")) if isinstance(raw, dict) else stage
+            if code_stamp(list(self.code)) != self.code:
+                # The CLI runs this one itself (with the code as it is now); the service restarts in place (same
+                # pid and command line, so `modelops down` still knows it) with the new code.
+                _send(conn, {"ok": False, "restarting": True})
+                conn.close()
+                raise CodeChanged
+            request = checked_request(raw)
+        except CodeChanged:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bad request is answered, the service serves on
+            _send(conn, error_answer(exc, stage, self.settings))
+            conn.close()
+            return None
+        return self._fork(Child(conn=conn, request=request))
+
+    def _fork(self, child: Child) -> Child | None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for other in self.children.values():  # other CLIs' connections are not this child's to hold
+                if other.conn is not None:
+                    other.conn.close()
+            self.children.clear()
+            return child
+        self.children[pid] = child
+        return None
+
+    def _reap(self) -> bool:
+        """Collect finished children, answering for any that died without answering; True when one did (its
+        runs need closing)."""
+        recover = False
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            child = self.children.pop(pid, None)
+            if child is None or child.conn is None or child.request is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                _send(child.conn, {"ok": False, "type": "StageServiceChildDied", "code": 1,
+                                   "what": f"the stage service's worker for `{child.request.stage}` (pid {pid}) {how} "
+                                           "without answering",
+                                   "fix": f"read {log_path(self.settings)}; the flow and MLflow runs it left open "
+                                          "are being marked Crashed/KILLED; run the command again"})
+                recover = True
+            child.conn.close()
+        return recover
+
+
+def run_child(settings: Settings, child: Child) -> int:
+    """In a forked child: run the stage (or the recovery) exactly as the CLI does and answer."""
+    import prefect
+
+    from modelops.cli import route_logs, stage_result
+    from modelops.recovery import Owner, recover_orphaned_runs
+
+    route_logs(settings, debug=False)
+    request = child.request
+    if child.conn is None or request is None:
+        for line in recover_orphaned_runs():
+            print(f"recovered: {line}", flush=True)
+        return 0
+    if request.actor:
+        os.environ["MODELOPS_ACTOR"] = request.actor
+    started = time.monotonic()
+    try:
+        with prefect.tags(*Owner.current().flow_run_tags()):
+            answer = {"ok": True, "result": stage_result(request.stage, request.params), "pid": os.getpid()}
+    except Exception as exc:  # noqa: BLE001 - every error is answered the way the CLI reports it
+        answer = error_answer(exc, request.stage, settings)
+    _send(child.conn, answer)
+    child.conn.close()
+    print(f"{request.stage} (pid {os.getpid()}): {'ok' if answer['ok'] else 'error'} in "
+          f"{time.monotonic() - started:.2f} s", flush=True)
+    return 0  # the interpreter's exit then drains Prefect's event and log workers, as a CLI process's does
+
+
+def main() -> int:
+    from modelops.settings import configure_environment
+
+    settings = configure_environment()
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("PREFECT_API_URL"):
+        print("PREFECT_API_URL is not set: the stage service is started by `modelops up`", file=sys.stderr)
+        return 2
+    import gc
+
+    warm_imports()
+    service = StageService(settings)
+    gc.freeze()  # the warm objects stay out of the children's collections: fewer of their pages get copied
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        child = service.serve()
+    except CodeChanged:
+        print(f"{SERVICE_NAME}: the project's code changed since start: restarting", flush=True)
+        os.execv(sys.executable, [sys.executable, "-m", "modelops.services.stage_service"])
+    finally:
+        if os.getpid() == service.pid:
+            socket_path(settings).unlink(missing_ok=True)
+    return run_child(settings, child)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The stage service on a live stack: `modelops up` (Prefect server, stage runner, stage service; no MLflow UI) on a
+free loopback port and a temporary state directory. Stage commands of the CLI go through the service: the CLI
+process imports neither Prefect nor MLflow, the flow run (with its task runs) is owned by the service's child, and
+errors come back as the CLI prints them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("prefect", "mlflow", "pandas", "sklearn")
+
+
+class Stack:
+    def __init__(self, home: Path, api_url: str, service_pid: int) -> None:
+        self.home = home
+        self.api_url = api_url
+        self.service_pid = service_pid
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`modelops <args>` in a fresh process, as a person types it, reporting every module it imports."""
+        env = {**os.environ, "MODELOPS_HOME": str(self.home), "PYTHONPATH": str(ROOT)}
+        env.pop("PREFECT_API_URL", None)
+        return subprocess.run([sys.executable, "-X", "importtime", "-m", "modelops.cli", *args], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+
+    def flow_runs(self, name: str) -> list[Any]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            return client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[name])))
+
+    def task_runs(self, flow_run_id: Any) -> list[Any]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+
+def imported(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """Top-level packages a `-X importtime` run imported."""
+    names = set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return names
+
+
+def message_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+
+
+def owner_pid(flow_run: Any) -> int:
+    from modelops.recovery import Owner
+
+    owner = Owner.from_flow_run_tags(flow_run.tags)
+    assert owner is not None, flow_run.tags
+    return owner.pid
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from modelops.services.stack import down, free_port, up
+    from modelops.settings import load_settings
+
+    home = tmp_path_factory.mktemp("svc") / "state"
+    saved = os.environ.get("MODELOPS_HOME")
+    os.environ["MODELOPS_HOME"] = str(home)
+    settings = load_settings()
+    try:
+        services = {s.name: s for s in up(settings, prefect_port=free_port(), with_mlflow=False)}
+        live = Stack(home, services["stage-runner"].url, services["stage-service"].pid)
+        for command in (("register", "flight-delay"), ("validate", "flight-delay", "--version", "1")):
+            done = live.cli(*command)
+            assert done.returncode == 0, message_lines(done)
+        yield live
+    finally:
+        stopped = down(settings)
+        if saved is None:
+            os.environ.pop("MODELOPS_HOME", None)
+        else:
+            os.environ["MODELOPS_HOME"] = saved
+    assert "stage-service" in stopped
+    assert not (home / "run" / "stages.sock").exists()
+
+
+def test_approve_runs_in_the_stage_service_as_a_prefect_flow_run_with_task_runs(stack: Stack) -> None:
+    before = {run.id for run in stack.flow_runs("approve")}
+    result = stack.cli("approve", "flight-delay", "--version", "1")
+    assert result.returncode == 0, message_lines(result)
+    assert result.stdout.startswith("flight-delay v1: approved")
+    assert not imported(result) & set(HEAVY)  # the CLI only talked to the service
+    new = [run for run in stack.flow_runs("approve") if run.id not in before]
+    assert len(new) == 1 and new[0].state.is_completed()
+    # Owned by the service's child (so a killed child's run is recovered), which the service logged.
+    child = owner_pid(new[0])
+    assert child not in (stack.service_pid, os.getpid())
+    assert f"approve (pid {child}): ok" in (stack.home / "logs" / "stage-service.log").read_text()
+    task_names = {run.name.rsplit("-", 1)[0] for run in stack.task_runs(new[0].id)}
+    assert task_names and all(run.state.is_completed() for run in stack.task_runs(new[0].id)), task_names
+
+
+def test_a_modelops_error_in_the_service_comes_back_as_error_and_fix_lines_with_exit_code_2(stack: Stack) -> None:
+    result = stack.cli("approve", "flight-delay", "--version", "99")
+    assert result.returncode == 2
+    assert not imported(result) & set(HEAVY)
+    lines = message_lines(result)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("error: flight-delay v99 has no governance record")
+    assert lines[1].startswith("fix:   register versions through the platform")
+
+
+def test_the_socket_is_owner_only_in_an_owner_only_folder(stack: Stack) -> None:
+    path = stack.home / "run" / "stages.sock"
+    assert stat.S_ISSOCK(path.stat().st_mode)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_request_for_anything_but_a_stage_command_is_refused(stack: Stack) -> None:
+    from modelops.services.stage_service import _exchange
+
+    answer = _exchange(stack.home / "run" / "stages.sock", {"op": "run", "stage": "rm", "params": {}}, timeout=30)
+    assert answer["ok"] is False and answer["code"] == 2
+    assert answer["what"] == "'rm' is not a stage command"
+    assert "approve" in answer["fix"]
+
+
+def test_a_killed_child_gets_a_clear_error_and_its_flow_run_is_marked_crashed(stack: Stack) -> None:
+    env = {**os.environ, "MODELOPS_HOME": str(stack.home), "PYTHONPATH": str(ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    before = {run.id for run in stack.flow_runs("register")}
+    cli = subprocess.Popen([sys.executable, "-m", "modelops.cli", "register", "flight-delay", "--train-end",
+                            "2013-02-20"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        running = wait_for(lambda: [r for r in stack.flow_runs("register")
+                                    if r.id not in before and r.state.is_running()], timeout=120)
+        assert running, "the register flow run never started"
+        child = owner_pid(running[0])
+        os.kill(child, signal.SIGKILL)
+        _, stderr = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert cli.returncode == 1
+    assert f"error: the stage service's worker for `register` (pid {child}) was killed by signal 9" in stderr
+    crashed = wait_for(lambda: [r for r in stack.flow_runs("register")
+                                if r.id == running[0].id and r.state.is_crashed()], timeout=60)
+    assert crashed, "the killed child's flow run was not recovered"
