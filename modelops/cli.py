@@ -25,9 +25,16 @@ def stage_flow(name: str) -> Any:
 def stage_result(command: str, params: dict[str, Any]) -> Any:
     """Run a stage's flow in this process (against the configured Prefect API); its result as JSON-ready data.
     The stage service's children run stages through this too."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     from modelops.cli_output import as_data
 
-    return as_data(stage_flow(command)(**params))
+    # Prefect's heartbeat thread sleeps in one-second steps and each flow run (sub-flows too) waits for it to stop:
+    # up to a second per flow, a third of an `approve`. A run started here is already covered without it: it is
+    # tagged with its owning process, and a run whose process died is marked Crashed (modelops.recovery) by the
+    # next command, or at once by the stage service that forked it. Deployment runs of the stack keep heartbeats.
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return as_data(stage_flow(command)(**params))
 
 
 # Options of the CLI itself, not parameters of the stage's flow.
