@@ -195,8 +195,15 @@ class MlflowCatalog:
         except MlflowException:
             return {}
 
-    def set_model_tag(self, model: str, key: str, value: str) -> None:
-        self.client.set_registered_model_tag(model, key, value)
+    def set_model_tag(self, model: str, key: str, value: str) -> bool:
+        """Tag a registered model; False when MLflow has no such registered model (yet)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.set_registered_model_tag(model, key, value)
+        except MlflowException:
+            return False
+        return True
 
     def model_tags(self, key: str) -> dict[str, str]:
         """{registered model: value} of one tag, for every registered model that has it."""
@@ -230,6 +237,12 @@ class MlflowCatalog:
         return sorted(m.name for m in self._registered_models())
 
     # --- artifacts and loading ------------------------------------------------------------------------
+    def download_run_artifacts(self, run_id: str, artifact_path: str, dst: Path) -> Path:
+        import mlflow.artifacts
+
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(dst),
+                                                        tracking_uri=self.tracking_uri))
+
     def download_model(self, model: str, version: str, dst: Path) -> Path:
         import mlflow.artifacts
 

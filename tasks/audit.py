@@ -36,12 +36,8 @@ def publish_head(platform: Platform, entry: AuditEntry) -> None:
     if current is None or entry.seq > current.seq:
         text = json.dumps({"seq": entry.seq, "hash": entry.record_hash}).encode()
         replace_atomically(path, lambda handle: handle.write(text))
-    from mlflow.exceptions import MlflowException
-
-    try:
-        platform.catalog.set_model_tag(entry.model, HEAD_TAG, f"{entry.seq}:{entry.record_hash}")
-    except MlflowException:
-        pass  # not registered in MLflow (yet): the file keeps the head
+    # A model not registered in MLflow (yet) has no tag to carry it: the file keeps the head.
+    platform.catalog.set_model_tag(entry.model, HEAD_TAG, f"{entry.seq}:{entry.record_hash}")
 
 
 def read_file_head(platform: Platform) -> ChainHead | None:

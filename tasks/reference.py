@@ -103,13 +103,10 @@ def reference_sample(platform: Platform, spec: LifecycleSpec, governed: Governed
     """The training-data sample stored at validation, else the training window itself."""
     run_id = governed.validation_run_id
     if run_id:
-        import mlflow.artifacts
-
         with tempfile.TemporaryDirectory(dir=_scratch(platform)) as folder:
             try:
-                local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="reference", dst_path=folder,
-                                                            tracking_uri=platform.catalog.tracking_uri)
-                files = sorted(Path(local).glob("*.parquet"))
+                local = platform.catalog.download_run_artifacts(run_id, "reference", Path(folder))
+                files = sorted(local.glob("*.parquet"))
                 if files:
                     return pd.read_parquet(files[0])
             except OSError:
