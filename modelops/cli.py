@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from modelops.errors import ModelOpsError
 
 if TYPE_CHECKING:
+    from modelops.services.stage_service import Endpoint
     from modelops.settings import Settings
 
 
@@ -234,7 +235,7 @@ def _print_stage_result(args: argparse.Namespace, data: Any) -> None:
         print(note, file=sys.stderr)
 
 
-def _run_stage_in_service(args: argparse.Namespace, settings: Settings, service: Path) -> int:
+def _run_stage_in_service(args: argparse.Namespace, settings: Settings, service: Endpoint) -> int:
     """The stage through the stack's stage service (modelops.services.stage_service): the same flow run in a warm
     process, answered with the same result or error; this process imports neither Prefect nor MLflow."""
     from modelops.services.stage_service import run_stage, stage_parameters

@@ -8,8 +8,11 @@ Each system of record's URL can be pointed elsewhere (PostgreSQL, a remote MLflo
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from modelops.errors import ModelOpsError
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     settings = settings or load_settings()
     _private_files_from_now_on()
     settings.home.mkdir(parents=True, exist_ok=True)
+    # Whoever else can write the state directory can replace the databases, the stack's record of its processes
+    # and the stage service's socket: refuse it rather than run stages through what they planted.
+    private_to_us(settings.home, "the state directory", follow_symlinks=True)
     defaults = {
         "PREFECT_HOME": str(settings.prefect_home),
         # prefect.yaml's pull step: deployments run their flows from the project folder.
@@ -100,6 +106,21 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     make_private(settings.home, Path(os.environ["PREFECT_HOME"]))
     _quiet_libraries()
     return settings
+
+
+def private_to_us(path: Path, what: str, follow_symlinks: bool = False) -> None:
+    """Refuse `path` unless this user owns it and neither its group nor others may write it (a symlink is refused
+    too unless `follow_symlinks`: the link itself could have been planted)."""
+    status = path.stat() if follow_symlinks else path.lstat()
+    if stat.S_ISLNK(status.st_mode):
+        raise ModelOpsError(f"{what} {path} is a symbolic link", f"remove {path}; `modelops up` recreates it")
+    if status.st_uid != os.geteuid():
+        raise ModelOpsError(f"{what} {path} belongs to another user (uid {status.st_uid})",
+                            "use a state directory of your own: set MODELOPS_HOME to a folder you own")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ModelOpsError(f"{what} {path} is writable by other users (mode {stat.S_IMODE(status.st_mode):o})",
+                            f"check that nothing in it was put there by someone else, then `chmod go-w {path}`; or "
+                            "set MODELOPS_HOME to a new folder")
 
 
 def _private_files_from_now_on() -> None:

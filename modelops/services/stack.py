@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from modelops.errors import ModelOpsError
+from modelops.files import replace_atomically
+from modelops.recovery import _start_ticks
 from modelops.recovery import pid_alive as _alive
-from modelops.settings import Settings, project_dir
+from modelops.settings import Settings, private_to_us, project_dir
 
 
 @dataclass
@@ -26,8 +28,15 @@ class Service:
     pid: int
     url: str
     log: str
-    # The arguments it was started with: after a reboot the pid may belong to someone else.
+    # The arguments it was started with and its start time (clock ticks after boot): after a reboot the pid may
+    # belong to someone else, even to the same command started again.
     cmdline: str = ""
+    started: str = ""
+
+    @classmethod
+    def of(cls, name: str, process: subprocess.Popen, url: str, log: str) -> "Service":
+        """The record of a process just started."""
+        return cls(name, process.pid, url, log, arguments(process), _start_ticks(process.pid))
 
 
 def free_port() -> int:
@@ -53,15 +62,20 @@ def _cmdline(pid: int) -> str:
 
 
 def _ours(service: Service) -> bool:
-    """Alive and still the process we started (its arguments in its command line), not a stranger that reused
-    the pid. Interpreters prefix the command line, hence a containment test."""
-    return _alive(service.pid) and (not service.cmdline or service.cmdline in _cmdline(service.pid))
+    """Alive and still the process we started (its arguments in its command line, started when it was), not a
+    stranger that reused the pid. Interpreters prefix the command line, hence a containment test. A record
+    without both proves nothing and is never ours."""
+    return (bool(service.cmdline and service.started) and _alive(service.pid)
+            and service.cmdline in _cmdline(service.pid) and _start_ticks(service.pid) == service.started)
 
 
 def running_services(settings: Settings) -> list[Service]:
+    """What `up` recorded, read only from a run/ folder and file that no one else could have written."""
     path = _services_file(settings)
     if not path.is_file():
         return []
+    private_to_us(path.parent, "the state directory's run/ folder")
+    private_to_us(path, "the stack's record of its processes")
     return [Service(**item) for item in json.loads(path.read_text())]
 
 
@@ -131,15 +145,14 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         server_log = logs / "prefect-server.log"
         server = spawn([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                         str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1"}, server_log)
-        started.append(Service("prefect-server", server.pid, f"http://127.0.0.1:{prefect_port}", str(server_log),
-                               arguments(server)))
+        started.append(Service.of("prefect-server", server, f"http://127.0.0.1:{prefect_port}", str(server_log)))
         wait_healthy(f"{api_url}/health", server, server_log, timeout=90)
 
         runner_log = logs / "stage-runner.log"
         runner = spawn([sys.executable, "-m", "modelops.services.runner"],
                        {**base_env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds),
                         "PREFECT_LOGGING_LEVEL": "INFO"}, runner_log)
-        started.append(Service("stage-runner", runner.pid, api_url, str(runner_log), arguments(runner)))
+        started.append(Service.of("stage-runner", runner, api_url, str(runner_log)))
         _wait_for_deployments(api_url, runner, runner_log)
 
         from modelops.services import stage_service
@@ -147,8 +160,8 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         service_log = stage_service.log_path(settings)
         service = spawn([sys.executable, "-m", "modelops.services.stage_service"],
                         {**base_env, "PREFECT_API_URL": api_url}, service_log)
-        started.append(Service(stage_service.SERVICE_NAME, service.pid, stage_service.socket_path(settings).as_uri(),
-                               str(service_log), arguments(service)))
+        started.append(Service.of(stage_service.SERVICE_NAME, service, stage_service.socket_path(settings).as_uri(),
+                                  str(service_log)))
         _wait_for_socket(stage_service.socket_path(settings), service, service_log)
 
         if with_mlflow:
@@ -156,16 +169,20 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
             mlflow = spawn([str(bin_dir / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
                             "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
                            {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, mlflow_log)
-            started.append(Service("mlflow-ui", mlflow.pid, f"http://127.0.0.1:{mlflow_port}", str(mlflow_log),
-                                   arguments(mlflow)))
+            started.append(Service.of("mlflow-ui", mlflow, f"http://127.0.0.1:{mlflow_port}", str(mlflow_log)))
             wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log, timeout=90)
     except BaseException:
         stop_services(started)
         raise
-    path = _services_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([asdict(s) for s in started], indent=2))
+    record_services(settings, started)
     return started
+
+
+def record_services(settings: Settings, services: list[Service]) -> None:
+    """services.json, written through a new file renamed over it: a symlink planted in its place is replaced, never
+    followed."""
+    text = json.dumps([asdict(s) for s in services], indent=2).encode()
+    replace_atomically(_services_file(settings), lambda handle: handle.write(text))
 
 
 def _wait_for_deployments(api_url: str, runner: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -197,20 +214,25 @@ def _wait_for_socket(path: Path, process: subprocess.Popen, log: Path, timeout: 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ModelOpsError(f"the stage service exited with code {process.returncode}", f"read its log: {log}")
-        if answers_ping(path):
+        if answers_ping(path, process.pid):
             return
         time.sleep(0.5)
     raise ModelOpsError(f"the stage service did not answer on {path} within {timeout:.0f} s", f"read its log: {log}")
 
 
 def stop_services(services: list[Service], grace_seconds: float = 20) -> list[str]:
-    stopped = []
+    """Stop each service that is still ours; the names of those stopped. One this user may not signal (another
+    user's, as when root ran `up`) is left running and reported once the others are stopped."""
+    stopped, refused = [], []
     for service in reversed(services):
         if not _ours(service):
             continue
         try:
             os.killpg(service.pid, signal.SIGTERM)
         except ProcessLookupError:
+            continue
+        except PermissionError:
+            refused.append(f"{service.name} (pid {service.pid})")
             continue
         # Ownership was checked before signalling; from here on wait for the pid itself (a zombie child of
         # ours has an empty command line until reaped).
@@ -222,6 +244,9 @@ def stop_services(services: list[Service], grace_seconds: float = 20) -> list[st
             os.killpg(service.pid, signal.SIGKILL)
             _reap(service.pid)
         stopped.append(service.name)
+    if refused:
+        raise ModelOpsError(f"not allowed to stop {', '.join(refused)}: another user's processes",
+                            "run `modelops down` as the user who ran `modelops up`")
     return stopped
 
 
@@ -235,6 +260,6 @@ def _reap(pid: int) -> None:
 def down(settings: Settings) -> list[str]:
     """Stop what `up` started for this state directory, and nothing else."""
     services = running_services(settings)
-    stopped = stop_services(services)
+    stopped = stop_services(services)  # raises, keeping the record, when some were another user's to stop
     _services_file(settings).unlink(missing_ok=True)
     return stopped

@@ -4,11 +4,17 @@ A CLI process spends seconds importing Prefect, MLflow, pandas and the flows bef
 imports them once and then forks a child per request (a "zygote"): the child inherits the warm imports, runs the
 requested stage flow in-process against the stack's Prefect server exactly as the CLI would (same flow, same
 parameters, its flow runs named after the child as their owner) and answers with the result or the error as one
-line of JSON. The parent opens no database connection and starts no thread, so every fork starts clean; it reaps
-its children and, when one dies without answering, answers for it and closes the runs it left open.
+line of JSON. The parent opens no database connection and starts no Python thread, so every fork starts clean:
+its one native thread is pyarrow's jemalloc background thread, and jemalloc's own atfork handlers leave its
+allocator consistent in the child; there are no Python threads, locks held across the fork or open database
+connections to inherit. It reaps its children and, when one dies without answering, answers for it and closes the
+runs it left open. A child whose client goes away (Ctrl-C) interrupts its stage, as Ctrl-C does in a CLI process.
 
 The socket lives in the owner-only state directory and is owner-only itself (and checks its peer's uid): anyone
-who can reach it runs stages as the platform's owner. Never a TCP port.
+who can reach it runs stages as the platform's owner. Never a TCP port. The CLI checks the other way round too:
+the socket and its folder must be its own, and the process answering must be the one `modelops up` recorded.
+The parent never waits long on one client: a request must arrive whole within READ_TIMEOUT_SECONDS, its answers
+are short and sent with a timeout.
 
 This module's top level stays light: the CLI imports it to talk to the service without importing Prefect.
 """
@@ -20,10 +26,12 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +43,9 @@ if TYPE_CHECKING:
 SERVICE_NAME = "stage-service"
 # The CLI's stage commands: the only requests the service runs.
 STAGE_COMMANDS = ("register", "validate", "approve", "deploy", "score", "monitor", "retrain", "retire", "sweep")
-# Parameters naming local files: a CLI resolves them against its own working directory before sending.
-PATH_PARAMETERS = ("input_path", "output_path")
+# Parameters naming local files: a CLI resolves them against its own working directory before sending. Not
+# output_path: a relative one is relative to the output root, which the service shares with the CLI.
+PATH_PARAMETERS = ("input_path",)
 # Imported once in the service, inherited by every child.
 WARM_MODULES = ("prefect", "prefect.client.orchestration", "prefect.logging.handlers", "mlflow", "mlflow.sklearn",
                 "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store",
@@ -47,7 +56,12 @@ WARM_PACKAGES = ("flows.models", "examples")
 MAX_REQUEST_BYTES = 64 * 1024
 # A Unix socket's path must fit in sockaddr_un.sun_path (108 bytes on Linux, with its terminating NUL).
 MAX_SOCKET_PATH = 107
-READ_TIMEOUT_SECONDS = 10.0
+# The whole request must arrive within this (the CLI sends it at once): a stalled client cannot hold the parent.
+READ_TIMEOUT_SECONDS = 5.0
+# The parent's answers are short; a client that does not read them is given up on after this.
+SEND_TIMEOUT_SECONDS = 5.0
+# Strings of a request echoed in an error (a stage name, unknown keys) and an error's what/fix are cut to this.
+MAX_ECHO = 1024
 POLL_SECONDS = 0.2
 
 
@@ -60,10 +74,56 @@ def log_path(settings: Settings) -> Path:
 
 
 # --- the CLI's side -------------------------------------------------------------------------------------------
-def _exchange(path: Path, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+@dataclass(frozen=True)
+class Endpoint:
+    """The service's socket and the pid `modelops up` recorded for it: only that process may answer there."""
+    path: Path
+    pid: int
+
+
+def effective_settings(settings: Settings) -> dict[str, str]:
+    """What a stage run depends on besides its parameters: the service answers a ping with its own, and a CLI whose
+    settings differ runs the stage itself."""
+    values = {field.name: str(getattr(settings, field.name)) for field in fields(settings)}
+    return {**values, "outputs_dir": str(settings.outputs_dir)}
+
+
+def _peer(conn: socket.socket) -> tuple[int, int] | None:
+    """The pid and uid of the process at the other end (on the client's side: the one that listens)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None
+    pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return pid, uid
+
+
+def _connect(endpoint: Endpoint, timeout: float | None) -> socket.socket:
+    """A connection to the service, refused unless the socket and its folder are this user's alone and the process
+    listening is the one `up` started: whoever could plant a socket would otherwise read the request and forge the
+    answer."""
+    from modelops.settings import private_to_us
+
+    path = endpoint.path
+    private_to_us(path.parent, "the stage service's folder")
+    status = path.lstat()
+    if not stat.S_ISSOCK(status.st_mode) or status.st_uid != os.geteuid():
+        raise ModelOpsError(f"{path} is not a socket of this user's", f"`modelops down`, remove {path}, `modelops up`")
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
         conn.settimeout(timeout)
         conn.connect(str(path))
+        peer = _peer(conn)
+        if peer is not None and peer != (endpoint.pid, os.geteuid()):
+            raise ModelOpsError(f"the process listening on {path} (pid {peer[0]}, uid {peer[1]}) is not the stage "
+                                f"service `modelops up` started (pid {endpoint.pid})",
+                                f"`modelops down`, find out who started pid {peer[0]}, then `modelops up`")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _exchange(endpoint: Endpoint, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    with _connect(endpoint, timeout) as conn:
         conn.sendall(json.dumps(request).encode() + b"\n")
         with conn.makefile("rb") as answer:
             line = answer.readline()
@@ -72,16 +132,23 @@ def _exchange(path: Path, request: dict[str, Any], timeout: float | None) -> dic
     return dict(json.loads(line))
 
 
-def answers_ping(path: Path, timeout: float = 2.0) -> bool:
+def ping(endpoint: Endpoint, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The service's answer to a ping ({"ok": true, "pid", "settings"}), or None when it does not answer now."""
     try:
-        return bool(_exchange(path, {"op": "ping"}, timeout).get("ok"))
+        answer = _exchange(endpoint, {"op": "ping"}, timeout)
     except (OSError, ValueError):
-        return False
+        return None
+    return answer if answer.get("ok") else None
 
 
-def running_socket(settings: Settings) -> Path | None:
-    """The socket of the stage service `modelops up` started for this state directory, when it is still ours,
-    serves the Prefect API this process would use, and answers now; else None (the CLI runs the stage itself)."""
+def answers_ping(path: Path, pid: int, timeout: float = 2.0) -> bool:
+    return ping(Endpoint(path, pid), timeout) is not None
+
+
+def running_socket(settings: Settings) -> Endpoint | None:
+    """The stage service `modelops up` started for this state directory, when it is still ours, serves the Prefect
+    API this process would use, runs stages with the same settings (state directory, configs, catalog, store,
+    project, output root) and answers now; else None (the CLI runs the stage itself)."""
     from modelops.services.stack import _ours, running_services
 
     services = {s.name: s for s in running_services(settings)}
@@ -91,8 +158,11 @@ def running_socket(settings: Settings) -> Path | None:
     configured = os.environ.get("PREFECT_API_URL")
     if configured and configured.rstrip("/") != runner.url.rstrip("/"):
         return None  # this process was pointed at another Prefect API: run there, not through the stack
-    path = socket_path(settings)
-    return path if answers_ping(path) else None
+    endpoint = Endpoint(socket_path(settings), service.pid)
+    answer = ping(endpoint)
+    if answer is None or answer.get("settings") != effective_settings(settings):
+        return None  # not answering, or configured otherwise than this process: run here, as configured here
+    return endpoint
 
 
 def stage_parameters(params: dict[str, Any], cwd: Path) -> dict[str, Any]:
@@ -107,14 +177,14 @@ def stage_parameters(params: dict[str, Any], cwd: Path) -> dict[str, Any]:
     return resolved
 
 
-def run_stage(path: Path, stage: str, params: dict[str, Any]) -> dict[str, Any]:
+def run_stage(endpoint: Endpoint, stage: str, params: dict[str, Any]) -> dict[str, Any]:
     """Ask the service to run one stage; its answer: {"ok": true, "result": ...} or {"ok": false, "what", "fix",
     "code", "type", "traceback"}."""
     request = {"op": "run", "stage": stage, "params": params, "actor": os.environ.get("MODELOPS_ACTOR")}
     try:
-        return _exchange(path, request, timeout=None)
+        return _exchange(endpoint, request, timeout=None)
     except (OSError, ValueError) as exc:
-        raise ModelOpsError(f"the stage service at {path} failed to answer ({exc})",
+        raise ModelOpsError(f"the stage service at {endpoint.path} failed to answer ({exc})",
                             "read its log (<state home>/logs/stage-service.log); `modelops down` then `modelops up` "
                             "restarts it, and without it the CLI runs stages itself") from exc
 
@@ -164,16 +234,25 @@ def checked_request(raw: Any) -> StageRequest:
     return StageRequest(stage=stage, params=params, actor=actor)
 
 
-def error_answer(exc: BaseException, stage: str, settings: Settings) -> dict[str, Any]:
-    """The error as the CLI reports it (modelops.cli.error_summary), with the traceback logged and sent along."""
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def error_answer(exc: BaseException, stage: str, settings: Settings,
+                 traceback_limit: int | None = None) -> dict[str, Any]:
+    """The error as the CLI reports it (modelops.cli.error_summary), with the traceback logged and sent along (its
+    last `traceback_limit` characters: the parent keeps its answers short)."""
     import traceback
 
     from modelops.cli import error_summary, log_exception
 
-    log = log_exception(settings, [f"({SERVICE_NAME})", stage], exc)
+    log = log_exception(settings, [f"({SERVICE_NAME})", clip(stage)], exc)
     what, fix, code = error_summary(exc, stage, log)
-    return {"ok": False, "what": what, "fix": fix, "code": code, "type": type(exc).__name__,
-            "traceback": "".join(traceback.format_exception(exc))}
+    trace = "".join(traceback.format_exception(exc))
+    if traceback_limit is not None and len(trace) > traceback_limit:
+        trace = f"...\n{trace[-traceback_limit:]}"
+    return {"ok": False, "what": clip(what), "fix": clip(fix), "code": code, "type": type(exc).__name__,
+            "traceback": trace}
 
 
 # --- the service ----------------------------------------------------------------------------------------------
@@ -218,10 +297,12 @@ class Child:
     request: StageRequest | None = None
 
 
-def _send(conn: socket.socket, answer: dict[str, Any]) -> None:
+def _send(conn: socket.socket, answer: dict[str, Any], timeout: float | None = SEND_TIMEOUT_SECONDS) -> None:
+    """Answer; the parent with a timeout (a client that does not read must not hold it), a child without."""
     try:
+        conn.settimeout(timeout)
         conn.sendall(json.dumps(answer, default=str).encode() + b"\n")
-    except OSError:  # the CLI went away: nobody to tell
+    except OSError:  # the CLI went away, or does not read: nobody to tell
         pass
 
 
@@ -246,20 +327,30 @@ def bind_owner_only(path: Path) -> socket.socket:
 
 
 def _peer_is_owner(conn: socket.socket) -> bool:
-    if not hasattr(socket, "SO_PEERCRED"):
-        return True  # the socket's mode is the guard there
-    _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-    return uid == os.geteuid()
+    peer = _peer(conn)
+    return peer is None or peer[1] == os.geteuid()  # without SO_PEERCRED the socket's mode is the guard
 
 
 def _read_request(conn: socket.socket) -> Any:
-    conn.settimeout(READ_TIMEOUT_SECONDS)
-    with conn.makefile("rb") as stream:
-        line = stream.readline(MAX_REQUEST_BYTES + 1)
-    if len(line) > MAX_REQUEST_BYTES:
-        raise ModelOpsError(f"the request is longer than {MAX_REQUEST_BYTES} bytes", "send one stage's parameters")
-    conn.settimeout(None)
-    return json.loads(line)
+    """One line of JSON, whole within READ_TIMEOUT_SECONDS however it trickles in."""
+    deadline = time.monotonic() + READ_TIMEOUT_SECONDS
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ModelOpsError(f"the request did not arrive within {READ_TIMEOUT_SECONDS:.0f} s",
+                                "send the whole request at once, as one line")
+        conn.settimeout(remaining)
+        try:
+            chunk = conn.recv(MAX_REQUEST_BYTES + 1)
+        except TimeoutError:
+            continue  # the deadline check above says so
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > MAX_REQUEST_BYTES:
+            raise ModelOpsError(f"the request is longer than {MAX_REQUEST_BYTES} bytes", "send one stage's parameters")
+    return json.loads(data.partition(b"\n")[0])
 
 
 class StageService:
@@ -293,10 +384,10 @@ class StageService:
                 return None
             raw = _read_request(conn)
             if isinstance(raw, dict) and raw.get("op") == "ping":
-                _send(conn, {"ok": True, "pid": self.pid})
+                _send(conn, {"ok": True, "pid": self.pid, "settings": effective_settings(self.settings)})
                 conn.close()
                 return None
-            stage = str(raw.get("stage")) if isinstance(raw, dict) else stage
+            stage = clip(str(raw.get("stage"))) if isinstance(raw, dict) else stage
             if code_stamp(list(self.code)) != self.code:
                 # The CLI runs this one itself (with the code as it is now); the service restarts in place (same
                 # pid and command line, so `modelops down` still knows it) with the new code.
@@ -307,7 +398,7 @@ class StageService:
         except CodeChanged:
             raise
         except Exception as exc:  # noqa: BLE001 - a bad request is answered, the service serves on
-            _send(conn, error_answer(exc, stage, self.settings))
+            _send(conn, error_answer(exc, stage, self.settings, traceback_limit=4 * MAX_ECHO))
             conn.close()
             return None
         return self._fork(Child(conn=conn, request=request))
@@ -316,6 +407,7 @@ class StageService:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # how a gone client interrupts the stage
             for other in self.children.values():  # other CLIs' connections are not this child's to hold
                 if other.conn is not None:
                     other.conn.close()
@@ -351,6 +443,28 @@ class StageService:
         return recover
 
 
+def interrupt_when_client_leaves(conn: socket.socket) -> threading.Event:
+    """Watch the connection while the stage runs: when the client closes it (Ctrl-C, killed), interrupt this
+    process with SIGINT, as Ctrl-C interrupts a stage running in a CLI process. Set the event once the stage ended."""
+    ended = threading.Event()
+
+    def watch() -> None:
+        while not ended.is_set():
+            readable, _, _ = select.select([conn], [], [], POLL_SECONDS)
+            if not readable:
+                continue
+            try:
+                gone = not conn.recv(1, socket.MSG_PEEK)
+            except OSError:
+                gone = True
+            if gone and not ended.is_set():
+                os.kill(os.getpid(), signal.SIGINT)
+            return  # gone, or the client sent more than its request (ignored): nothing more to watch
+
+    threading.Thread(target=watch, name="client-watch", daemon=True).start()
+    return ended
+
+
 def run_child(settings: Settings, child: Child) -> int:
     """In a forked child: run the stage (or the recovery) exactly as the CLI does and answer."""
     import prefect
@@ -367,12 +481,20 @@ def run_child(settings: Settings, child: Child) -> int:
     if request.actor:
         os.environ["MODELOPS_ACTOR"] = request.actor
     started = time.monotonic()
+    watching = interrupt_when_client_leaves(child.conn)
     try:
-        with prefect.tags(*Owner.current().flow_run_tags()):
-            answer = {"ok": True, "result": stage_result(request.stage, request.params), "pid": os.getpid()}
-    except Exception as exc:  # noqa: BLE001 - every error is answered the way the CLI reports it
-        answer = error_answer(exc, request.stage, settings)
-    _send(child.conn, answer)
+        try:
+            with prefect.tags(*Owner.current().flow_run_tags()):
+                answer = {"ok": True, "result": stage_result(request.stage, request.params), "pid": os.getpid()}
+        except Exception as exc:  # noqa: BLE001 - every error is answered the way the CLI reports it
+            answer = error_answer(exc, request.stage, settings)
+        watching.set()
+        _send(child.conn, answer, timeout=None)
+    except KeyboardInterrupt:  # the client went away: Prefect marked its flow run Crashed, as on Ctrl-C in a CLI
+        watching.set()
+        print(f"{request.stage} (pid {os.getpid()}): interrupted after {time.monotonic() - started:.2f} s, its "
+              "client went away", flush=True)
+        return 130  # the parent then closes the MLflow runs it left open
     child.conn.close()
     print(f"{request.stage} (pid {os.getpid()}): {'ok' if answer['ok'] else 'error'} in "
           f"{time.monotonic() - started:.2f} s", flush=True)

@@ -21,7 +21,7 @@ import time
 
 from modelops.errors import ModelOpsError
 from modelops.services.stack import (
-    Service, arguments, free_port, running_api_url, spawn, stop_services, wait_healthy,
+    Service, free_port, running_api_url, spawn, stop_services, wait_healthy,
 )
 from modelops.settings import Settings
 
@@ -50,7 +50,7 @@ def use_owned_api(settings: Settings) -> str | None:
     process, url = _start(settings)
     # Stopped at exit, as Prefect stops its own: Prefect drains its log and event workers before atexit handlers
     # run, so nothing in flight is lost.
-    atexit.register(stop_services, [Service("prefect-temporary-server", process.pid, url, "", arguments(process))],
+    atexit.register(stop_services, [Service.of("prefect-temporary-server", process, url, "")],
                     grace_seconds=SHUTDOWN_GRACE_SECONDS)
     _point_prefect_at(url)
     return url
