@@ -5,11 +5,14 @@ errors come back as the CLI prints them."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,9 +27,32 @@ HEAVY = ("prefect", "mlflow", "pandas", "sklearn")
 
 class Stack:
     def __init__(self, home: Path, api_url: str, service_pid: int) -> None:
+        from modelops.services.stage_service import Endpoint
+
         self.home = home
         self.api_url = api_url
         self.service_pid = service_pid
+        self.endpoint = Endpoint(home / "run" / "stages.sock", service_pid)
+
+    def settings(self) -> Any:
+        """This state directory's settings as a CLI with this test's environment loads them."""
+        from modelops.settings import load_settings
+
+        saved = os.environ.get("MODELOPS_HOME")
+        os.environ["MODELOPS_HOME"] = str(self.home)
+        try:
+            return load_settings()
+        finally:
+            if saved is None:
+                os.environ.pop("MODELOPS_HOME", None)
+            else:
+                os.environ["MODELOPS_HOME"] = saved
+
+    def connect(self) -> socket.socket:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(60)
+        conn.connect(str(self.endpoint.path))
+        return conn
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`modelops <args>` in a fresh process, as a person types it, reporting every module it imports."""
@@ -135,7 +161,7 @@ def test_the_socket_is_owner_only_in_an_owner_only_folder(stack: Stack) -> None:
 def test_a_request_for_anything_but_a_stage_command_is_refused(stack: Stack) -> None:
     from modelops.services.stage_service import _exchange
 
-    answer = _exchange(stack.home / "run" / "stages.sock", {"op": "run", "stage": "rm", "params": {}}, timeout=30)
+    answer = _exchange(stack.endpoint, {"op": "run", "stage": "rm", "params": {}}, timeout=30)
     assert answer["ok"] is False and answer["code"] == 2
     assert answer["what"] == "'rm' is not a stage command"
     assert "approve" in answer["fix"]
@@ -163,3 +189,160 @@ def test_a_killed_child_gets_a_clear_error_and_its_flow_run_is_marked_crashed(st
     crashed = wait_for(lambda: [r for r in stack.flow_runs("register")
                                 if r.id == running[0].id and r.state.is_crashed()], timeout=60)
     assert crashed, "the killed child's flow run was not recovered"
+
+
+# --- the CLI's settings -----------------------------------------------------------------------------------------
+def test_a_cli_with_the_stacks_settings_uses_the_service(stack: Stack) -> None:
+    from modelops.services.stage_service import running_socket
+
+    assert running_socket(stack.settings()) == stack.endpoint
+
+
+@pytest.mark.parametrize("variable", ["MODELOPS_OUTPUT_ROOT", "MODELOPS_CONFIG_DIR", "MODELOPS_GOVERNANCE_URL",
+                                      "MODELOPS_TRACKING_URI", "MODELOPS_PROJECT_DIR"])
+def test_a_cli_configured_otherwise_than_the_stack_runs_the_stage_itself(stack: Stack, variable: str,
+                                                                         tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelops.services.stage_service import running_socket
+
+    value = f"sqlite:///{tmp_path / 'other.db'}" if variable.endswith(("_URL", "_URI")) else str(tmp_path)
+    monkeypatch.setenv(variable, value)
+    assert running_socket(stack.settings()) is None
+
+
+def test_a_relative_output_path_stays_relative_to_the_output_root(tmp_path: Path) -> None:
+    from modelops.services.stage_service import stage_parameters
+
+    sent = stage_parameters({"output_path": "daily/scores.parquet", "input_path": "batch.csv"}, tmp_path)
+    assert sent == {"output_path": "daily/scores.parquet", "input_path": str(tmp_path / "batch.csv")}
+
+
+# --- one client cannot hold the service -----------------------------------------------------------------------
+def test_a_client_that_never_reads_a_large_error_answer_does_not_stop_the_service_answering(stack: Stack) -> None:
+    from modelops.services.stage_service import MAX_ECHO, _exchange
+
+    hog = stack.connect()
+    try:
+        # A 32,000-character stage name: echoed in full and JSON-escaped it would overflow the socket's buffer.
+        hog.sendall(json.dumps({"op": "run", "stage": "é" * 32000}, ensure_ascii=False).encode() + b"\n")
+        assert _exchange(stack.endpoint, {"op": "ping"}, timeout=60)["ok"] is True
+        with hog.makefile("rb") as stream:
+            answer = json.loads(stream.readline())
+    finally:
+        hog.close()
+    assert answer["ok"] is False and len(answer["what"]) < 2 * MAX_ECHO
+    assert answer["what"].startswith("'éé") and answer["what"].endswith(" characters)")  # cut, saying so
+
+
+def test_a_client_trickling_its_request_is_cut_off_at_the_read_deadline(stack: Stack) -> None:
+    from modelops.services.stage_service import _exchange
+
+    hog = stack.connect()
+    stop = threading.Event()
+    cut_off: list[BaseException] = []
+
+    def trickle() -> None:
+        hog.sendall(b"{")
+        try:
+            while not stop.wait(0.5):  # a byte well within any per-read timeout, for as long as it is accepted
+                hog.sendall(b" ")
+        except OSError as exc:
+            cut_off.append(exc)
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        answer = _exchange(stack.endpoint, {"op": "ping"}, timeout=60)
+        with hog.makefile("rb") as stream:
+            refusal = json.loads(stream.readline())
+        assert wait_for(lambda: cut_off, timeout=60), "the service kept reading the trickling request"
+    finally:
+        stop.set()
+        sender.join()
+        hog.close()
+    assert answer["ok"] is True
+    assert refusal["what"] == "the request did not arrive within 5 s"
+
+
+# --- the CLI talks only to the service `up` started ---------------------------------------------------------------
+def test_a_listener_that_is_not_the_recorded_service_gets_no_request(stack: Stack, tmp_path: Path) -> None:
+    from modelops.errors import ModelOpsError
+    from modelops.services.stage_service import Endpoint, _exchange
+
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    impostor = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    impostor.bind(str(run / "stages.sock"))
+    impostor.listen(1)
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = impostor.accept()
+        with conn:
+            conn.settimeout(60)
+            received.append(conn.recv(1 << 16))  # b"" once the client hung up without sending
+
+    listener = threading.Thread(target=serve)
+    listener.start()
+    try:
+        with pytest.raises(ModelOpsError, match=rf"\(pid {os.getpid()}, .*is not the stage service .*\(pid "
+                                                rf"{stack.service_pid}\)"):
+            _exchange(Endpoint(run / "stages.sock", stack.service_pid), {"op": "run", "stage": "approve",
+                                                                        "params": {}}, timeout=30)
+        listener.join(timeout=60)
+    finally:
+        impostor.close()
+    assert received == [b""]
+
+
+def test_the_service_is_not_used_while_its_run_folder_is_writable_by_others(stack: Stack) -> None:
+    from modelops.errors import ModelOpsError
+    from modelops.services.stage_service import running_socket
+
+    run = stack.home / "run"
+    run.chmod(0o733)
+    try:
+        with pytest.raises(ModelOpsError, match="is writable by other users"):
+            running_socket(stack.settings())
+    finally:
+        run.chmod(0o700)
+
+
+def test_a_state_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    from modelops.errors import ModelOpsError
+    from modelops.settings import Settings, configure_environment
+
+    home = tmp_path / "shared"
+    home.mkdir()
+    home.chmod(0o777)
+    settings = Settings(home=home, config_dir=tmp_path, tracking_uri="sqlite://", governance_url="sqlite://",
+                        project_dir=tmp_path)
+    with pytest.raises(ModelOpsError) as refused:
+        configure_environment(settings)
+    assert refused.value.what == f"the state directory {home} is writable by other users (mode 777)"
+    assert f"chmod go-w {home}" in refused.value.fix
+
+
+# --- a client that goes away --------------------------------------------------------------------------------------
+def test_ctrl_c_in_the_cli_interrupts_the_stage_in_the_service(stack: Stack) -> None:
+    env = {**os.environ, "MODELOPS_HOME": str(stack.home), "PYTHONPATH": str(ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    before = {run.id for run in stack.flow_runs("register")}
+    cli = subprocess.Popen([sys.executable, "-m", "modelops.cli", "register", "flight-delay", "--train-end",
+                            "2013-02-21"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        running = wait_for(lambda: [r for r in stack.flow_runs("register")
+                                    if r.id not in before and r.state.is_running()], timeout=120)
+        assert running, "the register flow run never started"
+        child = owner_pid(running[0])
+        cli.send_signal(signal.SIGINT)
+        cli.communicate(timeout=120)
+        ended = wait_for(lambda: [r for r in stack.flow_runs("register") if r.id == running[0].id
+                                  and r.state.is_final()], timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert ended and not ended[0].state.is_completed(), ended
+    log = stack.home / "logs" / "stage-service.log"
+    assert wait_for(lambda: f"register (pid {child}): interrupted" in log.read_text(), timeout=60)
