@@ -166,7 +166,7 @@ def test_the_cli_uses_the_running_server_of_modelops_up(tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from modelops.services.stack import Service, arguments, free_port, spawn, stop_services, wait_healthy
+    from modelops.services.stack import Service, free_port, spawn, stop_services, wait_healthy
     from modelops.services.temporary_server import SERVER_MODULE
 
     home = tmp_path / "state"
@@ -176,7 +176,7 @@ def test_the_cli_uses_the_running_server_of_modelops_up(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     server = spawn([sys.executable, "-m", SERVER_MODULE, "--owner-pid", str(os.getpid()), "--port", str(port)],
                    env, log)
-    service = Service("prefect-server", server.pid, f"http://127.0.0.1:{port}", str(log), arguments(server))
+    service = Service.of("prefect-server", server, f"http://127.0.0.1:{port}", str(log))
     try:
         wait_healthy(f"{service.url}/api/health", server, log, timeout=90)
         (home / "run").mkdir(parents=True)
