@@ -71,7 +71,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        assert sorted(stopped) == ["mlflow-ui", "prefect-server", "stage-runner"]
+        assert sorted(stopped) == ["mlflow-ui", "prefect-server", "stage-runner", "stage-service"]
         for service in services:
             with pytest.raises(ProcessLookupError):
                 os.kill(service.pid, 0)
