@@ -125,7 +125,9 @@ def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, st
             headline = [v for v in run["values"] if v["check"] != "drift-column" and v["value"] is not None]
             parts.append(f"last monitoring: v{run['version']} window {run['window'][0][:10]}..{run['window'][1][:10]} "
                          f"verdict={run['verdict']}"
-                         + "".join(f" {v['metric']}={number(v['value'])} ({v['verdict']})" for v in headline))
+                         # A verdict only beside a value judged against a limit; the others are context.
+                         + "".join(f" {v['metric']}={number(v['value'])}"
+                                   + (f" ({v['verdict']})" if v.get("limit") is not None else "") for v in headline))
     return "\n\n".join(parts)
 
 

@@ -40,6 +40,8 @@ class CheckResult:
     summary: str
     # name -> (value, limit): what an operator compares, in alerts and artifacts
     values: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    # name -> the verdict of that value alone, where it differs from the check's (a value not judged: SKIPPED)
+    value_verdicts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,7 +67,7 @@ class MonitorReport:
     def points(self) -> list[MonitoringPoint]:
         out = []
         for check in self.checks.values():
-            out += [MonitoringPoint(check.check, metric, value, limit, check.verdict)
+            out += [MonitoringPoint(check.check, metric, value, limit, check.value_verdicts.get(metric, check.verdict))
                     for metric, (value, limit) in check.values.items()]
         if self.drift is not None:
             out += [MonitoringPoint("drift-column", f"{c.column}:{c.method}", c.score, c.threshold,
@@ -124,12 +126,15 @@ def performance_check(performance: PerformanceResult, spec: LifecycleSpec) -> Ch
     values = {performance.metric: (performance.value, performance.reference),
               "labelled_rows": (float(performance.labelled_rows), float(spec.monitoring.performance.min_labelled_rows)),
               "label_delay_hours": (performance.median_label_delay_hours, None)}
+    enough = {"labelled_rows": OK if performance.labelled_rows >= spec.monitoring.performance.min_labelled_rows
+              else SKIPPED}
     if performance.verdict == SKIPPED:
         return CheckResult("performance", SKIPPED, f"{performance.labelled_rows} labelled predictions: too few to "
-                           "judge", values)
+                           "judge", values, {**enough, performance.metric: SKIPPED})
     return CheckResult("performance", performance.verdict,
                        f"{performance.metric} {performance.value:.4f} vs {performance.reference:.4f} at validation "
-                       f"({performance.drop:+.1%} drop) on {performance.labelled_rows} labelled predictions", values)
+                       f"({performance.drop:+.1%} drop) on {performance.labelled_rows} labelled predictions", values,
+                       enough)
 
 
 def batch_latencies(current: pd.DataFrame) -> np.ndarray:
@@ -149,22 +154,24 @@ def service_check(current: pd.DataFrame, failed_rows: int, spec: LifecycleSpec) 
     error_rate = failed_rows / (rows + failed_rows) if rows + failed_rows else 0.0
     latency = batch_latencies(current)
     p50, p95, p99 = (np.percentile(latency, [50, 95, 99]) if len(latency) else (np.nan, np.nan, np.nan))
-    verdicts = [limit_verdict(error_rate, sla.max_error_rate, sla.warn_ratio)]
+    verdicts = {"error_rate": limit_verdict(error_rate, sla.max_error_rate, sla.warn_ratio)}
     latency_judged = len(latency) >= sla.min_batches
+    verdicts["scoring_batches"] = OK if latency_judged else SKIPPED
+    verdicts["latency_p95_ms"] = verdicts["latency_p99_ms"] = SKIPPED
     if latency_judged:
-        verdicts.append(limit_verdict(p95, sla.latency_p95_ms, sla.warn_ratio))
+        verdicts["latency_p95_ms"] = limit_verdict(p95, sla.latency_p95_ms, sla.warn_ratio)
         if sla.latency_p99_ms is not None:
-            verdicts.append(limit_verdict(p99, sla.latency_p99_ms, sla.warn_ratio))
+            verdicts["latency_p99_ms"] = limit_verdict(p99, sla.latency_p99_ms, sla.warn_ratio)
         latency_text = (f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms p99 {p99:.0f} ms over {len(latency)} "
                         f"{spec.deploy.chunk_rows}-row scoring batches")
     else:
         latency_text = f"latency not judged: {len(latency)} scoring batches < {sla.min_batches}"
-    return CheckResult("service", worst_verdict(*verdicts),
+    return CheckResult("service", worst_verdict(*verdicts.values()),
                        f"{rows} predictions, {failed_rows} failed rows ({error_rate:.2%}), {latency_text}",
                        {"volume": (float(rows), None), "error_rate": (error_rate, sla.max_error_rate),
                         "scoring_batches": (float(len(latency)), float(sla.min_batches)),
                         "latency_p50_ms": (float(p50), None), "latency_p95_ms": (float(p95), sla.latency_p95_ms),
-                        "latency_p99_ms": (float(p99), sla.latency_p99_ms)})
+                        "latency_p99_ms": (float(p99), sla.latency_p99_ms)}, verdicts)
 
 
 def monitor_window(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion, start: datetime, end: datetime,

@@ -7,7 +7,7 @@ import pandas as pd
 
 from modelops.spec import load_spec
 from tasks.monitoring import service_check
-from tasks.verdicts import BREACH, OK
+from tasks.verdicts import BREACH, OK, SKIPPED
 
 
 def logged(batch_latencies_ms: list[float], rows_per_batch: int = 10) -> pd.DataFrame:
@@ -35,3 +35,14 @@ def test_slow_batches_breach_once_there_are_enough_of_them() -> None:
 def test_the_error_rate_is_judged_even_when_latency_is_not() -> None:
     check = service_check(logged([40.0, 45.0]), failed_rows=5, spec=load_spec("flight-delay"))
     assert check.verdict == BREACH and "latency not judged: 2 scoring batches < 20" in check.summary
+
+
+def test_latency_values_not_judged_are_stored_as_skipped_not_as_the_checks_verdict() -> None:
+    from tasks.monitoring import MonitorReport
+
+    check = service_check(logged([9000.0, 40.0, 35.0]), failed_rows=0, spec=load_spec("flight-delay"))
+    report = MonitorReport("flight-delay", "1", pd.Timestamp("2013-07-01"), pd.Timestamp("2013-07-15"), 30,
+                           {"service": check})
+    verdicts = {point.metric: point.verdict for point in report.points()}
+    assert verdicts["latency_p95_ms"] == verdicts["scoring_batches"] == SKIPPED
+    assert verdicts["error_rate"] == OK
