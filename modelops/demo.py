@@ -45,6 +45,16 @@ def serve_window(platform: Platform, spec: LifecycleSpec, start: date, end: date
     return scored, checked
 
 
+def segment_check_text(platform: Platform, model: str, version: str) -> str:
+    """What flight-delay's own approval flow checked, from its audit record."""
+    checks = [e for e in platform.store.audit_trail(model) if e.action == "segment-check" and e.version == version]
+    if not checks:
+        return "no segment check recorded"
+    evidence = checks[-1].evidence
+    values = ", ".join(f"{segment} {value:.3f}" for segment, value in sorted(evidence["roc_auc"].items()))
+    return f"segment check {checks[-1].outcome}: roc_auc by {evidence['column']} {values} (floor {evidence['floor']})"
+
+
 def onboard(model: str) -> str:
     """register -> validate -> approve -> deploy; returns the serving version."""
     from flows.approve import approve
@@ -74,6 +84,7 @@ def run_demo() -> int:
 
     first = onboard(spec.name)
     timeline.append(["register..deploy", f"v{first}", "trained on 2013-01-01..2013-02-15, now @champion"])
+    timeline.append(["approve (own flow)", f"v{first}", segment_check_text(platform, spec.name, first)])
     winter_scored, winter = serve_window(platform, spec, date(2013, 2, 15), date(2013, 3, 1))
     timeline.append(["score+monitor Feb 15-28", f"v{first}",
                      f"{winter_scored.rows} flights, drift share {winter.drift_share:.2f} -> {winter.verdict}"])

@@ -17,6 +17,8 @@ def test_demo_runs_twice_and_leaves_consistent_state(state_home: Path, capsys: p
     from modelops.platform import get_platform
 
     assert main(["demo"]) == 0
+    # flight-delay's own approval flow checked every origin airport, and the demo says so from its audit record.
+    assert "segment check passed: roc_auc by origin EWR" in capsys.readouterr().out
     assert main(["demo"]) == 0
     platform = get_platform()
     versions = {v.version: v for v in platform.catalog.versions("flight-delay")}
