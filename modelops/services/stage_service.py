@@ -443,10 +443,16 @@ class StageService:
         return recover
 
 
-def interrupt_when_client_leaves(conn: socket.socket) -> threading.Event:
+@dataclass
+class ClientWatch:
+    ended: threading.Event  # set by the child once the stage ended: stop watching
+    gone: threading.Event  # set by the watch when the client went away (before it interrupts the stage)
+
+
+def interrupt_when_client_leaves(conn: socket.socket) -> ClientWatch:
     """Watch the connection while the stage runs: when the client closes it (Ctrl-C, killed), interrupt this
-    process with SIGINT, as Ctrl-C interrupts a stage running in a CLI process. Set the event once the stage ended."""
-    ended = threading.Event()
+    process with SIGINT, as Ctrl-C interrupts a stage running in a CLI process."""
+    ended, client_gone = threading.Event(), threading.Event()
 
     def watch() -> None:
         while not ended.is_set():
@@ -458,11 +464,12 @@ def interrupt_when_client_leaves(conn: socket.socket) -> threading.Event:
             except OSError:
                 gone = True
             if gone and not ended.is_set():
+                client_gone.set()
                 os.kill(os.getpid(), signal.SIGINT)
             return  # gone, or the client sent more than its request (ignored): nothing more to watch
 
     threading.Thread(target=watch, name="client-watch", daemon=True).start()
-    return ended
+    return ClientWatch(ended, client_gone)
 
 
 def run_child(settings: Settings, child: Child) -> int:
@@ -481,17 +488,21 @@ def run_child(settings: Settings, child: Child) -> int:
     if request.actor:
         os.environ["MODELOPS_ACTOR"] = request.actor
     started = time.monotonic()
-    watching = interrupt_when_client_leaves(child.conn)
+    watch = interrupt_when_client_leaves(child.conn)
     try:
         try:
             with prefect.tags(*Owner.current().flow_run_tags()):
                 answer = {"ok": True, "result": stage_result(request.stage, request.params), "pid": os.getpid()}
         except Exception as exc:  # noqa: BLE001 - every error is answered the way the CLI reports it
             answer = error_answer(exc, request.stage, settings)
-        watching.set()
-        _send(child.conn, answer, timeout=None)
-    except KeyboardInterrupt:  # the client went away: Prefect marked its flow run Crashed, as on Ctrl-C in a CLI
-        watching.set()
+        watch.ended.set()
+        if not watch.gone.is_set():
+            _send(child.conn, answer, timeout=None)
+    except (KeyboardInterrupt, OSError):  # interrupted, or the client went away while the answer was on its way
+        watch.ended.set()
+        watch.gone.set()
+    # Prefect may turn the interrupt into an error of its own (the run Crashed): what matters is the gone client.
+    if watch.gone.is_set():
         print(f"{request.stage} (pid {os.getpid()}): interrupted after {time.monotonic() - started:.2f} s, its "
               "client went away", flush=True)
         return 130  # the parent then closes the MLflow runs it left open
