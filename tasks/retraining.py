@@ -4,7 +4,7 @@ promotion, each recorded. Per-model retrain flows reuse them with their own wind
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 from modelops import events
 from modelops.catalog import CHALLENGER, CHAMPION
@@ -16,7 +16,7 @@ from modelops.store.records import as_utc
 from tasks import as_task
 from tasks.audit import record_stage
 from tasks.comparison import Comparison, compare_on_recent
-from tasks.prediction_log import labelled_predictions
+from tasks.windows import labelled_as_of, retrain_windows
 
 STANDARD_PROCEDURE = "standard: retrain.train_days before the comparison window"
 
@@ -35,24 +35,17 @@ class RetrainPlan:
     procedure: str = STANDARD_PROCEDURE
 
 
-def newest_labelled_time(platform: Platform, spec: LifecycleSpec, champion: str | None) -> datetime:
-    """Just after the newest labelled prediction of the champion (the most recent data we can learn from)."""
-    labelled = labelled_predictions(platform, spec.name, champion, None, None) if champion else None
-    if labelled is None or labelled.empty:
-        raise DataError(f"{spec.name}: no labelled predictions of the champion to retrain and compare on",
-                        "score traffic with the champion and record ground truth (modelops labels) first")
-    return labelled["event_time"].max().to_pydatetime().replace(tzinfo=timezone.utc) + timedelta(seconds=1)
-
-
 def plan_retrain(platform: Platform, spec: LifecycleSpec, as_of: datetime | None = None) -> RetrainPlan:
     """The standard windows, ending at `as_of` (default: the newest labelled prediction): the last
     retrain.compare_days compare, the retrain.train_days before them train."""
     champion = platform.store.serving_version(spec.name, CHAMPION)
-    end = as_utc(as_of) if as_of else newest_labelled_time(platform, spec, champion)
-    compare_start = end - timedelta(days=spec.retrain.compare_days)
-    train_end = compare_start.date()
-    return RetrainPlan(model=spec.name, champion=champion, train_start=train_end - timedelta(days=spec.retrain.train_days),
-                       train_end=train_end, compare_start=compare_start, end=end)
+    end = as_utc(as_of) if as_of else labelled_as_of(platform, spec.name, champion)
+    if end is None:
+        raise DataError(f"{spec.name}: no labelled predictions of the champion to retrain and compare on",
+                        "score traffic with the champion and record ground truth (modelops labels) first")
+    windows = retrain_windows(end, spec.retrain.train_days, spec.retrain.compare_days)
+    return RetrainPlan(model=spec.name, champion=champion, train_start=windows.train.start,
+                       train_end=windows.train.end, compare_start=windows.compare.start, end=end)
 
 
 def nominate_challenger(platform: Platform, plan: RetrainPlan, version: str) -> None:
