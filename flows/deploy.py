@@ -22,6 +22,7 @@ class Deployed(BaseModel):
     role: str
     previous: str | None
     changed: bool
+    targets: list[str] = []  # where it serves: batch scoring, the online gateway
 
 
 @flow(name="deploy", log_prints=True)
@@ -51,6 +52,9 @@ def standard_deploy(mv: ModelVersion, role: str) -> Deployed:
     previous = replaced[0] if replaced else None
     mirror_serving_task(platform, mv.model, standby=previous)
     if entry is None:
-        return Deployed(model=mv.model, version=mv.version, role=role, previous=mv.version, changed=False)
-    print(f"{mv.model} v{mv.version} now serves as @{role}" + (f" (replacing v{previous})" if previous else ""))
-    return Deployed(model=mv.model, version=mv.version, role=role, previous=previous, changed=True)
+        return Deployed(model=mv.model, version=mv.version, role=role, previous=mv.version, changed=False,
+                        targets=list(mv.spec.deploy.targets))
+    print(f"{mv.model} v{mv.version} now serves as @{role} ({', '.join(mv.spec.deploy.targets)})"
+          + (f" (replacing v{previous})" if previous else ""))
+    return Deployed(model=mv.model, version=mv.version, role=role, previous=previous, changed=True,
+                    targets=list(mv.spec.deploy.targets))

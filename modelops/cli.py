@@ -163,7 +163,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from modelops.settings import load_settings
 
     services = up(load_settings(), prefect_port=args.prefect_port, mlflow_port=args.mlflow_port,
-                  with_mlflow=not args.no_mlflow)
+                  with_mlflow=not args.no_mlflow, gateway_port=None if args.no_gateway else args.gateway_port,
+                  gateway_workers=args.gateway_workers)
     urls = {s.name: s.url for s in services}
     print(f"Prefect UI:   {urls['prefect-server']}  (deployments: {urls['prefect-server']}/deployments)")
     print(f"Prefect API:  {urls['stage-runner']}  (export PREFECT_API_URL={urls['stage-runner']})")
@@ -171,8 +172,18 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print(f"Stage service: {urls['stage-service']}  (stage commands run there, in a warm process)")
     if "mlflow-ui" in urls:
         print(f"MLflow UI:    {urls['mlflow-ui']}")
+    if "gateway" in urls:
+        print(f"Gateway:      {urls['gateway']}  (POST /v1/models/<name>/predict; tokens: modelops tokens create)")
     print("Logs and pids: " + ", ".join(f"{s.name} pid {s.pid} -> {s.log}" for s in services))
     print("Stop with: modelops down")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from serving.server import serve
+
+    print(f"Gateway on http://{args.host}:{args.port} (Ctrl-C stops it; predictions acknowledged are logged first)")
+    serve(args.host, args.port, args.workers)
     return 0
 
 
@@ -292,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--prefect-port", type=int, default=4200)
     start.add_argument("--mlflow-port", type=int, default=5000)
     start.add_argument("--no-mlflow", action="store_true", help="do not start the MLflow UI")
+    start.add_argument("--gateway-port", type=int, default=8080, help="port of the online gateway")
+    start.add_argument("--gateway-workers", type=int, default=None, help="gateway worker processes (default: "
+                                                                        "one per core)")
+    start.add_argument("--no-gateway", action="store_true", help="do not start the online gateway")
+    serve = command("serve", "start the online gateway alone: every deployed model behind one HTTP service",
+                    handler=_cmd_serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     command("down", "stop what `modelops up` started", handler=_cmd_down)
     slack = command("slack-block", "save the Slack alert channel block from SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL "
                                    "(secrets stay out of configs)", handler=_cmd_slack)

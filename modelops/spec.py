@@ -170,7 +170,10 @@ class DeploySpec(Strict):
                                 "challenger_traffic_share of requests; shadow: it scores every request, unserved.")
     challenger_traffic_share: float = Field(
         0.1, ge=0, le=0.5, description="Share of requests the @challenger serves (champion_challenger).")
-    targets: list[Literal["batch"]] = Field(default_factory=lambda: ["batch"], description="Where versions serve.")
+    targets: list[Literal["batch", "online"]] = Field(
+        default_factory=lambda: ["batch", "online"], min_length=1,
+        description="Where deployed versions serve: batch (`modelops score`) and online (the gateway, `modelops "
+                    "serve`). A model without online is not served by the gateway.")
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Classifiers: score at or above is positive.")
     chunk_rows: int = Field(1000, ge=1, description="Rows per scoring micro-batch (the unit of latency).")
 

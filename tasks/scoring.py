@@ -57,17 +57,17 @@ def predict_scores(pyfunc: Any, features: pd.DataFrame, task: str) -> np.ndarray
 
 def naive_utc(values: pd.Series) -> pd.Series:
     """Timestamps as naive UTC, the prediction log's convention: aware values are converted, naive ones are
-    taken to be UTC already. NaT where a value is missing or cannot be read without a guess (see _read_time);
+    taken to be UTC already. NaT where a value is missing or cannot be read without a guess (see naive_utc_value);
     numbers are not read at all: seconds, milliseconds or nanoseconds since 1970 would be a guess."""
     if ptypes.is_datetime64_any_dtype(values):
         return pd.to_datetime(values, utc=True).dt.tz_localize(None)
     if ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
         return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    read = [_read_time(value) for value in values.to_numpy(dtype=object)]
+    read = [naive_utc_value(value) for value in values.to_numpy(dtype=object)]
     return pd.Series(pd.to_datetime(read, errors="coerce"), index=values.index)  # out of range -> NaT
 
 
-def _read_time(value: object) -> datetime | None:
+def naive_utc_value(value: object) -> datetime | None:
     """One value as a naive UTC datetime, or None. Text is read as ISO 8601 by Python, value by value: dateutil
     would give '05:00' today's date and read 03/04/2013 either way round, and pandas' vectorised ISO 8601 parser
     lends an offset-less value the offset of an earlier one."""

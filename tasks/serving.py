@@ -19,9 +19,9 @@ from tasks.audit import record_stage
 from tasks.integrity import VerifiedModel, load_verified_model, report_alias_findings
 from tasks.outputs import write_output
 from tasks.prediction_log import log_predictions
+from tasks.routing import PINNED, SHADOW, routes_to_challenger
 from tasks.scoring import score_frame_task
 
-PINNED = "pinned"  # the role of a version named by the caller rather than taken from the deployment record
 
 
 def scoring_version(platform: Platform, spec: LifecycleSpec, version: str | None) -> tuple[str, str]:
@@ -53,9 +53,8 @@ def serving_challenger(platform: Platform, spec: LifecycleSpec) -> str | None:
 
 
 def routed_to_challenger(ids: pd.Series, share: float) -> np.ndarray:
-    """Stable split by prediction id: the same request always goes to the same side."""
-    buckets = pd.util.hash_array(ids.astype(str).to_numpy()) % 10_000
-    return buckets < int(share * 10_000)
+    """Stable split by prediction id: the same request always goes to the same side, online or in batch."""
+    return np.fromiter((routes_to_challenger(key, share) for key in ids.astype(str)), dtype=bool, count=len(ids))
 
 
 @dataclass
@@ -79,7 +78,7 @@ def score_challenger(platform: Platform, spec: LifecycleSpec, frame: pd.DataFram
               else routed_to_challenger(outputs["prediction_id"], spec.deploy.challenger_traffic_share))
     model: VerifiedModel = load_verified_model(platform, spec, challenger, "scoring")
     ch_outputs, ch_log = score_frame_task(spec, model, model.columns, frame.loc[routed], source)
-    log_predictions(platform, spec, challenger, "shadow" if shadow else Role.challenger, ch_log, source, digest)
+    log_predictions(platform, spec, challenger, SHADOW if shadow else Role.challenger, ch_log, source, digest)
     if not shadow:
         outputs.loc[routed, ["prediction", "score"]] = ch_outputs[["prediction", "score"]].to_numpy()
         outputs.loc[routed, "version"] = challenger

@@ -14,9 +14,10 @@ STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "swee
 
 
 def test_flows_tasks_and_blocks_are_this_repositorys_folders(tmp_path: Path) -> None:
-    code = "import flows, tasks, blocks; print(flows.__file__); print(tasks.__file__); print(blocks.__file__)"
+    names = ("flows", "tasks", "blocks", "serving")
+    code = f"import {', '.join(names)}; " + "; ".join(f"print({name}.__file__)" for name in names)
     found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
-    assert found.stdout.split() == [str(ROOT / name / "__init__.py") for name in ("flows", "tasks", "blocks")]
+    assert found.stdout.split() == [str(ROOT / name / "__init__.py") for name in names]
 
 
 def test_one_flow_file_per_stage_named_after_its_flow() -> None:
@@ -32,7 +33,7 @@ def test_no_module_derives_the_project_folder_from_its_own_file_location() -> No
     folder comes from settings (the working directory or MODELOPS_PROJECT_DIR). Package data beside a module (the
     migrations' alembic.ini) is the one legitimate use of __file__."""
     offenders = []
-    for package in ("modelops", "flows", "tasks", "blocks"):
+    for package in ("modelops", "flows", "tasks", "blocks", "serving"):
         for path in (ROOT / package).rglob("*.py"):
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 # The module's own location turned into a path (Path(__file__), dirname(__file__)); reading other

@@ -122,17 +122,18 @@ def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 
 def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, with_mlflow: bool = True,
-       poll_seconds: int = 1) -> list[Service]:
+       poll_seconds: int = 1, gateway_port: int | None = 8080, gateway_workers: int | None = None) -> list[Service]:
     """Start the stack (or report the one already running for this state directory)."""
     existing = running_services(settings)
     if existing and all(_ours(s) for s in existing):
         return existing
     if existing:
         down(settings)
-    for port in (prefect_port, mlflow_port) if with_mlflow else (prefect_port,):
+    ports = [prefect_port] + ([mlflow_port] if with_mlflow else []) + ([gateway_port] if gateway_port else [])
+    for port in ports:
         if _port_in_use(port):
-            raise ModelOpsError(f"port {port} on 127.0.0.1 is already in use",
-                                "stop what uses it or pick another with --prefect-port / --mlflow-port")
+            raise ModelOpsError(f"port {port} on 127.0.0.1 is already in use", "stop what uses it or pick another "
+                                "with --prefect-port / --mlflow-port / --gateway-port")
     bin_dir = Path(sys.executable).parent
     logs = settings.home / "logs"
     api_url = f"http://127.0.0.1:{prefect_port}/api"
@@ -171,11 +172,26 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
                            {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, mlflow_log)
             started.append(Service.of("mlflow-ui", mlflow, f"http://127.0.0.1:{mlflow_port}", str(mlflow_log)))
             wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log, timeout=90)
+        if gateway_port:
+            started.append(start_gateway(base_env, logs / "gateway.log", gateway_port, gateway_workers))
     except BaseException:
         stop_services(started)
         raise
     record_services(settings, started)
     return started
+
+
+def start_gateway(env: dict[str, str], log: Path, port: int, workers: int | None) -> Service:
+    """The online gateway (serving.server), healthy once every deployed version is loaded (or refused)."""
+    command = [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port)]
+    gateway = spawn(command + (["--workers", str(workers)] if workers else []), env, log)
+    service = Service.of("gateway", gateway, f"http://127.0.0.1:{port}", str(log))
+    try:
+        wait_healthy(f"{service.url}/readyz", gateway, log, timeout=120)
+    except BaseException:
+        stop_services([service])
+        raise
+    return service
 
 
 def record_services(settings: Settings, services: list[Service]) -> None:

@@ -78,6 +78,20 @@ class GovernedVersion:
         return self.retired_at is not None
 
 
+@dataclass(frozen=True)
+class ServingRow:
+    """An active deployment and the gate facts that decide whether it may serve."""
+
+    model: str
+    role: str
+    version: str
+    strategy: str
+    approval: str | None
+    security: str | None
+    retired: bool
+    content_hash: str | None
+
+
 def _governed(row: VersionRecord, lineage: Lineage | None) -> GovernedVersion:
     return GovernedVersion(
         model=row.model, version=row.version, source=row.source, fingerprint=row.fingerprint, chain=row.chain,
@@ -372,6 +386,25 @@ class GovernanceStore:
             return session.scalar(select(Deployment.version).where(
                 Deployment.model == model, Deployment.role == role, Deployment.ended_at.is_(None),
             ).order_by(Deployment.deployed_at.desc()).limit(1))
+
+    def serving_snapshot(self) -> list[ServingRow]:
+        """Every active deployment with what decides whether it may serve (approval, security scan, retirement), in
+        one query: the online gateway asks this every fraction of a second, for every model at once."""
+        with session_scope(self.url) as session:
+            rows = session.execute(
+                select(Deployment.model, Deployment.role, Deployment.version, Deployment.strategy, Approval.status,
+                       VersionRecord.security_status, VersionRecord.retired_at, VersionRecord.content_hash)
+                .join(VersionRecord, (VersionRecord.model == Deployment.model)
+                      & (VersionRecord.version == Deployment.version), isouter=True)
+                .join(Approval, (Approval.model == Deployment.model) & (Approval.version == Deployment.version),
+                      isouter=True)
+                .where(Deployment.ended_at.is_(None))
+                .order_by(Deployment.deployed_at)).all()
+        # the newest deployment of a role wins, as in serving_version
+        newest = {(r.model, r.role): r for r in rows}
+        return [ServingRow(model=r.model, role=r.role, version=r.version, strategy=r.strategy, approval=r.status,
+                           security=r.security_status, retired=r.retired_at is not None, content_hash=r.content_hash)
+                for r in newest.values()]
 
     def first_served_at(self, model: str, version: str) -> datetime | None:
         with session_scope(self.url) as session:

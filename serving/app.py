@@ -1,0 +1,412 @@
+"""The online gateway: every deployed model behind one ASGI service.
+
+Routes (all model routes need `Authorization: Bearer <token>`, see `modelops tokens`):
+- `POST /v1/models/{name}/predict`: the champion answers (or the challenger, by the spec's split);
+  `/v1/models/{name}/versions/{v}/predict` and `/v1/models/{name}/aliases/{alias}/predict` name one.
+  Body `{"rows": [{column: value}, ...], "routing_key": optional}`; MLflow's bodies are accepted too.
+- `POST /v1/models/{name}/invocations`: MLflow's scoring protocol (`dataframe_split` / `dataframe_records`).
+- `POST /v2/models/{name}[/versions/{v}]/infer` and the v2 metadata and health routes: the Open Inference Protocol.
+- `/healthz`, `/readyz` (ready once every deployed version is loaded or refused), `/metrics`, `/openapi.json`.
+
+Every answer names the version that answered and carries a prediction id per row (the client's own, from the
+spec's id column, or one made here); ground truth recorded later by that id joins the prediction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as Path
+
+from modelops.lifecycle import Role
+from serving import metrics
+from serving.batching import MicroBatcher
+from serving.inputs import (
+    MAX_BODY_BYTES, V2_DATATYPES, InputError, InputSchema, ParsedRequest, parse_mlflow, parse_native, parse_v2,
+)
+from serving.table import Route, Scores, ServedVersion, ServingTable, Snapshot, UnknownModel
+from tasks.routing import PINNED, SHADOW, routes_to_challenger
+
+log = logging.getLogger("modelops.gateway")
+
+MAX_BATCH_ROWS = 512
+UNKNOWN = "(unknown)"  # the metrics label of a model name nobody serves: fuzzed names must not grow the label set
+Parser = Callable[[bytes, InputSchema], ParsedRequest]
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+class Refusal(Exception):
+    """A request answered with a 4xx (or 503 while starting) that is not about the body."""
+
+    def __init__(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message, self.headers = status, kind, message, headers
+
+
+def native_or_mlflow(body: bytes, schema: InputSchema) -> ParsedRequest:
+    """`/predict` takes the gateway's own body and MLflow's, so an MLflow client can be pointed at it as it is."""
+    head = body[:200]
+    if b"dataframe_" in head and b'"rows"' not in head:
+        return parse_mlflow(body, schema)
+    return parse_native(body, schema)
+
+
+class Gateway:
+    def __init__(self, table: ServingTable, sink: Any) -> None:
+        self.table, self.sink = table, sink
+        self.batchers: dict[tuple[str, str, str], MicroBatcher[ParsedRequest, Scores]] = {}
+        self.background: set[asyncio.Task[None]] = set()
+
+    # --- choosing who answers ------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        if not self.table.ready:
+            raise Refusal(503, "starting", "the gateway is loading the deployed versions; retry in a moment",
+                          {"Retry-After": "1"})
+        return self.table.current
+
+    def authorize(self, snapshot: Snapshot, request: Request, model: str) -> str:
+        from serving.tokens import AccessDenied
+
+        try:
+            return snapshot.tokens.authorize(request.headers.get("authorization"), model)
+        except AccessDenied as denied:
+            raise Refusal(denied.status, f"auth-{denied.reason}", str(denied),
+                          {"WWW-Authenticate": "Bearer"} if denied.status == 401 else None) from None
+
+    @staticmethod
+    def route(snapshot: Snapshot, model: str) -> Route:
+        route = snapshot.routes.get(model)
+        if route is None:
+            raise Refusal(404, "unknown-model", f"no model {model!r} is served online; GET /v1/models lists those "
+                                                "your token may call")
+        return route
+
+    async def named(self, snapshot: Snapshot, route: Route, model: str, version: str | None,
+                    alias: str | None) -> tuple[ServedVersion, str]:
+        """(the version that answers, its role) for a version asked for by number or by alias."""
+        if version is not None:
+            pinned = snapshot.pinned.get((model, version))
+            if pinned is None:
+                try:
+                    pinned = await run_in_threadpool(self.table.pin, model, version)
+                except UnknownModel as exc:
+                    raise Refusal(404, "unknown-version", exc.what) from None
+            return pinned, PINNED
+        chosen = {Role.champion.value: route.champion, Role.challenger.value: route.challenger}.get(alias or "")
+        if chosen is None:
+            raise Refusal(404, "unknown-alias", f"{model} has no version serving as {alias!r} (aliases: champion, "
+                                                "challenger)")
+        return chosen, str(alias)
+
+    @staticmethod
+    def champion(snapshot: Snapshot, route: Route, model: str) -> ServedVersion:
+        if route.champion is None:
+            why = "; ".join(f"v{v}: {problem}" for (m, v), problem in snapshot.refused.items() if m == model)
+            raise Refusal(404, "not-deployed", f"no version of {model} serves online" + (f" ({why})" if why else "")
+                          + "; deploy an approved version")
+        return route.champion
+
+    @staticmethod
+    def split(route: Route, key: str | None) -> tuple[ServedVersion, str]:
+        """The champion, or the challenger for its share of keys (a request without a key is routed at random)."""
+        if (route.strategy == "champion_challenger" and route.challenger is not None
+                and routes_to_challenger(key or uuid.uuid4().hex, route.spec.deploy.challenger_traffic_share)):
+            return route.challenger, Role.challenger.value
+        return route.champion, Role.champion.value  # type: ignore[return-value]
+
+    # --- scoring ---------------------------------------------------------------------------------------------
+    def batcher(self, served: ServedVersion) -> MicroBatcher[ParsedRequest, Scores]:
+        key = (served.model, served.version, served.content_hash)
+        batcher = self.batchers.get(key)
+        if batcher is None:
+            batcher = self.batchers[key] = MicroBatcher(self._scorer(served), lambda r: r.rows, MAX_BATCH_ROWS)
+        return batcher
+
+    @staticmethod
+    def _scorer(served: ServedVersion) -> Callable[[Any], list[Scores]]:
+        histogram = metrics.BATCH_ROWS.labels(served.model, served.version)
+
+        def score(requests: Any) -> list[Scores]:
+            histogram.observe(sum(r.rows for r in requests))
+            return served.score(requests)
+        return score
+
+    def log(self, served: ServedVersion, role: str, parsed: ParsedRequest, ids: list[str], scores: Scores,
+            received: datetime, latency_ms: float) -> None:
+        """The prediction log row of each answered row: the same log batch and streaming scoring write."""
+        times = parsed.event_times or [received] * parsed.rows
+        self.sink.append(served.model, served.version, role, {
+            "prediction_id": ids, "event_time": times, "scored_at": [received] * parsed.rows, **parsed.columns,
+            "prediction": scores.predictions.tolist(), "score": scores.scores.tolist(),
+            "latency_ms": [latency_ms] * parsed.rows})
+        metrics.ROWS.labels(served.model, served.version, role).inc(parsed.rows)
+        metrics.LATENCY.labels(served.model, served.version, role).observe(latency_ms / 1000)
+
+    def shadow(self, route: Route, parsed: ParsedRequest, ids: list[str], received: datetime) -> None:
+        """The challenger scores a copy after the champion answered: its time never adds to the response."""
+        challenger = route.challenger
+        if challenger is None:
+            return
+
+        async def score_copy() -> None:
+            began = time.perf_counter()
+            try:
+                scores = await self.batcher(challenger).submit(parsed)
+            except Exception:  # noqa: BLE001 - a failing shadow must not disturb the champion's traffic
+                metrics.ERRORS.labels(challenger.model, "shadow-failed").inc()
+                log.exception("shadow scoring by %s v%s failed", challenger.model, challenger.version)
+                return
+            self.log(challenger, SHADOW, parsed, ids, scores, received, (time.perf_counter() - began) * 1000)
+
+        task = asyncio.get_running_loop().create_task(score_copy())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def predict(self, request: Request, protocol: str, parse: Parser,
+                      answer: Callable[[ServedVersion, str, list[str], Scores, ParsedRequest], Any]) -> Response:
+        began = time.perf_counter()
+        model = request.path_params["name"]
+        try:
+            snapshot = self.snapshot()
+            self.authorize(snapshot, request, model)
+            route = self.route(snapshot, model)
+            body = await read_body(request)
+            version, alias = request.path_params.get("version"), request.path_params.get("alias")
+            if version is not None or alias is not None:
+                served, role = await self.named(snapshot, route, model, version, alias)
+                parsed = parse(body, served.schema)
+            else:
+                parsed = parse(body, self.champion(snapshot, route, model).schema)
+                key = request.headers.get("x-routing-key") or parsed.routing_key or (parsed.ids or [None])[0]
+                served, role = self.split(route, key)
+                if served.schema != route.champion.schema:  # type: ignore[union-attr]
+                    parsed = parse(body, served.schema)
+            received = datetime.now(timezone.utc).replace(tzinfo=None)
+            scores = await self.batcher(served).submit(parsed)
+            ids = parsed.ids or [uuid.uuid4().hex for _ in range(parsed.rows)]
+            self.log(served, role, parsed, ids, scores, received, (time.perf_counter() - began) * 1000)
+            metrics.REQUESTS.labels(model, served.version, role, protocol).inc()
+            if role == Role.champion and route.strategy == "shadow":
+                self.shadow(route, parsed, ids, received)
+            return json_response(answer(served, role, ids, scores, parsed),
+                                 headers={"X-Model-Version": served.version, "X-Model-Role": role})
+        except Refusal as refusal:
+            return self.refused(refusal, model)
+        except InputError as error:
+            metrics.ERRORS.labels(self.label(model), error.kind).inc()
+            return json_response(error.body(), error.status)
+        except Exception:  # noqa: BLE001 - a bug is a 500, counted and logged, never a crash
+            metrics.ERRORS.labels(self.label(model), "internal").inc()
+            log.exception("scoring %s failed", model)
+            return json_response({"error": {"kind": "internal", "message": "the gateway failed to score this "
+                                                                           "request; it is logged"}}, 500)
+
+    def label(self, model: str) -> str:
+        return model if model in self.table.current.routes else UNKNOWN
+
+    def refused(self, refusal: Refusal, model: str | None = None) -> Response:
+        metrics.ERRORS.labels(self.label(model) if model else UNKNOWN, refusal.kind).inc()
+        return json_response({"error": {"kind": refusal.kind, "message": refusal.message}}, refusal.status,
+                             refusal.headers)
+
+
+async def read_body(request: Request) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise InputError(413, "body", f"the body has {length} bytes, more than the limit of {MAX_BODY_BYTES}",
+                         "too-large")
+    if length is not None:
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():  # chunked: count as it comes, never buffer past the limit
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise InputError(413, "body", f"the body is larger than the limit of {MAX_BODY_BYTES} bytes", "too-large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- answers of each protocol --------------------------------------------------------------------------------
+
+def native_answer(served: ServedVersion, role: str, ids: list[str], scores: Scores, _: ParsedRequest) -> Any:
+    return {"model": served.model, "version": served.version, "role": role,
+            "predictions": [{"prediction_id": i, "prediction": p, "score": s}
+                            for i, p, s in zip(ids, scores.predictions.tolist(), scores.scores.tolist())]}
+
+
+def mlflow_answer(served: ServedVersion, role: str, ids: list[str], scores: Scores, _: ParsedRequest) -> Any:
+    # MLflow's clients read `predictions`; the rest says who answered, as every answer of the gateway does.
+    return {"predictions": scores.predictions.tolist(), "scores": scores.scores.tolist(),
+            "model_version": served.version, "role": role, "prediction_ids": ids}
+
+
+def v2_answer(served: ServedVersion, role: str, ids: list[str], scores: Scores, parsed: ParsedRequest) -> Any:
+    rows = parsed.rows
+    predictions = scores.predictions
+    return {"model_name": served.model, "model_version": served.version, "id": parsed.extra.get("id", ids[0]),
+            "parameters": {"role": role},
+            "outputs": [{"name": "prediction", "shape": [rows], "datatype": "INT64" if predictions.dtype.kind == "i"
+                         else "FP64", "data": predictions.tolist()},
+                        {"name": "score", "shape": [rows], "datatype": "FP64", "data": scores.scores.tolist()},
+                        {"name": "prediction_id", "shape": [rows], "datatype": "BYTES", "data": ids}]}
+
+
+# --- the application -----------------------------------------------------------------------------------------
+
+def create_app(table: ServingTable | None = None, sink: Any = None) -> Starlette:
+    """The ASGI app. Without arguments (uvicorn's factory, one call per worker process) it opens the platform of the
+    environment, starts the serving table's refresher and a prediction sink of its own."""
+    state: dict[str, Gateway] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        gateway = state["gateway"] = await run_in_threadpool(_open_gateway, table, sink)
+        asyncio.get_running_loop().run_in_executor(None, gateway.table.start)  # ready once loaded: see /readyz
+        try:
+            yield
+        finally:
+            gateway.table.stop()
+            if gateway.background:
+                await asyncio.wait(set(gateway.background), timeout=10)
+            gateway.sink.close()  # every acknowledged prediction reaches the log before the process ends
+
+    def gateway() -> Gateway:
+        return state["gateway"]
+
+    def scoring(protocol: str, parse: Parser, answer: Any) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await gateway().predict(request, protocol, parse, answer)
+        return endpoint
+
+    native = scoring("native", native_or_mlflow, native_answer)
+    mlflow = scoring("mlflow", parse_mlflow, mlflow_answer)
+    v2 = scoring("v2", parse_v2, v2_answer)
+    routes = [
+        Path("/healthz", lambda _: json_response({"status": "alive"})),
+        Path("/readyz", lambda _: readiness(gateway())),
+        Path("/metrics", lambda _: Response(*metrics.exposition())),
+        Path("/openapi.json", lambda _: openapi(gateway())),
+        Path("/v1/models", lambda request: model_list(gateway(), request)),
+        Path("/v1/models/{name}/predict", native, methods=["POST"]),
+        Path("/v1/models/{name}/versions/{version}/predict", native, methods=["POST"]),
+        Path("/v1/models/{name}/aliases/{alias}/predict", native, methods=["POST"]),
+        Path("/v1/models/{name}/invocations", mlflow, methods=["POST"]),
+        Path("/v1/models/{name}/versions/{version}/invocations", mlflow, methods=["POST"]),
+        Path("/v2", lambda _: json_response({"name": "modelops-gateway", "version": "1", "extensions": []})),
+        Path("/v2/health/live", lambda _: json_response({"live": True})),
+        Path("/v2/health/ready", lambda _: readiness(gateway(), v2=True)),
+        Path("/v2/models/{name}", lambda request: v2_metadata(gateway(), request)),
+        Path("/v2/models/{name}/versions/{version}", lambda request: v2_metadata(gateway(), request)),
+        Path("/v2/models/{name}/ready", lambda request: v2_model_ready(gateway(), request)),
+        Path("/v2/models/{name}/infer", v2, methods=["POST"]),
+        Path("/v2/models/{name}/versions/{version}/infer", v2, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _open_gateway(table: ServingTable | None, sink: Any) -> Gateway:
+    from modelops.platform import get_platform
+    from serving.prediction_sink import PredictionSink, recover_spools
+
+    platform = table.platform if table is not None else get_platform()
+    if sink is None:
+        recover_spools(platform)  # what a killed worker had acknowledged but not yet written
+        sink = PredictionSink(platform, worker=f"gateway-{os.getpid()}")
+        sink.start()
+    return Gateway(table or ServingTable(platform), sink)
+
+
+def readiness(gateway: Gateway, v2: bool = False) -> Response:
+    snapshot = gateway.table.current
+    if v2:
+        return json_response({"ready": gateway.table.ready}, 200 if gateway.table.ready else 503)
+    serving = {name: {"champion": route.champion.version if route.champion else None,
+                      "challenger": route.challenger.version if route.challenger else None}
+               for name, route in snapshot.routes.items()}
+    refused = {f"{model} v{version}": why for (model, version), why in snapshot.refused.items()}
+    return json_response({"ready": gateway.table.ready, "serving": serving, "refused": refused},
+                         200 if gateway.table.ready else 503)
+
+
+def openapi(gateway: Gateway) -> Response:
+    from serving.openapi import document
+
+    return json_response(document(gateway.table.current))
+
+
+def model_list(gateway: Gateway, request: Request) -> Response:
+    """The models this token may call, and the versions serving them."""
+    from serving.tokens import AccessDenied
+
+    try:
+        snapshot = gateway.snapshot()
+    except Refusal as refusal:
+        return gateway.refused(refusal, request.path_params.get("name"))
+    models = []
+    for name, route in sorted(snapshot.routes.items()):
+        try:
+            snapshot.tokens.authorize(request.headers.get("authorization"), name)
+        except AccessDenied as denied:
+            if denied.status == 401:
+                return gateway.refused(Refusal(401, f"auth-{denied.reason}", str(denied), {"WWW-Authenticate": "Bearer"}))
+            continue
+        models.append({"name": name, "strategy": route.strategy,
+                       "champion": route.champion.version if route.champion else None,
+                       "challenger": route.challenger.version if route.challenger else None,
+                       "inputs": [{"name": n, "type": t} for n, t in (route.champion or route.challenger).schema.columns]
+                       if (route.champion or route.challenger) else []})
+    return json_response({"models": models})
+
+
+def _v2_served(gateway: Gateway, request: Request) -> tuple[Snapshot, ServedVersion]:
+    snapshot = gateway.snapshot()
+    model = request.path_params["name"]
+    gateway.authorize(snapshot, request, model)
+    route = gateway.route(snapshot, model)
+    version = request.path_params.get("version")
+    served = snapshot.pinned.get((model, version)) if version else route.champion
+    if version and served is None and route.champion and route.champion.version == version:
+        served = route.champion
+    if served is None:
+        raise Refusal(404, "not-deployed", f"{model}" + (f" v{version}" if version else "") + " is not loaded; "
+                                           "its infer route loads an eligible version on first use")
+    return snapshot, served
+
+
+def v2_metadata(gateway: Gateway, request: Request) -> Response:
+    try:
+        _, served = _v2_served(gateway, request)
+    except Refusal as refusal:
+        return gateway.refused(refusal, request.path_params.get("name"))
+    return json_response({"name": served.model, "versions": [served.version], "platform": "modelops",
+                          "inputs": [{"name": n, "datatype": V2_DATATYPES.get(t, "BYTES"), "shape": [-1]}
+                                     for n, t in served.schema.columns],
+                          "outputs": [{"name": "prediction", "datatype": "FP64", "shape": [-1]},
+                                      {"name": "score", "datatype": "FP64", "shape": [-1]},
+                                      {"name": "prediction_id", "datatype": "BYTES", "shape": [-1]}]})
+
+
+def v2_model_ready(gateway: Gateway, request: Request) -> Response:
+    try:
+        _v2_served(gateway, request)
+    except Refusal as refusal:
+        if refusal.status == 404:
+            return json_response({"name": request.path_params["name"], "ready": False}, 404)
+        return gateway.refused(refusal, request.path_params.get("name"))
+    return json_response({"name": request.path_params["name"], "ready": True})

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the gateway, per model and version: requests, errors by kind, latency, batch sizes.
+
+With several worker processes each writes its own files (prometheus_client's multiprocess mode, switched on by
+PROMETHEUS_MULTIPROC_DIR, which `serving.server` sets before the workers start) and /metrics adds them up.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+REQUESTS = Counter("modelops_gateway_requests", "Scored requests", ["model", "version", "role", "protocol"])
+ROWS = Counter("modelops_gateway_rows", "Scored rows", ["model", "version", "role"])
+ERRORS = Counter("modelops_gateway_errors", "Refused or failed requests by kind (auth-*, invalid input kinds, "
+                                            "unknown-model, internal)", ["model", "kind"])
+LATENCY = Histogram("modelops_gateway_request_seconds", "Request latency inside the gateway",
+                    ["model", "version", "role"],
+                    buckets=(.0005, .001, .002, .004, .008, .016, .032, .064, .128, .256, .512, 1.024, 2.048))
+BATCH_ROWS = Histogram("modelops_gateway_batch_rows", "Rows per scored micro-batch", ["model", "version"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096))
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text of every worker process (multiprocess mode) or of this process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

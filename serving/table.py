@@ -1,0 +1,231 @@
+"""What the gateway serves: read from the governance store every fraction of a second, never from MLflow's aliases.
+
+A version serves only while the store deploys it and it is approved, passed the security scan and is not retired;
+its files are checked against their registration pin and scanned again as it is loaded (tasks.integrity). The table
+is an immutable snapshot swapped in one assignment: a request in flight keeps the version it started with, and a
+deploy, promote, rollback or retire takes effect at the next refresh without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from modelops.errors import ModelOpsError
+from modelops.lifecycle import ApprovalStatus, GateStatus, Role
+from modelops.platform import Platform
+from modelops.spec import LifecycleSpec, load_all_specs
+from serving.inputs import InputSchema, ParsedRequest
+
+log = logging.getLogger("modelops.gateway")
+
+DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64", "string": object,
+          "boolean": "bool"}
+RETRY_REFUSED_SECONDS = 60.0  # a version that failed to load (tampered, unsafe) is tried again this much later
+
+
+@dataclass(frozen=True)
+class Scores:
+    scores: np.ndarray
+    predictions: np.ndarray
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """A loaded version, ready to score a micro-batch of checked requests."""
+
+    model: str
+    version: str
+    content_hash: str
+    predictor: Any  # tasks.integrity.VerifiedModel: its bytes are the pinned ones and passed the scan
+    schema: InputSchema
+    task: str
+    decision_threshold: float
+
+    def score(self, requests: Sequence[ParsedRequest]) -> list[Scores]:
+        from tasks.scoring import predict_scores
+
+        frame = pd.DataFrame({name: np.asarray([v for r in requests for v in r.columns[name]], dtype=DTYPES[kind])
+                              for name, kind in self.schema.columns})
+        scores = predict_scores(self.predictor, frame, self.task)
+        predictions = ((scores >= self.decision_threshold).astype("int64") if self.task == "classification"
+                       else scores)
+        out, start = [], 0
+        for request in requests:
+            end = start + request.rows
+            out.append(Scores(scores[start:end], predictions[start:end]))
+            start = end
+        return out
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a model's champion traffic is served: the champion, and the challenger splitting or shadowing it."""
+
+    spec: LifecycleSpec
+    champion: ServedVersion | None
+    challenger: ServedVersion | None
+
+    @property
+    def strategy(self) -> str:
+        return self.spec.deploy.strategy
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    routes: dict[str, Route] = field(default_factory=dict)
+    pinned: dict[tuple[str, str], ServedVersion] = field(default_factory=dict)
+    refused: dict[tuple[str, str], str] = field(default_factory=dict)  # deployed but not served, and why
+    tokens: Any = None  # serving.tokens.TokenTable
+    loaded_at: float = 0.0
+
+
+class UnknownModel(ModelOpsError):
+    pass
+
+
+def eligibility_problem(approval: str | None, security: str | None, retired: bool) -> str | None:
+    """Why a version may not serve, whatever deploys it; None when it may."""
+    if retired:
+        return "it is retired"
+    if approval != ApprovalStatus.approved:
+        return f"it is not approved (approval: {approval or 'none'})"
+    if security != GateStatus.passed:
+        return f"it has not passed the security scan (security scan: {security or 'not run'})"
+    return None
+
+
+class ServingTable:
+    """The snapshot, refreshed in a background thread; `current` is read by every request without a lock."""
+
+    def __init__(self, platform: Platform, refresh_seconds: float = 0.5) -> None:
+        self.platform = platform
+        self.refresh_seconds = refresh_seconds
+        self.current = Snapshot()
+        self.ready = False
+        self._loaded: dict[tuple[str, str, str], ServedVersion] = {}
+        self._failed: dict[tuple[str, str, str], tuple[float, str]] = {}
+        self._wanted_pins: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()  # one refresh (or pinned load) at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- life ------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="serving-table", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            try:
+                self.refresh()
+            except Exception:  # noqa: BLE001 - a store hiccup must not stop serving what is loaded
+                log.exception("refreshing the serving table failed; serving the previous snapshot")
+
+    # --- refresh ---------------------------------------------------------------------------------------------
+    def refresh(self) -> Snapshot:
+        from serving.tokens import TokenTable
+
+        with self._lock:
+            specs = {spec.name: spec for spec in load_all_specs(self.platform.settings.config_dir)}
+            rows = self.platform.store.serving_snapshot()
+            refused: dict[tuple[str, str], str] = {}
+            served: dict[tuple[str, str], ServedVersion] = {}
+            for row in rows:
+                spec = specs.get(row.model)
+                if spec is None or "online" not in spec.deploy.targets:
+                    continue
+                problem = eligibility_problem(row.approval, row.security, row.retired)
+                loaded = None if problem else self._load(spec, row.version, row.content_hash or "")
+                if isinstance(loaded, str):
+                    problem = loaded
+                if problem:
+                    refused[(row.model, row.version)] = problem
+                else:
+                    served[(row.model, row.role)] = loaded  # type: ignore[assignment]
+            routes = {name: Route(spec, served.get((name, Role.champion)),
+                                  served.get((name, Role.challenger)) if spec.deploy.strategy != "champion" else None)
+                      for name, spec in specs.items() if "online" in spec.deploy.targets}
+            snapshot = Snapshot(routes=routes, pinned=self._pins(specs), refused=refused,
+                                tokens=TokenTable.load(self.platform.store), loaded_at=time.time())
+            self.current = snapshot
+            in_use = {(v.model, v.version, v.content_hash) for v in [*served.values(), *snapshot.pinned.values()]}
+            self._loaded = {key: value for key, value in self._loaded.items() if key in in_use}
+            self.ready = True
+            return snapshot
+
+    def _load(self, spec: LifecycleSpec, version: str, content_hash: str) -> ServedVersion | str:
+        """The loaded version, or why it cannot serve. Loads once per content; a failure is retried later."""
+        key = (spec.name, version, content_hash)
+        if key in self._loaded:
+            return self._loaded[key]
+        failed = self._failed.get(key)
+        if failed and time.monotonic() - failed[0] < RETRY_REFUSED_SECONDS:
+            return failed[1]
+        from tasks.integrity import load_verified_model
+
+        try:
+            model = load_verified_model(self.platform, spec, version, "online serving")
+        except ModelOpsError as exc:
+            self._failed[key] = (time.monotonic(), str(exc))
+            log.warning("%s v%s cannot serve online: %s", spec.name, version, exc)
+            return str(exc)
+        self._failed.pop(key, None)
+        served = ServedVersion(model=spec.name, version=version, content_hash=content_hash, predictor=model,
+                               schema=InputSchema(tuple(model.columns), spec.data.id_column,
+                                                  spec.data.timestamp_column),
+                               task=spec.task, decision_threshold=spec.deploy.decision_threshold)
+        self._loaded[key] = served
+        log.info("%s v%s loaded for online serving", spec.name, version)
+        return served
+
+    def _pins(self, specs: dict[str, LifecycleSpec]) -> dict[tuple[str, str], ServedVersion]:
+        """Versions asked for by number: kept while still eligible, loaded on first request."""
+        pins: dict[tuple[str, str], ServedVersion] = {}
+        for model, version in sorted(self._wanted_pins):
+            spec = specs.get(model)
+            loaded = self._eligible_load(spec, version) if spec is not None else None
+            if isinstance(loaded, ServedVersion):
+                pins[(model, version)] = loaded
+            else:
+                self._wanted_pins.discard((model, version))
+        return pins
+
+    def _eligible_load(self, spec: LifecycleSpec, version: str) -> ServedVersion | str:
+        governed = self.platform.store.governed_version(spec.name, version)
+        if governed is None:
+            return f"{spec.name} has no version {version}"
+        problem = eligibility_problem(self.platform.store.approval_status(spec.name, version),
+                                      governed.security_status, governed.retired)
+        return problem or self._load(spec, version, governed.content_hash)
+
+    def pin(self, model: str, version: str) -> ServedVersion:
+        """A version named by the caller (blocking: run it off the event loop). Raises UnknownModel with the reason
+        when it may not serve."""
+        snapshot = self.current
+        if (model, version) in snapshot.pinned:
+            return snapshot.pinned[(model, version)]
+        route = snapshot.routes.get(model)
+        if route is None:
+            raise UnknownModel(f"model {model!r} is not served online", "see GET /v1/models for the models served")
+        with self._lock:
+            loaded = self._eligible_load(route.spec, version)
+            if isinstance(loaded, str):
+                raise UnknownModel(f"{model} v{version} cannot serve: {loaded}",
+                                   "call the champion, or a version that is approved and not retired")
+            self._wanted_pins.add((model, version))
+            self.current = Snapshot(routes=snapshot.routes, pinned={**snapshot.pinned, (model, version): loaded},
+                                    refused=snapshot.refused, tokens=snapshot.tokens, loaded_at=snapshot.loaded_at)
+            return loaded

@@ -1,0 +1,75 @@
+"""Adaptive micro-batching: concurrent requests share a batch, a lone one is scored at once, a bad one fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Sequence
+
+import pytest
+
+from serving.batching import MicroBatcher
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def score(self, items: Sequence[int]) -> list[int]:
+        if any(item < 0 for item in items):
+            raise ValueError(f"cannot score {min(items)}")
+        self.batches.append(list(items))
+        return [item * 10 for item in items]
+
+
+def test_requests_arriving_together_are_scored_in_one_batch() -> None:
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder.score, lambda _: 1, max_rows=64)
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(batcher.submit(i) for i in range(8))))
+
+    assert asyncio.run(main()) == [i * 10 for i in range(8)]
+    assert recorder.batches == [list(range(8))]
+
+
+def test_the_row_cap_cuts_batches() -> None:
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder.score, lambda _: 3, max_rows=6)
+
+    async def main() -> None:
+        await asyncio.gather(*(batcher.submit(i) for i in range(5)))
+
+    asyncio.run(main())
+    assert [len(batch) for batch in recorder.batches] == [2, 2, 1]
+
+
+def test_a_request_that_fails_fails_alone_and_its_batch_mates_are_answered() -> None:
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder.score, lambda _: 1, max_rows=64)
+
+    async def main() -> list[object]:
+        return list(await asyncio.gather(batcher.submit(1), batcher.submit(-1), batcher.submit(2),
+                                         return_exceptions=True))
+
+    first, failed, third = asyncio.run(main())
+    assert (first, third) == (10, 20)
+    assert isinstance(failed, ValueError) and "cannot score -1" in str(failed)
+
+
+def test_a_lone_request_is_scored_without_waiting_for_company() -> None:
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder.score, lambda _: 1, max_rows=64)
+
+    async def main() -> None:
+        assert await batcher.submit(4) == 40
+        # scored before the next request existed: the second forms a batch of its own
+        assert await batcher.submit(5) == 50
+
+    asyncio.run(main())
+    assert recorder.batches == [[4], [5]]
+
+
+def test_a_scoring_error_reaches_a_lone_caller() -> None:
+    batcher = MicroBatcher(Recorder().score, lambda _: 1, max_rows=64)
+    with pytest.raises(ValueError, match="cannot score -3"):
+        asyncio.run(batcher.submit(-3))
