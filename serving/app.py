@@ -275,8 +275,8 @@ def create_app(table: ServingTable | None = None, sink: Any = None) -> Starlette
     state: dict[str, Gateway] = {}
 
     @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        gateway = state["gateway"] = await run_in_threadpool(_open_gateway, table, sink)
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway = state["gateway"] = app.state.gateway = await run_in_threadpool(_open_gateway, table, sink)
         asyncio.get_running_loop().run_in_executor(None, gateway.table.start)  # ready once loaded: see /readyz
         try:
             yield
