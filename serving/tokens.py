@@ -108,8 +108,9 @@ class TokenTable:
                                revoked=c.revoked) for c in credentials}
         return cls(MappingProxyType(grants))
 
-    def __len__(self) -> int:
-        """Live tokens."""
+    @property
+    def live(self) -> int:
+        """How many tokens work (for a gauge or a log line; not __len__, which would make an empty table falsy)."""
         return sum(not grant.revoked for grant in self.grants.values())
 
     def authorize(self, authorization_header: str | None, model: str) -> str:

@@ -92,6 +92,7 @@ def test_a_revoked_token_is_refused_once_the_table_is_reloaded(admin: StoreOnly)
     token_id, token = issue_token(admin, "checkout", [MODEL])
     before = TokenTable.load(admin.store)
     assert revoke_token(admin, token_id) is True
+    assert (before.live, TokenTable.load(admin.store).live) == (1, 0)
     # A loaded table is a snapshot: the revocation reaches requests through the next load, not half-way.
     assert before.authorize(bearer(token), MODEL) == "checkout"
     refused = denied(TokenTable.load(admin.store), bearer(token))
