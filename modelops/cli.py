@@ -14,6 +14,7 @@ from modelops.errors import ModelOpsError
 if TYPE_CHECKING:
     from modelops.services.stage_service import Endpoint
     from modelops.settings import Settings
+    from serving.tokens import StoreOnly
 
 
 def stage_flow(name: str) -> Any:
@@ -155,6 +156,73 @@ def _cmd_labels(args: argparse.Namespace) -> int:
     path = Path(args.path)
     batch = record_ground_truth(get_platform(), load_spec(args.model), read_batch(path), str(path))
     print(f"recorded {batch.rows} labels for {args.model}")
+    return 0
+
+
+def _token_admin() -> StoreOnly:
+    """The store alone: token commands run against it directly, importing neither Prefect nor MLflow."""
+    from modelops.settings import load_settings
+    from serving.tokens import store_platform
+
+    return store_platform(load_settings())
+
+
+def _cmd_tokens_create(args: argparse.Namespace) -> int:
+    from serving.tokens import ALL_MODELS, issue_token
+
+    admin = _token_admin()
+    token_id, token = issue_token(admin, args.client, [ALL_MODELS] if args.all_models else args.models)
+    issued = admin.store.api_token(token_id)
+    assert issued is not None  # just written
+    models = list(issued.models)
+    if args.json:
+        from modelops.cli_output import as_json
+
+        print(as_json({"id": token_id, "client": args.client, "models": models, "token": token}))
+    else:
+        print(token)
+    # On stderr: `TOKEN=$(modelops tokens create ...)` captures the token alone.
+    print(f"created API token {token_id} for {args.client} (models: {', '.join(models)}). This is the only time "
+          "the token is shown: the store keeps just its hash, so it cannot be shown again. Send it as "
+          "`Authorization: Bearer <token>`; revoke it with `modelops tokens revoke "
+          f"{token_id}`.", file=sys.stderr)
+    return 0
+
+
+def _cmd_tokens_list(args: argparse.Namespace) -> int:
+    tokens = _token_admin().store.api_tokens(include_revoked=args.all)
+    if args.json:
+        from modelops.cli_output import as_json
+
+        print(as_json([{"id": t.id, "client": t.client, "models": list(t.models),
+                        "created_at": t.created_at.isoformat(), "created_by": t.created_by,
+                        "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None, "revoked_by": t.revoked_by}
+                       for t in tokens]))
+        return 0
+    if not tokens:
+        print("no API tokens" if args.all else "no live API tokens (--all shows revoked ones too)")
+        return 0
+    when = "%Y-%m-%d %H:%M:%S"
+    rows = [("id", "client", "models", "created (UTC)", "created by", "revoked (UTC)")] + [
+        (t.id, t.client, ", ".join(t.models), t.created_at.strftime(when), t.created_by,
+         f"{t.revoked_at.strftime(when)} by {t.revoked_by}" if t.revoked_at else "-") for t in tokens]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _cmd_tokens_revoke(args: argparse.Namespace) -> int:
+    from serving.tokens import revoke_token
+
+    admin = _token_admin()
+    if revoke_token(admin, args.token_id):
+        print(f"revoked API token {args.token_id}: the gateway refuses it once it reloads its token table")
+    else:
+        token = admin.store.api_token(args.token_id)
+        assert token is not None and token.revoked_at is not None  # revoke_token found it revoked
+        print(f"API token {args.token_id} was revoked already ({token.revoked_at:%Y-%m-%d %H:%M:%S} UTC by "
+              f"{token.revoked_by}): nothing changed")
     return 0
 
 
@@ -321,6 +389,23 @@ def build_parser() -> argparse.ArgumentParser:
                      handler=_cmd_labels)
     labels.add_argument("model")
     labels.add_argument("path")
+
+    tokens = sub.add_parser("tokens", help="API tokens of the applications that call the online scoring gateway")
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True)
+    create = token_commands.add_parser("create", parents=[machine], help="issue a token scoped to models; it is "
+                                                                         "printed once and cannot be shown again")
+    create.set_defaults(handler=_cmd_tokens_create)
+    create.add_argument("client", help="the consuming application's name")
+    scope = create.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--model", dest="models", action="append", metavar="NAME",
+                       help="a model the token may call (repeatable)")
+    scope.add_argument("--all-models", action="store_true", help="the token may call every model")
+    listing = token_commands.add_parser("list", parents=[machine], help="tokens (never their secrets or hashes)")
+    listing.set_defaults(handler=_cmd_tokens_list)
+    listing.add_argument("--all", action="store_true", help="revoked tokens too")
+    revoke = token_commands.add_parser("revoke", parents=[common], help="stop a token from working")
+    revoke.set_defaults(handler=_cmd_tokens_revoke)
+    revoke.add_argument("token_id", help="the id `tokens list` shows")
 
     def stage(name: str, help_: str, *options: tuple[str, dict[str, Any]]) -> None:
         added = command(name, help_, [machine], _run_stage)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from modelops.errors import CatalogError, StoreIntegrityError
+from modelops.errors import CatalogError, ModelOpsError, StoreIntegrityError
 from modelops.store.audit_chain import (
     AuditEntry, AuditFact, ChainHead, ChainRow, ChainVerdict, normalise_evidence, record_hash, verify_chain,
 )
 from modelops.store.db import engine_for, session_scope
 from modelops.store.schema import (
-    AlertDelivery, AlertState, Approval, AuditChainHead, AuditEvent, Deployment, GroundTruthBatch, Lineage,
+    AlertDelivery, AlertState, ApiToken, Approval, AuditChainHead, AuditEvent, Deployment, GroundTruthBatch, Lineage,
     MonitoringResult, MonitoringRun, PredictionBatch, RegistrationClaim, RetrainClaim, RetrainRequest, VersionRecord,
 )
 
@@ -148,6 +148,59 @@ def _deployment_problems(row: Deployment, audits: list[AuditEvent]) -> list[str]
     return [f"{row.model} v{row.version}: its deployment as {row.role} (id {row.id}) has no deploy record"]
 
 
+@dataclass(frozen=True)
+class ApiTokenInfo:
+    """An API token as `modelops tokens list` shows it: everything but its hash."""
+
+    id: str
+    client: str
+    models: tuple[str, ...]  # model names, or ("*",) for every model
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class TokenCredential:
+    """What the gateway checks a presented token against; revoked tokens too, so it can tell a client whose token
+    was revoked from one presenting a token that never existed."""
+
+    id: str
+    client: str
+    token_hash: str
+    models: tuple[str, ...]
+    revoked: bool
+
+
+def _token_info(row: ApiToken) -> ApiTokenInfo:
+    return ApiTokenInfo(id=row.id, client=row.client, models=tuple(row.models), created_at=_aware(row.created_at),
+                        created_by=row.created_by, revoked_at=_aware(row.revoked_at), revoked_by=row.revoked_by)
+
+
+ACCESS_STAGE = "access"  # the audit stage of API token changes
+
+
+def _token_problems(row: ApiToken, audits: Sequence[AuditEvent]) -> list[str]:
+    """A token row the access records do not account for: created, widened or re-opened around the platform (a
+    swapped token_hash is not seen: the records must not carry anything derived from the secret)."""
+    where = f"API token {row.id} (client {row.client}, models {', '.join(row.models)})"
+    mine = [a for a in audits if a.evidence.get("token_id") == row.id]
+    if not any(a.action == "create-token" and a.evidence.get("client") == row.client
+               and a.evidence.get("models") == list(row.models) for a in mine):
+        return [f"{where}: no create-token record has this client and these models"]
+    revoked = any(a.action == "revoke-token" for a in mine)
+    if row.revoked_at is not None and not revoked:
+        return [f"{where}: its revocation has no revoke-token record"]
+    if row.revoked_at is None and revoked:
+        return [f"{where}: it was revoked, yet it is live again"]
+    return []
+
+
 class GovernanceStore:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -163,11 +216,20 @@ class GovernanceStore:
         found nothing to change. Every call that changes something is recorded: idempotency comes from the
         state a change inspects, never from matching audit content (which anyone able to write rows could
         pre-write to suppress a record)."""
+        entries = self.record_all([fact], change)
+        return entries[0] if entries else None
+
+    def record_all(self, facts: Sequence[AuditFact], change: Change | None = None) -> list[AuditEntry]:
+        """`record` for a change that belongs in several models' trails (an API token scoped to three models):
+        the change and all its records in one transaction, consecutive links of the chain. Empty when `change`
+        found nothing to change."""
+        if not facts:
+            raise ValueError("record_all needs at least one fact")
         with session_scope(self.url) as session:
             # The head is taken first: this write is what makes concurrent appenders queue, each seeing the
             # head its predecessor left, so the chain never forks.
             head = session.execute(update(AuditChainHead).where(AuditChainHead.id == 1)
-                                   .values(seq=AuditChainHead.seq + 1)
+                                   .values(seq=AuditChainHead.seq + len(facts))
                                    .returning(AuditChainHead.seq, AuditChainHead.head_hash)).one_or_none()
             if head is None:
                 raise StoreIntegrityError("the audit chain's head row is missing from the governance store",
@@ -176,18 +238,24 @@ class GovernanceStore:
             extra = change(session) if change is not None else {}
             if extra is None:
                 session.rollback()
-                return None
-            evidence = normalise_evidence({**fact.evidence, **extra})
-            at = utcnow()
-            digest = record_hash(seq=head.seq, prev_hash=head.head_hash, at=at, actor=fact.actor, stage=fact.stage,
-                                 action=fact.action, model=fact.model, version=fact.version, outcome=fact.outcome,
-                                 evidence=evidence, event=fact.event, flow_run_id=fact.flow_run_id)
-            session.add(AuditEvent(at=at, actor=fact.actor, stage=fact.stage, action=fact.action, model=fact.model,
-                                   version=fact.version, outcome=fact.outcome, evidence=evidence, event=fact.event,
-                                   flow_run_id=fact.flow_run_id, seq=head.seq, prev_hash=head.head_hash,
-                                   record_hash=digest))
-            session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(head_hash=digest))
-        return AuditEntry(**{**vars(fact), "evidence": evidence}, at=at, seq=head.seq, record_hash=digest)
+                return []
+            at, prev, entries = utcnow(), head.head_hash, []
+            for seq, fact in enumerate(facts, start=head.seq - len(facts) + 1):
+                evidence = normalise_evidence({**fact.evidence, **extra})
+                digest = record_hash(seq=seq, prev_hash=prev, at=at, actor=fact.actor, stage=fact.stage,
+                                     action=fact.action, model=fact.model, version=fact.version,
+                                     outcome=fact.outcome, evidence=evidence, event=fact.event,
+                                     flow_run_id=fact.flow_run_id)
+                # Added in chain order: the unit of work inserts them in this order, so ids follow seqs.
+                session.add(AuditEvent(at=at, actor=fact.actor, stage=fact.stage, action=fact.action,
+                                       model=fact.model, version=fact.version, outcome=fact.outcome,
+                                       evidence=evidence, event=fact.event, flow_run_id=fact.flow_run_id, seq=seq,
+                                       prev_hash=prev, record_hash=digest))
+                entries.append(AuditEntry(**{**vars(fact), "evidence": evidence}, at=at, seq=seq,
+                                          record_hash=digest))
+                prev = digest
+            session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(head_hash=prev))
+        return entries
 
     def record_audit(self, *, actor: str, stage: str, action: str, model: str, version: str | None, outcome: str,
                      evidence: dict[str, Any], event: str | None = None, flow_run_id: str | None = None) -> AuditEntry:
@@ -293,7 +361,9 @@ class GovernanceStore:
     def unbacked_state(self, model: str, version: str | None = None) -> list[str]:
         """Gate rows (version record, validation verdict, approval, serving deployments, retirement) that no audit
         record accounts for: rows written into the database directly, around the platform. The rows are read
-        before the records, so a change committed in between (row and record land together) is never misjudged."""
+        before the records, so a change committed in between (row and record land together) is never misjudged.
+        Asked about the whole model (no version), the API tokens that may call it are checked too: a token
+        scoped to every model is checked under each model."""
         with session_scope(self.url) as session:
             versions = session.scalars(select(VersionRecord).where(
                 VersionRecord.model == model, *([VersionRecord.version == version] if version else []))).all()
@@ -302,14 +372,20 @@ class GovernanceStore:
             deployments = session.scalars(select(Deployment).where(
                 Deployment.model == model, Deployment.ended_at.is_(None),
                 *([Deployment.version == version] if version else []))).all()
+            # Tokens are few: filtering their JSON scope here is simpler than a JSON query per dialect.
+            tokens = [] if version else [row for row in session.scalars(select(ApiToken).order_by(ApiToken.id))
+                                         if model in row.models or "*" in row.models]
             # Only the stages that write gate rows, and only the version asked about: scoring and monitoring
             # records grow with every run and would make each gate slower than the last.
             audits = session.scalars(select(AuditEvent).where(
                 AuditEvent.model == model, AuditEvent.stage.in_(_GATE_STAGES),
                 *([AuditEvent.version == version] if version else [])).order_by(AuditEvent.seq)).all()
+            access = session.scalars(select(AuditEvent).where(
+                AuditEvent.stage == ACCESS_STAGE, AuditEvent.model.in_([model, "*"]))).all() if tokens else []
         return [*(p for row in versions for p in _version_problems(row, audits)),
                 *(p for row in approvals for p in _approval_problems(row, audits)),
-                *(p for row in deployments for p in _deployment_problems(row, audits))]
+                *(p for row in deployments for p in _deployment_problems(row, audits)),
+                *(p for row in tokens for p in _token_problems(row, access))]
 
     # --- registration claims -----------------------------------------------------------------------------
     def claim_registration(self, model: str, fingerprint: str, claimed_by: str) -> bool:
@@ -588,3 +664,50 @@ class GovernanceStore:
         with session_scope(self.url) as session:
             return list(session.scalars(select(AlertDelivery).where(AlertDelivery.model == model)
                                         .order_by(AlertDelivery.id)))
+
+    # --- API tokens of the online scoring gateway -----------------------------------------------------------
+    def add_api_token(self, *, token_id: str, client: str, token_hash: str, models: Sequence[str],
+                      created_by: str) -> Change:
+        """A new token row (record it with `record_all`, one record per scoped model). A clashing id fails on
+        the primary key rather than replacing a token."""
+        def change(session: Session) -> dict[str, Any] | None:
+            session.add(ApiToken(id=token_id, client=client, token_hash=token_hash, models=list(models),
+                                 created_at=utcnow(), created_by=created_by))
+            session.flush()
+            return {}
+        return change
+
+    def revoke_api_token(self, token_id: str, revoked_by: str) -> Change:
+        """The token stops working; nothing to change when it is revoked already."""
+        def change(session: Session) -> dict[str, Any] | None:
+            row = session.get(ApiToken, token_id)
+            if row is None:
+                raise ModelOpsError(f"no API token has the id {token_id!r}", "see `modelops tokens list --all`")
+            if row.revoked_at is not None:
+                return None
+            row.revoked_at, row.revoked_by = utcnow(), revoked_by
+            return {}
+        return change
+
+    def api_token(self, token_id: str) -> ApiTokenInfo | None:
+        with session_scope(self.url) as session:
+            row = session.get(ApiToken, token_id)
+            return None if row is None else _token_info(row)
+
+    def api_tokens(self, include_revoked: bool = False) -> list[ApiTokenInfo]:
+        """Tokens oldest first, live ones only unless asked for the revoked too."""
+        with session_scope(self.url) as session:
+            query = select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)
+            if not include_revoked:
+                query = query.where(ApiToken.revoked_at.is_(None))
+            return [_token_info(row) for row in session.scalars(query)]
+
+    def token_credentials(self) -> list[TokenCredential]:
+        """Every token's id, client, hash, scope and whether it is revoked: one query of plain columns, for the
+        gateway's in-memory table."""
+        with session_scope(self.url) as session:
+            rows = session.execute(select(ApiToken.id, ApiToken.client, ApiToken.token_hash, ApiToken.models,
+                                          ApiToken.revoked_at.is_not(None))).all()
+        return [TokenCredential(id=id_, client=client, token_hash=token_hash, models=tuple(models),
+                                revoked=bool(revoked))
+                for id_, client, token_hash, models, revoked in rows]

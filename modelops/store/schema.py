@@ -238,3 +238,21 @@ class AlertDelivery(Base):
     delivered: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     message: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ApiToken(Base):
+    """A consuming application's credential for the online scoring gateway, scoped to the models it may call.
+
+    The token text is `mop_<id>_<secret>`; only its SHA-256 is kept. A plain, unsalted hash is right here: the
+    secret is 32 random bytes, so there is nothing to guess or look up in a table, and salts or a slow KDF (which
+    protect low-entropy passwords) would only slow down every request the gateway authorizes."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public: shown by `tokens list`, in logs
+    client: Mapped[str] = mapped_column(String(100), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the whole token text, never the token
+    models: Mapped[list[str]] = mapped_column(JSON)  # model names, or ["*"] for every model
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
