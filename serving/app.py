@@ -86,8 +86,7 @@ class Gateway:
         try:
             return snapshot.tokens.authorize(request.headers.get("authorization"), model)
         except AccessDenied as denied:
-            raise Refusal(denied.status, f"auth-{denied.reason}", str(denied),
-                          {"WWW-Authenticate": "Bearer"} if denied.status == 401 else None) from None
+            raise Refusal(denied.status, f"auth-{denied.reason}", str(denied), denied.headers) from None
 
     @staticmethod
     def route(snapshot: Snapshot, model: str) -> Route:
@@ -364,7 +363,7 @@ def model_list(gateway: Gateway, request: Request) -> Response:
             snapshot.tokens.authorize(request.headers.get("authorization"), name)
         except AccessDenied as denied:
             if denied.status == 401:
-                return gateway.refused(Refusal(401, f"auth-{denied.reason}", str(denied), {"WWW-Authenticate": "Bearer"}))
+                return gateway.refused(Refusal(401, f"auth-{denied.reason}", str(denied), denied.headers))
             continue
         models.append({"name": name, "strategy": route.strategy,
                        "champion": route.champion.version if route.champion else None,
