@@ -1,0 +1,1 @@
+"""The online scoring gateway: an ASGI app that scores requests and logs them to the shared prediction log."""
