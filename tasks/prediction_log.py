@@ -33,14 +33,20 @@ def batch_id_for(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
 
-def log_predictions(platform: Platform, spec: LifecycleSpec, version: str, role: str, log: pd.DataFrame,
+def log_predictions(platform: Platform, model: str, version: str, role: str, log: pd.DataFrame,
                     source: str, source_digest: str) -> PredictionBatch:
-    """Store one scored batch. Scoring the same input with the same version again replaces, not duplicates."""
-    batch_id = batch_id_for(spec.name, version, role, source_digest)
-    log = log.assign(model=spec.name, version=version, role=role, batch_id=batch_id)
-    path = platform.settings.prediction_log_dir / spec.name / f"version={version}" / f"{batch_id}.parquet"
+    """Store one scored batch, from batch scoring or the online gateway's spool (serving.prediction_sink) alike.
+
+    The batch id comes from (model, version, role, source_digest): logging the same input again (the same file
+    scored again, a spool segment flushed again after a crash) replaces its Parquet file and its index record
+    (the store merges on the id), never duplicates them."""
+    batch_id = batch_id_for(model, version, role, source_digest)
+    # One time unit in every file, whichever path scored the rows (pandas 2 stamps Timestamp.now() in microseconds).
+    log = log.astype({"event_time": "datetime64[ns]", "scored_at": "datetime64[ns]"}).assign(
+        model=model, version=version, role=role, batch_id=batch_id)
+    path = platform.settings.prediction_log_dir / model / f"version={version}" / f"{batch_id}.parquet"
     write_parquet_atomically(log, path)
-    batch = PredictionBatch(id=batch_id, model=spec.name, version=version, role=role, path=str(path), source=source,
+    batch = PredictionBatch(id=batch_id, model=model, version=version, role=role, path=str(path), source=source,
                             rows=len(log), first_event_at=_utc(log["event_time"].min()),
                             last_event_at=_utc(log["event_time"].max()), scored_at=utcnow())
     platform.store.record_prediction_batch(batch)

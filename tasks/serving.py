@@ -78,7 +78,8 @@ def score_challenger(platform: Platform, spec: LifecycleSpec, frame: pd.DataFram
               else routed_to_challenger(outputs["prediction_id"], spec.deploy.challenger_traffic_share))
     model: VerifiedModel = load_verified_model(platform, spec, challenger, "scoring")
     ch_outputs, ch_log = score_frame_task(spec, model, model.columns, frame.loc[routed], source)
-    log_predictions(platform, spec, challenger, SHADOW if shadow else Role.challenger, ch_log, source, digest)
+    log_predictions(platform, spec.name, challenger, SHADOW if shadow else Role.challenger, ch_log, source,
+                    digest)
     if not shadow:
         outputs.loc[routed, ["prediction", "score"]] = ch_outputs[["prediction", "score"]].to_numpy()
         outputs.loc[routed, "version"] = challenger
@@ -94,7 +95,7 @@ def record_scored_batch(platform: Platform, spec: LifecycleSpec, version: str, r
                         challenger: ChallengerShare) -> str:
     """The champion's prediction log, the output file (tagged with the batch id) and the audit record of a scored
     batch. Returns the batch id."""
-    batch = log_predictions(platform, spec, version, role, log, str(source), digest)
+    batch = log_predictions(platform, spec.name, version, role, log, str(source), digest)
     write_output(outputs, target, batch.id)
     record_stage(stage=Stage.score, action="score-batch", model=spec.name, version=version, outcome="scored",
                  evidence={"input": str(source), "output": str(target), "rows": len(outputs), "batch_id": batch.id,
