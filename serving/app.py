@@ -276,7 +276,9 @@ def create_app(table: ServingTable | None = None, sink: Any = None) -> Starlette
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gateway = state["gateway"] = app.state.gateway = await run_in_threadpool(_open_gateway, table, sink)
-        asyncio.get_running_loop().run_in_executor(None, gateway.table.start)  # ready once loaded: see /readyz
+        # The worker takes connections only once the deployed versions are loaded: with several workers on one
+        # socket, a worker still loading would answer 503 while another already said /readyz.
+        await run_in_threadpool(gateway.table.start)
         try:
             yield
         finally:
@@ -299,7 +301,7 @@ def create_app(table: ServingTable | None = None, sink: Any = None) -> Starlette
     routes = [
         Path("/healthz", lambda _: json_response({"status": "alive"})),
         Path("/readyz", lambda _: readiness(gateway())),
-        Path("/metrics", lambda _: Response(*metrics.exposition())),
+        Path("/metrics", lambda _: metrics_response()),
         Path("/openapi.json", lambda _: openapi(gateway())),
         Path("/v1/models", lambda request: model_list(gateway(), request)),
         Path("/v1/models/{name}/predict", native, methods=["POST"]),
@@ -329,6 +331,11 @@ def _open_gateway(table: ServingTable | None, sink: Any) -> Gateway:
         sink = PredictionSink(platform, worker=f"gateway-{os.getpid()}")
         sink.start()
     return Gateway(table or ServingTable(platform), sink)
+
+
+def metrics_response() -> Response:
+    content, media_type = metrics.exposition()
+    return Response(content, media_type=media_type)
 
 
 def readiness(gateway: Gateway, v2: bool = False) -> Response:

@@ -17,6 +17,8 @@ from typing import Any, Callable
 import orjson
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+# What the prediction log's timestamps (datetime64[ns]) can hold.
+EARLIEST, LATEST = datetime(1678, 1, 1), datetime(2262, 1, 1)
 MAX_ROWS = 10_000
 
 
@@ -195,6 +197,10 @@ def _times(values: list[Any], where: Callable[[int], str]) -> list[datetime]:
     times = []
     for position, value in enumerate(values):
         stamp = naive_utc_value(value)
+        if stamp is not None and not EARLIEST <= stamp <= LATEST:
+            raise InputError(422, where(position), f"the event time {stamp.isoformat()} is outside "
+                                                   f"{EARLIEST.year}..{LATEST.year - 1}, which the prediction log holds",
+                             "out-of-range")
         if stamp is None:
             raise InputError(422, where(position), f"the event time must be ISO 8601 text such as "
                                                    f"'2013-02-15 05:00:00' (UTC) or with an offset, got {_kind(value)} "

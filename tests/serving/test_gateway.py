@@ -52,7 +52,7 @@ def real_rows(platform: Any, count: int) -> list[dict[str, Any]]:
     spec = load_spec(MODEL)
     batch, _ = write_traffic(platform, spec, date(2013, 3, 15), date(2013, 3, 16))
     frame = pd.read_parquet(batch).head(count)
-    columns = spec.data.features.all()
+    columns = spec.data.features.all
     return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
             for row in frame[columns].to_dict(orient="records")]
 
@@ -185,7 +185,7 @@ def gateway_sink_flush(client: Any) -> None:
 def test_a_request_without_a_token_gets_401_and_is_counted(client: Any, served: Served) -> None:
     before = metric(client, "modelops_gateway_errors_total", model=MODEL, kind="auth-missing")
     answer = client.post(f"/v1/models/{MODEL}/predict", content=orjson.dumps({"rows": served.rows[:1]}))
-    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer"
+    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("Bearer")
     assert metric(client, "modelops_gateway_errors_total", model=MODEL, kind="auth-missing") == before + 1
 
 
@@ -276,27 +276,40 @@ def test_a_split_sends_the_challengers_share_and_the_same_key_always_to_the_same
 # --- fuzzing ------------------------------------------------------------------------------------------------------
 
 def test_fuzzing_the_gateway_from_its_own_openapi_finds_no_server_error(client: Any, served: Served) -> None:
+    """Valid and invalid bodies, headers and paths generated from /openapi.json, with and without the token."""
+    import json
+
     import schemathesis
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
 
-    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
     failures: list[str] = []
-    for operation in schema.get_all_operations():
-        op = operation.ok()
+    sent = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        # a GET without parameters has no invalid form
+        modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if operation.method.upper() == "POST" else [])
+        for mode in modes:
+            @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def fuzz(case: Any) -> None:
+                nonlocal sent
+                for token in (auth(served), {}):
+                    request = case.as_transport_kwargs(base_url=str(client.base_url), headers=token)
+                    request.pop("cookies", None)
+                    if "json" in request:  # big integers and odd text: Python's encoder writes them all
+                        request["content"] = json.dumps(request.pop("json")).encode()
+                    if "data" in request:
+                        request["content"] = request.pop("data")
+                    response = client.request(**request)
+                    sent += 1
+                    if response.status_code >= 500:
+                        failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
+                                        f"{response.text[:200]}")
 
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        @schemathesis.given(case=op.as_strategy())
-        def fuzz(case: Any) -> None:
-            for headers in (auth(served), {}):
-                response = client.request(case.method, case.formatted_path, content=case.body if isinstance(
-                    case.body, bytes) else orjson.dumps(case.body) if case.body is not None else None,
-                    headers={**(case.headers or {}), **headers}, params=case.query)
-                if response.status_code >= 500:
-                    failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                                    f"{response.text[:200]}")
-
-        fuzz()
-    assert failures == []
+            fuzz()
+    assert sent > 300 and failures == []
 
 
 # --- a real server ------------------------------------------------------------------------------------------------

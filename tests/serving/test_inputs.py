@@ -102,3 +102,8 @@ def test_a_v2_tensor_whose_shape_disagrees_with_its_data_is_refused() -> None:
 def test_an_unreadable_event_time_is_refused_naming_the_row() -> None:
     error = refused(parse_native, {"rows": [{**ROW, "scheduled_departure": "yesterday"}]})
     assert error.field == "rows[0].scheduled_departure" and "ISO 8601" in error.problem
+
+
+def test_an_event_time_the_prediction_log_cannot_hold_is_refused() -> None:
+    error = refused(parse_native, {"rows": [{**ROW, "scheduled_departure": "8916-08-28T09:14:13"}]})
+    assert error.kind == "out-of-range" and "8916" in error.problem
