@@ -180,6 +180,34 @@ def gateway_sink_flush(client: Any) -> None:
     client.app.state.gateway.sink.flush()
 
 
+def test_monitoring_judges_online_traffic_with_its_request_latency(client: Any, served: Served) -> None:
+    """Online requests carrying their flights' own ids and departure times land in the window monitoring reads:
+    one latency per request, enough requests for the SLA to be judged, drift computed on the online rows."""
+    from datetime import datetime, timezone
+
+    from modelops.demo import write_traffic
+    from modelops.spec import load_spec
+    from tasks.integrity import require_governed
+    from tasks.monitoring import monitor_window
+
+    spec = load_spec(MODEL)
+    batch, _ = write_traffic(served.platform, spec, date(2013, 4, 1), date(2013, 4, 3))
+    frame = pd.read_parquet(batch).head(600)
+    frame[spec.data.timestamp_column] = frame[spec.data.timestamp_column].astype(str)
+    columns = [*spec.data.features.all, spec.data.id_column, spec.data.timestamp_column]
+    records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+               for row in frame[columns].to_dict(orient="records")]
+    for start in range(0, 600, 20):
+        assert predict(client, served, records[start:start + 20]).status_code == 200
+    gateway_sink_flush(client)
+    report = monitor_window(served.platform, spec, require_governed(served.platform, MODEL, "1"),
+                            datetime(2013, 4, 1, tzinfo=timezone.utc), datetime(2013, 4, 3, tzinfo=timezone.utc))
+    service = report.checks["service"]
+    assert report.rows == 600 and service.values["scoring_batches"][0] == 30
+    assert service.value_verdicts["latency_p95_ms"] != "skipped" and service.values["latency_p95_ms"][0] > 0
+    assert "drift" in report.checks
+
+
 # --- refusals -----------------------------------------------------------------------------------------------------
 
 def test_a_request_without_a_token_gets_401_and_is_counted(client: Any, served: Served) -> None:
