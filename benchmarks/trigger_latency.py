@@ -26,7 +26,8 @@ def main() -> int:
     from modelops.settings import load_settings
 
     settings = load_settings()
-    services = up(settings, prefect_port=free_port(), with_mlflow=False, poll_seconds=POLL_SECONDS)
+    services = up(settings, prefect_port=free_port(), with_mlflow=False, poll_seconds=POLL_SECONDS,
+                  gateway_port=None)
     os.environ["PREFECT_API_URL"] = next(s.url for s in services if s.name == "stage-runner")
     try:
         return measure()

@@ -109,7 +109,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     os.environ["MODELOPS_HOME"] = str(home)
     settings = load_settings()
     try:
-        services = {s.name: s for s in up(settings, prefect_port=free_port(), with_mlflow=False)}
+        services = {s.name: s for s in up(settings, prefect_port=free_port(), with_mlflow=False, gateway_port=None)}
         live = Stack(home, services["stage-runner"].url, services["stage-service"].pid)
         for command in (("register", "flight-delay"), ("validate", "flight-delay", "--version", "1")):
             done = live.cli(*command)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.error
 import urllib.request
 from datetime import date
 from pathlib import Path
@@ -53,7 +54,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
     receiver, http_server = start_receiver()
     settings = load_settings()
-    services = up(settings, prefect_port=free_port(), mlflow_port=free_port())
+    services = up(settings, prefect_port=free_port(), mlflow_port=free_port(), gateway_port=free_port(),
+                  gateway_workers=2)
     api_url = next(s.url for s in services if s.name == "stage-runner")
     try:
         with temporary_settings({PREFECT_API_URL: api_url}):
@@ -71,7 +73,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        assert sorted(stopped) == ["mlflow-ui", "prefect-server", "stage-runner", "stage-service"]
+        assert sorted(stopped) == ["gateway", "mlflow-ui", "prefect-server", "stage-runner", "stage-service"]
         for service in services:
             with pytest.raises(ProcessLookupError):
                 os.kill(service.pid, 0)
@@ -173,3 +175,38 @@ def test_drift_closes_the_loop_without_a_human_and_the_reference_period_does_not
     assert "flight-delay v1" in drift_alerts[0]["text"]
     # the challenger's own registered/validated/approved events did not restart the onboarding chain
     assert [r.parameters["version"] for r in live.runs("validate")] == ["1"]
+
+
+def test_the_gateway_up_started_serves_the_champion_the_loop_promoted_and_refuses_the_retired_one(
+        live: LiveStack) -> None:
+    """The gateway started with the stack, before any model existed; the loop deployed v1, then promoted v2 and
+    retired v1, all without restarting it."""
+    import orjson
+
+    from modelops.platform import get_platform
+    from serving.tokens import issue_token
+
+    platform = get_platform()
+    _, token = issue_token(platform, "integration", ["flight-delay"])
+    gateway = next(s.url for s in live.services if s.name == "gateway")
+    row = {"sched_dep_hour": 7, "day_of_week": 2, "distance": 1089, "temp": 39.9, "dewp": 28.0, "humid": 64.3,
+           "wind_speed": 12.7, "precip": 0, "visib": 10, "carrier": "UA", "origin": "EWR"}
+
+    def post(path: str) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(f"{gateway}{path}", data=orjson.dumps({"rows": [row]}), method="POST",
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, orjson.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, orjson.loads(error.read())
+
+    def accepted() -> dict[str, Any] | None:
+        status, answer = post("/v1/models/flight-delay/predict")
+        return answer if status == 200 else None
+
+    # the token reaches every worker at its next refresh of the serving table
+    answer = wait_until(accepted, 30, "the gateway to accept the new token")
+    assert (answer["version"], answer["role"]) == ("2", "champion")
+    status, refusal = post("/v1/models/flight-delay/versions/1/predict")
+    assert status == 404 and "retired" in refusal["error"]["message"]
