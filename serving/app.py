@@ -134,8 +134,18 @@ class Gateway:
         key = (served.model, served.version, served.content_hash)
         batcher = self.batchers.get(key)
         if batcher is None:
+            self._forget_unserved()
             batcher = self.batchers[key] = MicroBatcher(self._scorer(served), lambda r: r.rows, MAX_BATCH_ROWS)
         return batcher
+
+    def _forget_unserved(self) -> None:
+        """Drop the batchers of versions that no longer serve (a request still holding one keeps it alive)."""
+        snapshot = self.table.current
+        live = {(v.model, v.version, v.content_hash) for route in snapshot.routes.values()
+                for v in (route.champion, route.challenger) if v is not None}
+        live |= {(v.model, v.version, v.content_hash) for v in snapshot.pinned.values()}
+        for key in [key for key in self.batchers if key not in live]:
+            del self.batchers[key]
 
     @staticmethod
     def _scorer(served: ServedVersion) -> Callable[[Any], list[Scores]]:

@@ -134,6 +134,12 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         if _port_in_use(port):
             raise ModelOpsError(f"port {port} on 127.0.0.1 is already in use", "stop what uses it or pick another "
                                 "with --prefect-port / --mlflow-port / --gateway-port")
+    # Create (or migrate) the catalog's and the store's databases here, under the state lock, before any server
+    # opens them: `mlflow server` runs MLflow's migrations outside that lock, and two processes migrating one SQLite
+    # file at once leave it half-migrated.
+    from modelops.platform import get_platform
+
+    get_platform()
     bin_dir = Path(sys.executable).parent
     logs = settings.home / "logs"
     api_url = f"http://127.0.0.1:{prefect_port}/api"
