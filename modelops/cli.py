@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -518,6 +519,9 @@ def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
         return int(args.handler(args) or 0)
 
 
+TOKEN_PATTERN = re.compile(r"mop_[0-9A-Za-z_-]+")
+
+
 def log_exception(settings: Settings, argv: list[str], exc: BaseException) -> Path:
     import traceback
     from datetime import datetime, timezone
@@ -525,7 +529,9 @@ def log_exception(settings: Settings, argv: list[str], exc: BaseException) -> Pa
     path = cli_log_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as log:
-        log.write(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} modelops {' '.join(argv)} failed:\n"
+        # A gateway token pasted where an id was expected must not land in the log in clear.
+        command = TOKEN_PATTERN.sub("mop_<redacted>", " ".join(argv))
+        log.write(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} modelops {command} failed:\n"
                   + "".join(traceback.format_exception(exc)))
     return path
 

@@ -92,7 +92,8 @@ def _approve(r: Mapping[str, Any]) -> list[str]:
 def _deploy(r: Mapping[str, Any]) -> list[str]:
     change = (f"now serves as {r['role']}" + (f" (replacing v{r['previous']})" if r.get("previous") else "")
               if r.get("changed") else f"already serves as {r['role']}, nothing changed")
-    return [f"{r['model']} v{r['version']}: {change}"]
+    targets = f" ({', '.join(r['targets'])})" if r.get("targets") else ""
+    return [f"{r['model']} v{r['version']}: {change}{targets}"]
 
 
 def _score(r: Mapping[str, Any]) -> list[str]:

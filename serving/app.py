@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Awaitable, Callable
 
@@ -78,6 +79,10 @@ class Gateway:
         if not self.table.ready:
             raise Refusal(503, "starting", "the gateway is loading the deployed versions; retry in a moment",
                           {"Retry-After": "1"})
+        if self.table.stale:
+            raise Refusal(503, "stale", "the gateway cannot read the governance store, so it cannot know what may "
+                                        "serve or which tokens are revoked; the operator sees why in its log",
+                          {"Retry-After": "5"})
         return self.table.current
 
     def authorize(self, snapshot: Snapshot, request: Request, model: str) -> str:
@@ -310,9 +315,9 @@ def create_app(table: ServingTable | None = None, sink: Any = None) -> Starlette
     v2 = scoring("v2", parse_v2, v2_answer)
     routes = [
         Path("/healthz", lambda _: json_response({"status": "alive"})),
-        Path("/readyz", lambda _: readiness(gateway())),
+        Path("/readyz", lambda request: readiness(gateway(), request)),
         Path("/metrics", lambda _: metrics_response()),
-        Path("/openapi.json", lambda _: openapi(gateway())),
+        Path("/openapi.json", lambda request: openapi(gateway(), request)),
         Path("/v1/models", lambda request: model_list(gateway(), request)),
         Path("/v1/models/{name}/predict", native, methods=["POST"]),
         Path("/v1/models/{name}/versions/{version}/predict", native, methods=["POST"]),
@@ -321,7 +326,7 @@ def create_app(table: ServingTable | None = None, sink: Any = None) -> Starlette
         Path("/v1/models/{name}/versions/{version}/invocations", mlflow, methods=["POST"]),
         Path("/v2", lambda _: json_response({"name": "modelops-gateway", "version": "1", "extensions": []})),
         Path("/v2/health/live", lambda _: json_response({"live": True})),
-        Path("/v2/health/ready", lambda _: readiness(gateway(), v2=True)),
+        Path("/v2/health/ready", lambda request: readiness(gateway(), request, v2=True)),
         Path("/v2/models/{name}", lambda request: v2_metadata(gateway(), request)),
         Path("/v2/models/{name}/versions/{version}", lambda request: v2_metadata(gateway(), request)),
         Path("/v2/models/{name}/ready", lambda request: v2_model_ready(gateway(), request)),
@@ -348,22 +353,48 @@ def metrics_response() -> Response:
     return Response(content, media_type=media_type)
 
 
-def readiness(gateway: Gateway, v2: bool = False) -> Response:
-    snapshot = gateway.table.current
+def readiness(gateway: Gateway, request: Request, v2: bool = False) -> Response:
+    """Ready (200) once the deployed versions are loaded and the store was read lately. Which versions serve, and
+    why one is refused, only to a caller with a token, for the models it may call."""
+    from serving.tokens import AccessDenied
+
+    ready = gateway.table.ready and not gateway.table.stale
+    status = 200 if ready else 503
     if v2:
-        return json_response({"ready": gateway.table.ready}, 200 if gateway.table.ready else 503)
+        return json_response({"ready": ready}, status)
+    snapshot = gateway.table.current
+    if snapshot.tokens is None or not request.headers.get("authorization"):
+        return json_response({"ready": ready}, status)
+
+    def allowed(model: str) -> bool:
+        try:
+            snapshot.tokens.authorize(request.headers.get("authorization"), model)
+        except AccessDenied:
+            return False
+        return True
     serving = {name: {"champion": route.champion.version if route.champion else None,
                       "challenger": route.challenger.version if route.challenger else None}
-               for name, route in snapshot.routes.items()}
-    refused = {f"{model} v{version}": why for (model, version), why in snapshot.refused.items()}
-    return json_response({"ready": gateway.table.ready, "serving": serving, "refused": refused},
-                         200 if gateway.table.ready else 503)
+               for name, route in snapshot.routes.items() if allowed(name)}
+    refused = {f"{model} {'spec' if version == 'spec' else 'v' + version}": why
+               for (model, version), why in snapshot.refused.items() if allowed(model)}
+    return json_response({"ready": ready, "serving": serving, "refused": refused}, status)
 
 
-def openapi(gateway: Gateway) -> Response:
+def openapi(gateway: Gateway, request: Request) -> Response:
+    """The models of the caller's token (none without one: their inputs are not for everyone to read)."""
     from serving.openapi import document
+    from serving.tokens import AccessDenied
 
-    return json_response(document(gateway.table.current))
+    snapshot = gateway.table.current
+    visible = {}
+    for name, route in snapshot.routes.items():
+        try:
+            if snapshot.tokens is not None:
+                snapshot.tokens.authorize(request.headers.get("authorization"), name)
+                visible[name] = route
+        except AccessDenied:
+            continue
+    return json_response(document(replace(snapshot, routes=visible)))
 
 
 def model_list(gateway: Gateway, request: Request) -> Response:
@@ -382,11 +413,11 @@ def model_list(gateway: Gateway, request: Request) -> Response:
             if denied.status == 401:
                 return gateway.refused(Refusal(401, f"auth-{denied.reason}", str(denied), denied.headers))
             continue
+        served = route.champion or route.challenger
         models.append({"name": name, "strategy": route.strategy,
                        "champion": route.champion.version if route.champion else None,
                        "challenger": route.challenger.version if route.challenger else None,
-                       "inputs": [{"name": n, "type": t} for n, t in (route.champion or route.challenger).schema.columns]
-                       if (route.champion or route.challenger) else []})
+                       "inputs": [{"name": n, "type": t} for n, t in served.schema.columns] if served else []})
     return json_response({"models": models})
 
 

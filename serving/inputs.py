@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import orjson
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-# What the prediction log's timestamps (datetime64[ns]) can hold.
-EARLIEST, LATEST = datetime(1678, 1, 1), datetime(2262, 1, 1)
+# The earliest event time the prediction log's timestamps (datetime64[ns]) hold; the latest is now, give or take
+# a client's clock skew.
+EARLIEST = datetime(1678, 1, 1)
+CLOCK_SKEW = timedelta(minutes=5)
 MAX_ROWS = 10_000
 
 
@@ -103,7 +105,7 @@ def _optional_text(payload: dict[str, Any], key: str) -> str | None:
     value = payload.get(key)
     if value is None:
         return None
-    if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "":
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "" or not is_text(str(value)):
         raise InputError(422, key, f"expected a non-empty string, got {_kind(value)}")
     return str(value)
 
@@ -115,9 +117,13 @@ def _float(value: Any) -> Any:
         return math.nan  # missing: the models handle it, as batch scoring does
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("a number (or null where it is missing)")
-    if math.isinf(value):
+    try:
+        number = float(value)  # an integer beyond 1e308 overflows
+    except OverflowError:
+        raise ValueError("a finite number") from None
+    if math.isinf(number):
         raise ValueError("a finite number")
-    return float(value)
+    return number
 
 
 def _integer(value: Any) -> Any:
@@ -131,9 +137,18 @@ def _integer(value: Any) -> Any:
 
 
 def _string(value: Any) -> Any:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not is_text(value):
         raise ValueError("text, never missing")
     return value
+
+
+def is_text(value: str) -> bool:
+    """Valid Unicode: a lone surrogate (which Python's JSON reader lets through) cannot be logged or hashed."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _boolean(value: Any) -> Any:
@@ -180,12 +195,14 @@ def _row_count(rows: int) -> int:
 def _ids(values: list[Any], where: Callable[[int], str]) -> list[str]:
     ids = []
     for position, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
+        if (isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == ""
+                or not is_text(str(value))):
             raise InputError(422, where(position), f"a prediction id must be non-empty text or a whole number, got "
                                                    f"{_kind(value)}", "wrong-type")
         ids.append(str(value))
     if len(set(ids)) != len(ids):
-        repeated = next(i for i in ids if ids.count(i) > 1)
+        seen: set[str] = set()
+        repeated = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
         raise InputError(422, "ids", f"prediction id {repeated!r} occurs more than once in the request; ground truth "
                                      "joins a prediction by its id, so each row needs its own", "duplicate-id")
     return ids
@@ -197,10 +214,13 @@ def _times(values: list[Any], where: Callable[[int], str]) -> list[datetime]:
     times = []
     for position, value in enumerate(values):
         stamp = naive_utc_value(value)
-        if stamp is not None and not EARLIEST <= stamp <= LATEST:
-            raise InputError(422, where(position), f"the event time {stamp.isoformat()} is outside "
-                                                   f"{EARLIEST.year}..{LATEST.year - 1}, which the prediction log holds",
-                             "out-of-range")
+        latest = datetime.now(timezone.utc).replace(tzinfo=None) + CLOCK_SKEW
+        if stamp is not None and not EARLIEST <= stamp <= latest:
+            # A future event time would move the monitoring window (which ends at the newest logged event) into
+            # the future, where no traffic is: one request could blind the champion's monitoring.
+            raise InputError(422, where(position), f"the event time {stamp.isoformat()} is in the future or before "
+                                                   f"{EARLIEST.year}; send when the event happened (UTC, or with "
+                                                   "its offset)", "out-of-range")
         if stamp is None:
             raise InputError(422, where(position), f"the event time must be ISO 8601 text such as "
                                                    f"'2013-02-15 05:00:00' (UTC) or with an offset, got {_kind(value)} "

@@ -46,9 +46,9 @@ def _operation(summary: str, body: dict[str, Any], answer: str, parameters: list
 
 def _v2_request(schema: InputSchema) -> dict[str, Any]:
     tensors = [{"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
-        "name": {"type": "string", "enum": [name]}, "shape": {"type": "array", "items": {"type": "integer", "minimum": 1,
-                                                                      "maximum": MAX_ROWS}, "minItems": 1,
-                                           "maxItems": 1},
+        "name": {"type": "string", "enum": [name]},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_ROWS},
+                  "minItems": 1, "maxItems": 1},
         "datatype": {"type": "string", "enum": [V2_DATATYPES.get(kind, "BYTES")]},
         "data": {"type": "array", "items": row_schema(schema)["properties"][name], "minItems": 1}}}
         for name, kind in schema.columns]

@@ -19,6 +19,7 @@ import fcntl
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -80,8 +81,17 @@ def _open_segment(directory: Path, stem: str) -> _Segment:
 def _claim(path: Path) -> _Segment | None:
     """Lock a segment no live process holds, or None (its writer lives, or another recoverer took it first)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO planted under a segment's name must not hang the gateway's start.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
+        return None
+    except OSError as exc:  # a symlink (ELOOP), a file we may not read: not ours to flush, never a failed start
+        log.warning("prediction spool %s is not a segment this gateway can read (%s); left alone", path.name,
+                    type(exc).__name__)
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        log.warning("prediction spool %s is not a regular file; left alone", path.name)
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 from modelops.errors import ModelOpsError
 from modelops.lifecycle import ApprovalStatus, GateStatus, Role
 from modelops.platform import Platform
-from modelops.spec import LifecycleSpec, load_all_specs
+from modelops.spec import LifecycleSpec, parse_spec
 from serving.inputs import InputSchema, ParsedRequest
 
 log = logging.getLogger("modelops.gateway")
@@ -28,6 +28,8 @@ log = logging.getLogger("modelops.gateway")
 DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64", "string": object,
           "boolean": "bool"}
 RETRY_REFUSED_SECONDS = 60.0  # a version that failed to load (tampered, unsafe) is tried again this much later
+STALE_AFTER_SECONDS = 30.0  # a snapshot older than this is not answered from (see ServingTable.stale)
+MAX_PINS = 8  # versions asked for by number kept loaded per worker: each costs a model's memory
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class ServingTable:
         self._loaded: dict[tuple[str, str, str], ServedVersion] = {}
         self._failed: dict[tuple[str, str, str], tuple[float, str]] = {}
         self._wanted_pins: set[tuple[str, str]] = set()
+        self._specs: dict[str, LifecycleSpec] = {}
         self._lock = threading.Lock()  # one refresh (or pinned load) at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,12 +139,17 @@ class ServingTable:
 
     # --- refresh ---------------------------------------------------------------------------------------------
     def refresh(self) -> Snapshot:
+        """One pass: tokens, specs, deployments, loads. A spec that does not parse keeps its model's last good spec
+        (and is reported); a version that fails to load is refused and tried again later; a store that cannot be
+        read leaves the snapshot to age until `stale` refuses requests."""
         from serving.tokens import TokenTable
 
         with self._lock:
-            specs = {spec.name: spec for spec in load_all_specs(self.platform.settings.config_dir)}
+            tokens = TokenTable.load(self.platform.store)  # first: a revocation must not wait for model loads
+            self.current = replace(self.current, tokens=tokens)
+            specs, broken = self._specs_now()
             rows = self.platform.store.serving_snapshot()
-            refused: dict[tuple[str, str], str] = {}
+            refused: dict[tuple[str, str], str] = {(model, "spec"): problem for model, problem in broken.items()}
             served: dict[tuple[str, str], ServedVersion] = {}
             for row in rows:
                 spec = specs.get(row.model)
@@ -158,13 +166,35 @@ class ServingTable:
             routes = {name: Route(spec, served.get((name, Role.champion)),
                                   served.get((name, Role.challenger)) if spec.deploy.strategy != "champion" else None)
                       for name, spec in specs.items() if "online" in spec.deploy.targets}
-            snapshot = Snapshot(routes=routes, pinned=self._pins(specs), refused=refused,
-                                tokens=TokenTable.load(self.platform.store), loaded_at=time.time())
+            snapshot = Snapshot(routes=routes, pinned=self._pins(specs), refused=refused, tokens=tokens,
+                                loaded_at=time.monotonic())
             self.current = snapshot
             in_use = {(v.model, v.version, v.content_hash) for v in [*served.values(), *snapshot.pinned.values()]}
             self._loaded = {key: value for key, value in self._loaded.items() if key in in_use}
             self.ready = True
             return snapshot
+
+    @property
+    def stale(self) -> bool:
+        """The store has not been read for too long: revocations and retirements may be missed, so the gateway
+        refuses to answer rather than serve on what it knew (fail closed)."""
+        return self.ready and time.monotonic() - self.current.loaded_at > STALE_AFTER_SECONDS
+
+    def _specs_now(self) -> tuple[dict[str, LifecycleSpec], dict[str, str]]:
+        """Each spec file parsed on its own: one broken file must not freeze every other model's view."""
+        folder = self.platform.settings.config_dir / "models"
+        broken: dict[str, str] = {}
+        for path in sorted(folder.glob("*.yaml")):
+            try:
+                spec = parse_spec(path)
+            except Exception as exc:  # noqa: BLE001 - a broken file is reported, the others still serve
+                broken[path.stem] = f"spec {path.name} does not parse; serving its last good version: {exc}"
+                continue
+            self._specs[spec.name] = spec
+        present = {path.stem for path in folder.glob("*.yaml")}
+        for name in [name for name in self._specs if name not in present]:
+            del self._specs[name]  # a spec file removed: the model is no longer served online
+        return dict(self._specs), broken
 
     def _load(self, spec: LifecycleSpec, version: str, content_hash: str) -> ServedVersion | str:
         """The loaded version, or why it cannot serve. Loads once per content; a failure is retried later."""
@@ -178,7 +208,7 @@ class ServingTable:
 
         try:
             model = load_verified_model(self.platform, spec, version, "online serving")
-        except ModelOpsError as exc:
+        except Exception as exc:  # noqa: BLE001 - MLflow unreachable, artifact gone: refused and tried again later
             self._failed[key] = (time.monotonic(), str(exc))
             log.warning("%s v%s cannot serve online: %s", spec.name, version, exc)
             return str(exc)
@@ -214,18 +244,23 @@ class ServingTable:
     def pin(self, model: str, version: str) -> ServedVersion:
         """A version named by the caller (blocking: run it off the event loop). Raises UnknownModel with the reason
         when it may not serve."""
-        snapshot = self.current
-        if (model, version) in snapshot.pinned:
-            return snapshot.pinned[(model, version)]
-        route = snapshot.routes.get(model)
-        if route is None:
-            raise UnknownModel(f"model {model!r} is not served online", "see GET /v1/models for the models served")
+        if (model, version) in self.current.pinned:
+            return self.current.pinned[(model, version)]
         with self._lock:
+            snapshot = self.current  # read under the lock: a refresh that ran meanwhile is not undone
+            if (model, version) in snapshot.pinned:
+                return snapshot.pinned[(model, version)]
+            route = snapshot.routes.get(model)
+            if route is None:
+                raise UnknownModel(f"model {model!r} is not served online", "see GET /v1/models for the models "
+                                                                           "served")
+            if len(self._wanted_pins) >= MAX_PINS:
+                raise UnknownModel(f"{MAX_PINS} versions are already loaded by number in this gateway worker",
+                                   "call the champion or an alias, or ask the operator to restart the gateway")
             loaded = self._eligible_load(route.spec, version)
             if isinstance(loaded, str):
                 raise UnknownModel(f"{model} v{version} cannot serve: {loaded}",
                                    "call the champion, or a version that is approved and not retired")
             self._wanted_pins.add((model, version))
-            self.current = Snapshot(routes=snapshot.routes, pinned={**snapshot.pinned, (model, version): loaded},
-                                    refused=snapshot.refused, tokens=snapshot.tokens, loaded_at=snapshot.loaded_at)
+            self.current = replace(snapshot, pinned={**snapshot.pinned, (model, version): loaded})
             return loaded

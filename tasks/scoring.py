@@ -80,7 +80,10 @@ def naive_utc_value(value: object) -> datetime | None:
         value = datetime.combine(value, dt_time.min)
     if not isinstance(value, datetime) or pd.isna(value):
         return None
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+    try:
+        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+    except OverflowError:  # 0001-01-01 with a positive offset has no UTC time
+        return None
 
 
 def event_times(frame: pd.DataFrame, column: str, source: str) -> pd.Series:

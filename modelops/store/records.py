@@ -706,8 +706,10 @@ class GovernanceStore:
         """Every token's id, client, hash, scope and whether it is revoked: one query of plain columns, for the
         gateway's in-memory table."""
         with session_scope(self.url) as session:
-            rows = session.execute(select(ApiToken.id, ApiToken.client, ApiToken.token_hash, ApiToken.models,
-                                          ApiToken.revoked_at.is_not(None))).all()
-        return [TokenCredential(id=id_, client=client, token_hash=token_hash, models=tuple(models),
-                                revoked=bool(revoked))
-                for id_, client, token_hash, models, revoked in rows]
+            rows = session.scalars(select(ApiToken)).all()
+            access = session.scalars(select(AuditEvent).where(AuditEvent.stage == ACCESS_STAGE)).all() if rows else []
+            # A row the access records do not account for (written around the platform, or widened or re-opened
+            # there) is never honoured; `modelops audit verify` reports it.
+            return [TokenCredential(id=row.id, client=row.client, token_hash=row.token_hash, models=tuple(row.models),
+                                    revoked=row.revoked_at is not None)
+                    for row in rows if not _token_problems(row, access)]

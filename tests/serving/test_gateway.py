@@ -102,6 +102,10 @@ def predict(client: Any, served: Served, rows: list[dict[str, Any]], path: str =
     return client.post(path, content=orjson.dumps({"rows": rows, **extra}), headers=auth(served))
 
 
+def serving_now(client: Any, served: Served) -> dict[str, Any]:
+    return client.get("/readyz", headers=auth(served)).json()["serving"][MODEL]
+
+
 def metric(client: Any, name: str, **labels: str) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -233,6 +237,26 @@ def test_a_token_scoped_to_another_model_gets_403(client: Any, served: Served) -
         {"rows": served.rows[:1]}), headers={"Authorization": f"Bearer {other}"}).status_code == 403)
 
 
+def test_a_broken_spec_file_does_not_keep_a_revoked_token_working(client: Any, served: Served) -> None:
+    """One unparsable spec must not freeze the gateway's view of the store: revocations still take effect."""
+    from serving.tokens import issue_token, revoke_token
+
+    token_id, token = issue_token(served.platform, "short-lived", [MODEL])
+    headers = {"Authorization": f"Bearer {token}"}
+    body = orjson.dumps({"rows": served.rows[:1]})
+    assert wait_for(lambda: client.post(f"/v1/models/{MODEL}/predict", content=body, headers=headers)
+                    .status_code == 200)
+    broken = served.config_dir / "models" / "zz-typo.yaml"
+    broken.write_text("name: [unclosed\n")
+    try:
+        revoke_token(served.platform, token_id)
+        assert wait_for(lambda: client.post(f"/v1/models/{MODEL}/predict", content=body, headers=headers)
+                        .status_code == 401)
+        assert predict(client, served, served.rows[:1]).status_code == 200  # the model itself still serves
+    finally:
+        broken.unlink()
+
+
 def test_bad_input_gets_422_naming_the_field(client: Any, served: Served) -> None:
     answer = predict(client, served, [{**served.rows[0], "distance": "far"}])
     assert answer.status_code == 422
@@ -267,7 +291,7 @@ def test_shadow_scores_a_copy_logged_under_the_challenger_while_only_the_champio
     served.set_deploy(strategy="shadow")
     deploy(model=MODEL, version=served.candidate, role="challenger")
     try:
-        assert wait_for(lambda: client.get("/readyz").json()["serving"][MODEL]["challenger"] == served.candidate)
+        assert wait_for(lambda: serving_now(client, served)["challenger"] == served.candidate)
         ids = [f"shadow-{i}" for i in range(20)]
         answers = [predict(client, served, [{**row, "flight_id": i}]).json()
                    for row, i in zip(served.rows[:20], ids)]
@@ -288,7 +312,7 @@ def test_a_split_sends_the_challengers_share_and_the_same_key_always_to_the_same
     served.set_deploy(strategy="champion_challenger", challenger_traffic_share=0.5)
     deploy(model=MODEL, version=served.candidate, role="challenger")
     try:
-        assert wait_for(lambda: client.get("/readyz").json()["serving"][MODEL]["challenger"] == served.candidate)
+        assert wait_for(lambda: serving_now(client, served)["challenger"] == served.candidate)
         versions = {key: predict(client, served, served.rows[:1], routing_key=f"customer-{key}").json()["version"]
                     for key in range(40)}
         assert set(versions.values()) == {"1", served.candidate}
@@ -311,7 +335,7 @@ def test_fuzzing_the_gateway_from_its_own_openapi_finds_no_server_error(client: 
     from hypothesis import HealthCheck, given, settings
     from schemathesis import GenerationMode
 
-    schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
+    schema = schemathesis.openapi.from_dict(client.get("/openapi.json", headers=auth(served)).json())
     failures: list[str] = []
     sent = 0
     for result in schema.get_all_operations():

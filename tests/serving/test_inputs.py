@@ -104,6 +104,28 @@ def test_an_unreadable_event_time_is_refused_naming_the_row() -> None:
     assert error.field == "rows[0].scheduled_departure" and "ISO 8601" in error.problem
 
 
-def test_an_event_time_the_prediction_log_cannot_hold_is_refused() -> None:
-    error = refused(parse_native, {"rows": [{**ROW, "scheduled_departure": "8916-08-28T09:14:13"}]})
-    assert error.kind == "out-of-range" and "8916" in error.problem
+def test_an_event_time_in_the_future_is_refused() -> None:
+    """The monitoring window ends at the newest logged event: one future time would move it where no traffic is."""
+    error = refused(parse_native, {"rows": [{**ROW, "scheduled_departure": "2261-12-31T00:00:00"}]})
+    assert error.kind == "out-of-range" and "2261-12-31" in error.problem and "future" in error.problem
+
+
+def test_an_event_time_with_no_utc_equivalent_is_refused() -> None:
+    error = refused(parse_native, {"rows": [{**ROW, "scheduled_departure": "0001-01-01T00:00:00+01:00"}]})
+    assert error.field == "rows[0].scheduled_departure" and "ISO 8601" in error.problem
+
+
+def test_an_integer_too_large_for_a_float_column_is_refused() -> None:
+    body = b'{"rows": [{"distance": 1' + b"0" * 400 + b', "day_of_week": 1, "carrier": "UA"}]}'
+    error = refused(parse_native, body)
+    assert error.field == "rows[0].distance" and "finite number" in error.problem
+
+
+def test_text_with_a_lone_surrogate_is_refused() -> None:
+    body = rb'{"rows": [{"distance": 1.0, "day_of_week": 1, "carrier": "\ud800"}]}'  # JSON's escape, no character
+    assert refused(parse_native, body).field == "rows[0].carrier"
+
+
+def test_a_routing_key_with_a_lone_surrogate_is_refused() -> None:
+    body = rb'{"rows": [{"distance": 1.0, "day_of_week": 1, "carrier": "UA"}], "routing_key": "\ud800"}'
+    assert refused(parse_native, body).field == "routing_key"

@@ -294,3 +294,20 @@ def test_two_worker_processes_log_without_mixing_their_rows(platform: Platform) 
     for batch in batches:
         worker = batch.source.removeprefix("online:")
         assert set(pd.read_parquet(batch.path)["prediction_id"].str.split("-").str[0]) == {worker}
+
+
+
+def test_a_planted_symlink_or_fifo_among_the_segments_does_not_stop_recovery(platform: Platform) -> None:
+    """Recovery runs at every gateway start: what it cannot read is left alone, and real segments still flush."""
+    import os
+
+    from serving.prediction_sink import recover_spools, spool_dir
+
+    child = subprocess.run([sys.executable, "-c", KILLED_CHILD, "40"], cwd=ROOT, capture_output=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    directory = spool_dir(platform)
+    loop = directory / "w9.1.1.000001.spool"
+    loop.symlink_to(loop)  # opening it fails with ELOOP
+    os.mkfifo(directory / "w9.1.2.000001.spool")  # a plain open for reading would wait forever
+    assert recover_spools(platform) == 120
+    assert (directory / "w9.1.2.000001.spool").exists() and loop.is_symlink()  # left alone

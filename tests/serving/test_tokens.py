@@ -182,6 +182,29 @@ def test_a_token_row_written_around_the_platform_is_reported(admin: StoreOnly) -
     assert admin.store.unbacked_state(OTHER) == problems  # it may call every model, so every model reports it
 
 
+def test_the_gateway_never_honours_a_token_row_written_around_the_platform(admin: StoreOnly) -> None:
+    token = "mop_00000000000000ab_" + "s" * 43
+    with engine_for(admin.settings.governance_url).begin() as connection:
+        connection.execute(text("INSERT INTO api_tokens (id, client, token_hash, models, created_at, created_by) "
+                                "VALUES ('00000000000000ab', 'intruder', :hash, '[\"*\"]', '2026-11-29 00:00:00', "
+                                "'user:nobody')"), {"hash": hashlib.sha256(token.encode()).hexdigest()})
+    issued_id, issued = issue_token(admin, "checkout", [MODEL])  # the table does load, with the backed token
+    table = TokenTable.load(admin.store)
+    assert table.authorize(bearer(issued), MODEL) == "checkout"
+    assert denied(table, bearer(token)).reason == "unknown"
+
+
+def test_a_token_pasted_into_a_failing_command_is_not_written_to_the_cli_log(
+        admin: StoreOnly, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelops.cli import cli_log_path, main
+
+    _, token = issue_token(admin, "checkout", [MODEL])
+    assert main(["tokens", "revoke", token]) == 2  # the whole token where its id belongs
+    capsys.readouterr()
+    logged = cli_log_path(admin.settings).read_text()
+    assert "tokens revoke mop_<redacted>" in logged and secret_of(token) not in logged
+
+
 def test_a_scope_widened_around_the_platform_is_reported(admin: StoreOnly) -> None:
     token_id, _ = issue_token(admin, "checkout", [MODEL])
     with engine_for(admin.settings.governance_url).begin() as connection:
