@@ -1,9 +1,11 @@
 """Adaptive micro-batching: concurrent requests for one model version are scored together.
 
 A row costs about as much as eight inside a tree ensemble's predict (its fixed cost dominates), so scoring the
-requests that wait together is the cheapest way to serve many of them. The batch is adaptive, as in MLServer: no
-timer. When nothing is being scored, a request is scored at once (one connection pays no wait); while a batch is
-being scored, new requests queue and the next batch takes all of them, up to a row cap.
+requests that wait together is the cheapest way to serve many of them. The batch adapts to the traffic: when
+recent batches held one request (one client at a time), a request is scored at once and pays no wait; when they
+held several, the next batch waits a little (at most a fraction of one scoring's time, never more than
+MAX_WAIT_SECONDS) for as many requests as the recent batches held, since those clients are about to send again.
+A row cap bounds every batch.
 
 Scoring runs on the event loop thread itself. A worker thread would let the loop read more requests during a
 prediction, but with one OpenMP thread per worker process and the GIL held by most of predict, the hand-over
@@ -13,9 +15,13 @@ costs more than it overlaps; requests that arrive meanwhile wait in the socket a
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Callable, Generic, Sequence, TypeVar
 
+MAX_WAIT_SECONDS = 0.002
+POLL_SECONDS = 0.0002
+RECENT = 8  # batches whose sizes say how many clients are sending at once
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -24,10 +30,12 @@ class MicroBatcher(Generic[Item, Result]):
     """`await submit(item)` returns `score([... item ...])`'s answer for it. `size(item)` is its row count."""
 
     def __init__(self, score: Callable[[Sequence[Item]], list[Result]], size: Callable[[Item], int],
-                 max_rows: int) -> None:
-        self._score, self._size, self.max_rows = score, size, max_rows
+                 max_rows: int, max_wait: float = MAX_WAIT_SECONDS) -> None:
+        self._score, self._size, self.max_rows, self.max_wait = score, size, max_rows, max_wait
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._draining = False
+        self._recent: deque[int] = deque([1], maxlen=RECENT)  # requests per recent batch
+        self._last_seconds = 0.0  # how long the last batch took to score
         self.batches = 0  # how many batches were scored: how much the batching saved shows in rows per batch
 
     async def submit(self, item: Item) -> Result:
@@ -43,9 +51,17 @@ class MicroBatcher(Generic[Item, Result]):
             while self._queue:
                 # Requests read in the same turn of the loop as this one enqueue before the batch is cut.
                 await asyncio.sleep(0)
+                await self._gather()
                 self._score_next()
         finally:
             self._draining = False
+
+    async def _gather(self) -> None:
+        """Wait briefly for the requests that recent batches say are coming (none with a single client)."""
+        expected = max(self._recent)
+        deadline = time.perf_counter() + min(self.max_wait, self._last_seconds / 2)
+        while len(self._queue) < expected and time.perf_counter() < deadline:
+            await asyncio.sleep(POLL_SECONDS)  # the loop reads the sockets meanwhile, without spinning
 
     def _score_next(self) -> None:
         batch = [self._queue.popleft()]
@@ -58,6 +74,8 @@ class MicroBatcher(Generic[Item, Result]):
         if not live:
             return
         self.batches += 1
+        self._recent.append(len(live))
+        began = time.perf_counter()
         try:
             results = self._score([item for item, _ in live])
         except Exception as exc:  # noqa: BLE001 - isolate the request that fails: score each alone
@@ -70,6 +88,7 @@ class MicroBatcher(Generic[Item, Result]):
                 except Exception as alone:  # noqa: BLE001 - the failure belongs to this request alone
                     future.set_exception(alone)
             return
+        self._last_seconds = time.perf_counter() - began
         for (_, future), result in zip(live, results):
             future.set_result(result)
 

@@ -73,3 +73,28 @@ def test_a_scoring_error_reaches_a_lone_caller() -> None:
     batcher = MicroBatcher(Recorder().score, lambda _: 1, max_rows=64)
     with pytest.raises(ValueError, match="cannot score -3"):
         asyncio.run(batcher.submit(-3))
+
+
+def test_after_a_batch_of_several_the_next_waits_briefly_for_as_many() -> None:
+    """Three clients sent at once: the next batch waits (within its budget) for the two that come a moment later."""
+    import time
+
+    recorder = Recorder()
+
+    def slow(items: Sequence[int]) -> list[int]:
+        time.sleep(0.2)  # a scoring's cost sets the wait's budget: half of it, at most max_wait
+        return recorder.score(items)
+
+    batcher = MicroBatcher(slow, lambda _: 1, max_rows=64, max_wait=0.5)
+
+    async def main() -> None:
+        await asyncio.gather(*(batcher.submit(i) for i in range(3)))
+        first = asyncio.ensure_future(batcher.submit(3))
+
+        async def a_moment_later(item: int) -> int:
+            await asyncio.sleep(0.02)
+            return await batcher.submit(item)
+        await asyncio.gather(first, a_moment_later(4), a_moment_later(5))
+
+    asyncio.run(main())
+    assert recorder.batches == [[0, 1, 2], [3, 4, 5]]
