@@ -51,13 +51,12 @@ class ServedVersion:
     decision_threshold: float
 
     def score(self, requests: Sequence[ParsedRequest]) -> list[Scores]:
-        from tasks.scoring import predict_scores
+        from tasks.scoring import decide, predict_scores
 
         frame = pd.DataFrame({name: np.asarray([v for r in requests for v in r.columns[name]], dtype=DTYPES[kind])
                               for name, kind in self.schema.columns})
         scores = predict_scores(self.predictor, frame, self.task)
-        predictions = ((scores >= self.decision_threshold).astype("int64") if self.task == "classification"
-                       else scores)
+        predictions = decide(scores, self.task, self.decision_threshold)
         out, start = [], 0
         for request in requests:
             end = start + request.rows

@@ -55,6 +55,12 @@ def predict_scores(pyfunc: Any, features: pd.DataFrame, task: str) -> np.ndarray
     return output.reshape(len(features)).astype("float64")
 
 
+def decide(scores: np.ndarray, task: str, decision_threshold: float) -> np.ndarray:
+    """What is answered: the class for a classifier (score at or above the threshold is positive), the value for a
+    regressor. Batch, online and streaming scoring decide alike."""
+    return (scores >= decision_threshold).astype("int64") if task == "classification" else scores
+
+
 def naive_utc(values: pd.Series) -> pd.Series:
     """Timestamps as naive UTC, the prediction log's convention: aware values are converted, naive ones are
     taken to be UTC already. NaT where a value is missing or cannot be read without a guess (see naive_utc_value);
@@ -143,10 +149,7 @@ def score_frame(spec: LifecycleSpec, pyfunc: Any, columns: list[tuple[str, str]]
     event_time = event_times(frame, spec.data.timestamp_column, source)
     features = conform_to_signature(frame, columns, source)
     scores, latency_ms = predict_in_chunks(pyfunc, features, spec.task, spec.deploy.chunk_rows)
-    if spec.task == "classification":
-        prediction = (scores >= spec.deploy.decision_threshold).astype("int64")
-    else:
-        prediction = scores
+    prediction = decide(scores, spec.task, spec.deploy.decision_threshold)
     scored_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
     outputs = pd.DataFrame({"prediction_id": ids.to_numpy(), "prediction": prediction, "score": scores})
     log = pd.concat([
