@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -181,6 +182,9 @@ def parse_result(output: str, connections: int, rows: int, wrk_cpu: float, serve
 def run_wrk(server: Server, requests: Sequence[HttpRequest], connections: int, seconds: float) -> WrkResult:
     """One wrk run (1 thread) against `server`, with the CPU used by wrk, by the server and by everything else, and
     how the server's workers shared the connections (looked at a second into the run)."""
+    if shutil.which(WRK) is None:
+        raise SystemExit("benchmarks.gateway needs the load generator wrk on PATH: `apt-get install -y wrk` (Debian), "
+                         "or `brew install wrk`")
     with tempfile.TemporaryDirectory(prefix="modelops-wrk-") as folder:
         script = Path(folder) / "requests.lua"
         script.write_text(lua_script(requests))
