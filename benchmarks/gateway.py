@@ -245,7 +245,7 @@ def measure(chosen: Sequence[Contender], home: Path, workers: int, workload: Wor
         for contender, server in started:
             if not servers.stop(server):
                 print(f"  {contender.role} did not end within a minute of SIGTERM: killed (see {server.log})")
-    return {role: {s: Measured(r) for s, r in by.items()} for role, by in runs.items()}
+    return {role: {s: Measured.of(r) for s, r in by.items()} for role, by in runs.items()}
 
 
 def measure_once(contender: Contender, server: servers.Server, workload: Workload, scenario: Scenario,

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -77,29 +77,17 @@ class Measured:
     else on the machine does not decide), errors summed, the busiest load generator and neighbours kept."""
 
     runs: list[WrkResult]
+    requests_per_second: float
+    rows_per_second: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu: float
 
-    def _median(self, value: Callable[[WrkResult], float]) -> float:
-        return statistics.median(value(run) for run in self.runs)
-
-    @property
-    def requests_per_second(self) -> float:
-        return self._median(lambda r: r.requests_per_second)
-
-    @property
-    def rows_per_second(self) -> float:
-        return self._median(lambda r: r.rows_per_second)
-
-    @property
-    def p50_ms(self) -> float:
-        return self._median(lambda r: r.p50_ms)
-
-    @property
-    def p99_ms(self) -> float:
-        return self._median(lambda r: r.p99_ms)
-
-    @property
-    def server_cpu(self) -> float:
-        return self._median(lambda r: r.server_cpu)
+    @classmethod
+    def of(cls, runs: list[WrkResult]) -> Measured:
+        medians = (statistics.median(getattr(run, name) for run in runs)
+                   for name in ("requests_per_second", "rows_per_second", "p50_ms", "p99_ms", "server_cpu"))
+        return cls(runs, *medians)
 
     @property
     def errors(self) -> int:
