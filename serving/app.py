@@ -161,7 +161,7 @@ class Gateway:
             return served.score(requests)
         return score
 
-    def log(self, served: ServedVersion, role: str, parsed: ParsedRequest, ids: list[str], scores: Scores,
+    def log_answer(self, served: ServedVersion, role: str, parsed: ParsedRequest, ids: list[str], scores: Scores,
             received: datetime, latency_ms: float) -> None:
         """The prediction log row of each answered row: the same log batch and streaming scoring write."""
         times = parsed.event_times or [received] * parsed.rows
@@ -186,7 +186,7 @@ class Gateway:
                 metrics.ERRORS.labels(challenger.model, "shadow-failed").inc()
                 log.exception("shadow scoring by %s v%s failed", challenger.model, challenger.version)
                 return
-            self.log(challenger, SHADOW, parsed, ids, scores, received, (time.perf_counter() - began) * 1000)
+            self.log_answer(challenger, SHADOW, parsed, ids, scores, received, (time.perf_counter() - began) * 1000)
 
         task = asyncio.get_running_loop().create_task(score_copy())
         self.background.add(task)
@@ -214,7 +214,7 @@ class Gateway:
             received = datetime.now(timezone.utc).replace(tzinfo=None)
             scores = await self.batcher(served).submit(parsed)
             ids = parsed.ids or [uuid.uuid4().hex for _ in range(parsed.rows)]
-            self.log(served, role, parsed, ids, scores, received, (time.perf_counter() - began) * 1000)
+            self.log_answer(served, role, parsed, ids, scores, received, (time.perf_counter() - began) * 1000)
             metrics.REQUESTS.labels(model, served.version, role, protocol).inc()
             if role == Role.champion and route.strategy == "shadow":
                 self.shadow(route, parsed, ids, received)
@@ -356,44 +356,41 @@ def metrics_response() -> Response:
 def readiness(gateway: Gateway, request: Request, v2: bool = False) -> Response:
     """Ready (200) once the deployed versions are loaded and the store was read lately. Which versions serve, and
     why one is refused, only to a caller with a token, for the models it may call."""
-    from serving.tokens import AccessDenied
-
     ready = gateway.table.ready and not gateway.table.stale
     status = 200 if ready else 503
     if v2:
         return json_response({"ready": ready}, status)
     snapshot = gateway.table.current
-    if snapshot.tokens is None or not request.headers.get("authorization"):
+    if not request.headers.get("authorization"):
         return json_response({"ready": ready}, status)
-
-    def allowed(model: str) -> bool:
-        try:
-            snapshot.tokens.authorize(request.headers.get("authorization"), model)
-        except AccessDenied:
-            return False
-        return True
-    serving = {name: {"champion": route.champion.version if route.champion else None,
-                      "challenger": route.challenger.version if route.challenger else None}
-               for name, route in snapshot.routes.items() if allowed(name)}
+    allowed = callable_models(snapshot, request)
+    serving = {name: route.versions() for name, route in snapshot.routes.items() if name in allowed}
     refused = {f"{model} {'spec' if version == 'spec' else 'v' + version}": why
-               for (model, version), why in snapshot.refused.items() if allowed(model)}
+               for (model, version), why in snapshot.refused.items() if model in allowed}
     return json_response({"ready": ready, "serving": serving, "refused": refused}, status)
+
+
+def callable_models(snapshot: Snapshot, request: Request) -> set[str]:
+    """The served models the request's token may call (none without a valid token)."""
+    from serving.tokens import AccessDenied
+
+    allowed = set()
+    for name in snapshot.routes if snapshot.tokens is not None else ():
+        try:
+            snapshot.tokens.authorize(request.headers.get("authorization"), name)
+        except AccessDenied:
+            continue
+        allowed.add(name)
+    return allowed
 
 
 def openapi(gateway: Gateway, request: Request) -> Response:
     """The models of the caller's token (none without one: their inputs are not for everyone to read)."""
     from serving.openapi import document
-    from serving.tokens import AccessDenied
 
     snapshot = gateway.table.current
-    visible = {}
-    for name, route in snapshot.routes.items():
-        try:
-            if snapshot.tokens is not None:
-                snapshot.tokens.authorize(request.headers.get("authorization"), name)
-                visible[name] = route
-        except AccessDenied:
-            continue
+    allowed = callable_models(snapshot, request)
+    visible = {name: route for name, route in snapshot.routes.items() if name in allowed}
     return json_response(document(replace(snapshot, routes=visible)))
 
 
@@ -414,9 +411,7 @@ def model_list(gateway: Gateway, request: Request) -> Response:
                 return gateway.refused(Refusal(401, f"auth-{denied.reason}", str(denied), denied.headers))
             continue
         served = route.champion or route.challenger
-        models.append({"name": name, "strategy": route.strategy,
-                       "champion": route.champion.version if route.champion else None,
-                       "challenger": route.challenger.version if route.challenger else None,
+        models.append({"name": name, "strategy": route.strategy, **route.versions(),
                        "inputs": [{"name": n, "type": t} for n, t in served.schema.columns] if served else []})
     return json_response({"models": models})
 

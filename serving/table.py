@@ -22,6 +22,7 @@ from modelops.lifecycle import ApprovalStatus, GateStatus, Role
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec, parse_spec
 from serving.inputs import InputSchema, ParsedRequest
+from tasks.scoring import decide, predict_scores
 
 log = logging.getLogger("modelops.gateway")
 
@@ -51,8 +52,6 @@ class ServedVersion:
     decision_threshold: float
 
     def score(self, requests: Sequence[ParsedRequest]) -> list[Scores]:
-        from tasks.scoring import decide, predict_scores
-
         frame = pd.DataFrame({name: np.asarray([v for r in requests for v in r.columns[name]], dtype=DTYPES[kind])
                               for name, kind in self.schema.columns})
         scores = predict_scores(self.predictor, frame, self.task)
@@ -76,6 +75,10 @@ class Route:
     @property
     def strategy(self) -> str:
         return self.spec.deploy.strategy
+
+    def versions(self) -> dict[str, str | None]:
+        return {"champion": self.champion.version if self.champion else None,
+                "challenger": self.challenger.version if self.challenger else None}
 
 
 @dataclass(frozen=True)

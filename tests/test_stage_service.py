@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -168,27 +169,35 @@ def test_a_request_for_anything_but_a_stage_command_is_refused(stack: Stack) -> 
     assert "approve" in answer["fix"]
 
 
-def test_a_killed_child_gets_a_clear_error_and_its_flow_run_is_marked_crashed(stack: Stack) -> None:
+@contextmanager
+def register_running_in_the_service(stack: Stack, train_end: str) -> Iterator[tuple[subprocess.Popen[str], Any]]:
+    """A `modelops register` CLI whose flow run is running in the service's child: (the CLI, the flow run). The CLI
+    is killed on the way out if the test left it running."""
     env = {**os.environ, "MODELOPS_HOME": str(stack.home), "PYTHONPATH": str(ROOT)}
     env.pop("PREFECT_API_URL", None)
     before = {run.id for run in stack.flow_runs("register")}
     cli = subprocess.Popen([sys.executable, "-m", "modelops.cli", "register", "flight-delay", "--train-end",
-                            "2013-02-20"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            train_end], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         running = wait_for(lambda: [r for r in stack.flow_runs("register")
                                     if r.id not in before and r.state.is_running()], timeout=120)
         assert running, "the register flow run never started"
-        child = owner_pid(running[0])
-        os.kill(child, signal.SIGKILL)
-        _, stderr = cli.communicate(timeout=120)
+        yield cli, running[0]
     finally:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+def test_a_killed_child_gets_a_clear_error_and_its_flow_run_is_marked_crashed(stack: Stack) -> None:
+    with register_running_in_the_service(stack, "2013-02-20") as (cli, run):
+        child = owner_pid(run)
+        os.kill(child, signal.SIGKILL)
+        _, stderr = cli.communicate(timeout=120)
     assert cli.returncode == 1
     assert f"error: the stage service's worker for `register` (pid {child}) was killed by signal 9" in stderr
     crashed = wait_for(lambda: [r for r in stack.flow_runs("register")
-                                if r.id == running[0].id and r.state.is_crashed()], timeout=60)
+                                if r.id == run.id and r.state.is_crashed()], timeout=60)
     assert crashed, "the killed child's flow run was not recovered"
 
 
@@ -326,24 +335,12 @@ def test_a_state_directory_others_can_write_is_refused(tmp_path: Path) -> None:
 
 # --- a client that goes away --------------------------------------------------------------------------------------
 def test_ctrl_c_in_the_cli_interrupts_the_stage_in_the_service(stack: Stack) -> None:
-    env = {**os.environ, "MODELOPS_HOME": str(stack.home), "PYTHONPATH": str(ROOT)}
-    env.pop("PREFECT_API_URL", None)
-    before = {run.id for run in stack.flow_runs("register")}
-    cli = subprocess.Popen([sys.executable, "-m", "modelops.cli", "register", "flight-delay", "--train-end",
-                            "2013-02-21"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        running = wait_for(lambda: [r for r in stack.flow_runs("register")
-                                    if r.id not in before and r.state.is_running()], timeout=120)
-        assert running, "the register flow run never started"
-        child = owner_pid(running[0])
+    with register_running_in_the_service(stack, "2013-02-21") as (cli, run):
+        child = owner_pid(run)
         cli.send_signal(signal.SIGINT)
         cli.communicate(timeout=120)
-        ended = wait_for(lambda: [r for r in stack.flow_runs("register") if r.id == running[0].id
+        ended = wait_for(lambda: [r for r in stack.flow_runs("register") if r.id == run.id
                                   and r.state.is_final()], timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
     assert ended and not ended[0].state.is_completed(), ended
     log = stack.home / "logs" / "stage-service.log"
     assert wait_for(lambda: f"register (pid {child}): interrupted" in log.read_text(), timeout=60)
