@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.lineage_events import STAGE_HOOKS
 from modelops.lifecycle import ApprovalStatus, Stage
 from modelops.platform import get_platform
 from tasks.approval import Decision
@@ -22,7 +23,7 @@ class ApprovalOutcome(BaseModel):
     reasons: list[str]
 
 
-@flow(name="approve", log_prints=True)
+@flow(name="approve", log_prints=True, **STAGE_HOOKS)
 def approve(model: ModelName, version: Version) -> ApprovalOutcome:
     handed, result = hand_over(Stage.approve, dict(model=model, version=version))
     return result if handed else standard_approve(resolve_model_version(model, version))

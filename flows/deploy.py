@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.lineage_events import STAGE_HOOKS
 from modelops.errors import NotApprovedError, RetiredVersionError
 from modelops.lifecycle import ApprovalStatus, Stage
 from modelops.platform import get_platform
@@ -25,7 +26,7 @@ class Deployed(BaseModel):
     targets: list[str] = []  # where it serves: batch scoring, the online gateway
 
 
-@flow(name="deploy", log_prints=True)
+@flow(name="deploy", log_prints=True, **STAGE_HOOKS)
 def deploy(model: ModelName, version: Version, role: Literal["champion", "challenger"] = "champion") -> Deployed:
     """The store's deployment record is what makes the version serve; MLflow's aliases then mirror it."""
     handed, result = hand_over(Stage.deploy, dict(model=model, version=version, role=role))

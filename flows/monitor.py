@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from modelops.lineage_events import STAGE_HOOKS
 from modelops.catalog import CHAMPION
 from flows.dispatch import hand_over
 from flows.parameters import ModelName
@@ -69,7 +70,7 @@ def _publish(platform: Platform, report: MonitorReport) -> None:
                           table=monitored_values(report))
 
 
-@flow(name="monitor", log_prints=True)
+@flow(name="monitor", log_prints=True, **STAGE_HOOKS)
 def monitor(model: ModelName, window_end: datetime | None = None,
             window_days: Annotated[int, Field(ge=1, le=366)] | None = None, full_report: bool = True) -> Monitored:
     """Window: `window_days` (default: the spec's) ending at `window_end` (default: the newest prediction).

@@ -11,6 +11,7 @@ from typing import Iterator
 from prefect import flow
 from pydantic import BaseModel
 
+from modelops.lineage_events import STAGE_HOOKS
 from modelops import events
 from modelops.catalog import TAG_FINGERPRINT, TAG_STATE
 from modelops.errors import CatalogError
@@ -42,7 +43,7 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.utc)
 
 
-@flow(name="register", log_prints=True)
+@flow(name="register", log_prints=True, **STAGE_HOOKS)
 def register(model: ModelName, train_start: date | None = None, train_end: date | None = None,
              model_uri: str | None = None, parent_version: Version | None = None, chain: bool = True) -> Registered:
     """Train on [train_start, train_end) (default: the spec's training window) and register a new version, or

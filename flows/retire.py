@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.lineage_events import STAGE_HOOKS
 from modelops.catalog import CHAMPION
 from modelops.errors import ModelOpsError
 from modelops.lifecycle import Stage
@@ -23,7 +24,7 @@ class Retired(BaseModel):
     changed: bool
 
 
-@flow(name="retire", log_prints=True)
+@flow(name="retire", log_prints=True, **STAGE_HOOKS)
 def retire(model: ModelName, version: Version, reason: str = "retired by operator", dry_run: bool = True,
            allow_champion: bool = False) -> Retired:
     """Marks the version retired in the store (for good: no tag or alias brings it back), ends its deployments and

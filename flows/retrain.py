@@ -15,6 +15,7 @@ from flows.parameters import ModelName
 from flows.register import register
 from flows.retire import retire
 from flows.validate import validate
+from modelops.lineage_events import STAGE_HOOKS
 from modelops.catalog import CHAMPION
 from modelops.lifecycle import ApprovalStatus, RetrainOutcome, Stage
 from modelops.platform import get_platform
@@ -39,7 +40,7 @@ class Retrained(BaseModel):
     retired: str | None = None
 
 
-@flow(name="retrain", log_prints=True)
+@flow(name="retrain", log_prints=True, **STAGE_HOOKS)
 def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
     """Windows end at `as_of` (default: the newest labelled prediction): the last retrain.compare_days compare,
     the retrain.train_days before them train."""

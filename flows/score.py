@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import flow
 from pydantic import BaseModel
 
+from modelops.lineage_events import STAGE_HOOKS
 from modelops.errors import ModelOpsError
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
@@ -31,7 +32,7 @@ class Scored(BaseModel):
     challenger_rows: int = 0
 
 
-@flow(name="score", log_prints=True)
+@flow(name="score", log_prints=True, **STAGE_HOOKS)
 def score(model: ModelName, input_path: str, version: Version | None = None, output_path: str | None = None) -> Scored:
     """Score with `version`, or with the version the governance store deploys as champion. `output_path` is a
     Parquet file name inside the output root (default `<model>/<input>.v<version>.parquet`)."""

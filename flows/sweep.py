@@ -9,6 +9,7 @@ from prefect import flow
 from pydantic import BaseModel, Field
 
 from flows.parameters import ModelName
+from modelops.lineage_events import STAGE_HOOKS
 from modelops.platform import get_platform
 from modelops.spec import load_all_specs
 from tasks.sweep import (
@@ -25,7 +26,7 @@ class Swept(BaseModel):
     errors: list[str] = Field(default_factory=list)
 
 
-@flow(name="sweep", log_prints=True)
+@flow(name="sweep", log_prints=True, **STAGE_HOOKS)
 def sweep(models: list[ModelName] | None = None, chunk_size: Annotated[int, Field(ge=1, le=1000)] = 50) -> Swept:
     """Every model with a configured spec (or `models`): the champion's newest window, judged for drift."""
     from prefect.context import FlowRunContext

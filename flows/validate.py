@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.lineage_events import STAGE_HOOKS
 from modelops.errors import RetiredVersionError
 from modelops.lifecycle import ApprovalStatus, GateStatus, Stage
 from modelops.platform import get_platform
@@ -28,7 +29,7 @@ class Validated(BaseModel):
     reused: bool = False
 
 
-@flow(name="validate", log_prints=True)
+@flow(name="validate", log_prints=True, **STAGE_HOOKS)
 def validate(model: ModelName, version: Version, force: bool = False) -> Validated:
     """Security scan, schema check, holdout metric thresholds, data quality and fairness. A version validated
     before keeps its verdict unless `force` asks for a fresh one."""

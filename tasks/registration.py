@@ -91,8 +91,10 @@ def pin_and_record(platform: Platform, spec: LifecycleSpec, registration: Regist
     evidence = {"run_id": r.run_id, "model_uri": r.model_uri, "source": r.source, "parent_version": r.parent_version,
                 "fingerprint": r.fingerprint}
     if r.source == "trained":
+        # The loader and parameters too: `modelops reproduce` retrains from this record (the fingerprint proves
+        # the parameters are the ones trained with).
         evidence |= {"train_window": [r.train_start, r.train_end], "rows": r.rows, "data_hash": r.data_hash,
-                     "code_version": r.code_version}
+                     "code_version": r.code_version, "loader": spec.data.loader, "params": dict(spec.training.params)}
     record_stage(stage="register", action="train-and-register" if r.source == "trained" else "register-external",
                  model=spec.name, version=r.version, outcome="registered", evidence=evidence, event=events.REGISTERED,
                  labels={events.CHAIN_LABEL: r.chain},

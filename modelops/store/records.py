@@ -456,6 +456,17 @@ class GovernanceStore:
             return {"ended": [row.version for row in active]}
         return change
 
+    def deployments(self, model: str, version: str | None = None) -> list[Deployment]:
+        """Every deployment of the model (or of one version), ended ones too, oldest first: its serving history."""
+        with session_scope(self.url) as session:
+            rows = session.scalars(select(Deployment).where(
+                Deployment.model == model, *([Deployment.version == version] if version else []))
+                .order_by(Deployment.deployed_at, Deployment.id)).all()
+            session.expunge_all()  # detached: normalising datetimes below must not turn a read into an UPDATE
+            for row in rows:
+                row.deployed_at, row.ended_at = _aware(row.deployed_at), _aware(row.ended_at)
+            return list(rows)
+
     def serving_version(self, model: str, role: str) -> str | None:
         """The version the store says serves as role (champion, challenger): what serves is decided here."""
         with session_scope(self.url) as session:
@@ -529,6 +540,11 @@ class GovernanceStore:
             for row in rows:
                 row.first_event_at, row.last_event_at = _aware(row.first_event_at), _aware(row.last_event_at)
             return list(rows)
+
+    def prediction_models(self) -> list[str]:
+        """The models that have logged predictions."""
+        with session_scope(self.url) as session:
+            return sorted(session.scalars(select(PredictionBatch.model).distinct()))
 
     def record_ground_truth_batch(self, batch: GroundTruthBatch) -> None:
         with session_scope(self.url) as session:
