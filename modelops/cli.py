@@ -391,6 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_argument("model")
     labels.add_argument("path")
 
+    from modelops.cli_lineage import add_commands as add_lineage_commands
+
+    add_lineage_commands(command, machine)
+
     tokens = sub.add_parser("tokens", help="API tokens of the applications that call the online scoring gateway")
     token_commands = tokens.add_subparsers(dest="tokens_command", required=True)
     create = token_commands.add_parser("create", parents=[machine], help="issue a token scoped to models; it is "

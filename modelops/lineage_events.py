@@ -347,6 +347,8 @@ def stage_event(event_type: str, flow: Any, flow_run: Any, state: Any) -> None:
                           result=result, error=error, parent=_parent_of(flow_run),
                           datasets=stage_datasets(platform, stage, parameters, result))
         emit(platform.settings.home, event)
+        if event_type != "START":
+            _JOBS.pop(run_id, None)  # a long-running runner must not keep every run it ever ran
     except Exception as exc:  # noqa: BLE001 - see above
         log.warning("OpenLineage %s event of %s run %s not built: %s: %s; the stage goes on", event_type,
                     getattr(flow, "name", "?"), getattr(flow_run, "id", "?"), type(exc).__name__, exc)
