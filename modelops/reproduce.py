@@ -54,8 +54,14 @@ class Reproduction:
     def code_same(self) -> bool:
         return self.code_version_recorded == self.code_version_now
 
+    @property
+    def trainer_same(self) -> bool:
+        """The trainer module's source is the recorded one (the commit may have moved for other files)."""
+        return _source_digest(self.code_version_recorded) == _source_digest(self.code_version_now)
+
     def as_data(self) -> dict[str, Any]:
-        return {**asdict(self), "data_same": self.data_same, "code_same": self.code_same}
+        return {**asdict(self), "data_same": self.data_same, "code_same": self.code_same,
+                "trainer_same": self.trainer_same}
 
 
 def _source_digest(code_version: str | None) -> str | None:
@@ -178,9 +184,17 @@ def reproduce_version(platform: Platform, model: str, version: str,
     record_stage(stage=STAGE, action="retrain-and-compare", model=spec.name, version=version,
                  outcome="matched" if result.matched else "differs", event=None,
                  evidence={k: data[k] for k in ("tolerance", "rows", "max_abs_difference", "decisions_agree",
-                                                "data_same", "code_same", "code_version_now", "params_verified",
+                                                "data_same", "code_same", "trainer_same", "code_version_now",
+                                                "params_verified",
                                                 "notes")})
     return result
+
+
+def _code_verdict(r: dict[str, Any]) -> str:
+    if r["code_same"]:
+        return "same version as recorded"
+    return "trainer's source same as recorded, other commits since" if r["trainer_same"] else \
+        "DIFFERS from the record"
 
 
 def reproduction_text(r: dict[str, Any]) -> str:
@@ -191,8 +205,8 @@ def reproduction_text(r: dict[str, Any]) -> str:
              f"{r['decisions_agree']:.2%} of rows)",
              f"  data: {'same content as recorded' if r['data_same'] else 'DIFFERS from the record'} "
              f"(sha256 {r['data_hash_now'][:12]}.., {r['rows']} rows)",
-             f"  code: {'same version as recorded' if r['code_same'] else 'DIFFERS from the record'} "
-             f"(recorded {r['code_version_recorded'] or '-'}, checkout {r['code_version_now']})",
+             f"  code: {_code_verdict(r)} (recorded {r['code_version_recorded'] or '-'}, checkout "
+             f"{r['code_version_now']})",
              f"  params: {r['params']} from {r['params_from']}"
              + (" (the recorded fingerprint holds for them)" if r["params_verified"] else " (UNVERIFIED)"),
              "  nothing was registered or deployed: the retrained model was only compared, in memory"]

@@ -294,8 +294,11 @@ def test_reproduce_matches_every_demo_version_and_changes_nothing_that_serves(
     assert [(a.version, a.outcome) for a in reproduced][-2:] == [("1", "matched"), ("2", "matched")]
 
 
-def _changed_spec(demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, **training: str) -> None:
-    """bike-demand's spec in a new config folder, pointing at `module` (written to tmp_path, importable)."""
+def _reproduce_changed(demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       capsys: pytest.CaptureFixture[str], function: str, *options: str,
+                       **training: str) -> tuple[int, str]:
+    """`reproduce bike-demand/2` with bike-demand's spec in a new config folder, pointing at a module
+    `changed_bike` (written to tmp_path, importable) that holds `function`, a wrapper of bike-demand's own code."""
     config = tmp_path / "configs"
     shutil.copytree(demo.folder / "configs", config)
     path = config / "models" / "bike-demand.yaml"
@@ -304,21 +307,21 @@ def _changed_spec(demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, m
         section, field = key.split("__")
         raw[section][field] = value
     path.write_text(yaml.safe_dump(raw))
-    (tmp_path / "changed_bike.py").write_text(module)
+    (tmp_path / "changed_bike.py").write_text(f"from examples import bike_demand\n\n\n{function}")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("MODELOPS_CONFIG_DIR", str(config))
     monkeypatch.delitem(sys.modules, "changed_bike", raising=False)
+    code, out, _ = _cli(capsys, "reproduce", "bike-demand/2", *options)
+    return code, out
 
 
 def test_reproduce_with_changed_training_code_says_the_code_differs_and_does_not_match(
         demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # The same trainer, with a learning rate a tenth lower than the parameters say: a code change.
-    _changed_spec(demo, tmp_path, monkeypatch, (
-        "from examples import bike_demand\n\n\n"
+    code, out = _reproduce_changed(demo, tmp_path, monkeypatch, capsys, (
         "def train(features, target, params):\n"
         "    return bike_demand.train(features, target, {**params, 'learning_rate': params['learning_rate'] * 0.9})\n"),
         training__entry_point="changed_bike:train")
-    code, out, _ = _cli(capsys, "reproduce", "bike-demand/2")
     assert code == 1
     recorded = {r.version: r for r in demo.platform.store.lineage("bike-demand")}["2"].code_version
     assert out.startswith("bike-demand v2: the retrained model DOES NOT MATCH the registered one on the 672 rows")
@@ -330,15 +333,12 @@ def test_reproduce_with_changed_training_code_says_the_code_differs_and_does_not
 def test_reproduce_with_changed_data_says_the_data_differs(
         demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # The source lost an hour of rentals since the version was trained.
-    _changed_spec(demo, tmp_path, monkeypatch, (
-        "from examples import bike_demand\n\n\n"
+    code, out = _reproduce_changed(demo, tmp_path, monkeypatch, capsys, (
         "def load_frame(start, end):\n"
-        "    return bike_demand.load_frame(start, end).iloc[1:]\n"),
-        data__loader="changed_bike:load_frame")
-    code, out, _ = _cli(capsys, "reproduce", "bike-demand/2", "--json")
+        "    return bike_demand.load_frame(start, end).iloc[1:]\n"), "--json", data__loader="changed_bike:load_frame")
     result = json.loads(out)
     assert not result["data_same"] and result["rows"] == result["rows_recorded"] - 1
     assert any(note.startswith("the data differs: the loader now returns 671 rows with content sha256")
                and "trained on 672 rows" in note for note in result["notes"])
-    assert result["code_same"]  # the trainer did not change
+    assert result["trainer_same"]  # the trainer did not change
     assert code == (0 if result["matched"] else 1)
