@@ -24,6 +24,7 @@ EVIDENCE_STAGES = ("validate", "retrain", "approve")
 REPRODUCE_STAGE = "reproduce"
 # The text tree lists this many of a version's newest prediction batches (JSON has them all).
 RECENT_BATCHES = 5
+_DIGEST = re.compile(r"[0-9a-f]{64}")  # a sha256 in evidence: its first characters are enough in the tree
 _TARGET = re.compile(r"^(?P<model>[^/\s]+)(?:/v?(?P<version>[1-9][0-9]{0,8}))?$")
 
 
@@ -84,7 +85,7 @@ def evidence_items(evidence: dict[str, Any], limit: int = 200) -> dict[str, str]
     for key, value in evidence.items():
         if value in (None, [], {}, ""):
             continue
-        text = flat(value)
+        text = short(value) if isinstance(value, str) and _DIGEST.fullmatch(value) else flat(value)
         items[key] = text if len(text) <= limit else text[:limit - 3] + "..."
     return items
 
