@@ -112,9 +112,14 @@ def _client(url: str | None, endpoint: str, api_key: str | None, path: str) -> O
     return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=path, append=True)))
 
 
-def destination(home: Path) -> str:
-    """Where events go now: the configured endpoint, else the events file."""
-    return os.environ.get(URL_ENV) or str(events_file(home))
+def without_credentials(url: str) -> str:
+    """The URL as a log may show it: user and password (if the URL carries any) left out."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @contextmanager
@@ -144,7 +149,7 @@ def emit(home: Path, event: RunEvent) -> bool:
     except Exception as exc:  # noqa: BLE001 - any failure to deliver lineage is logged, never raised
         log.warning("OpenLineage %s event of %s (run %s) not delivered to %s: %s: %s; the stage goes on",
                     event.eventType.value if event.eventType else "?", event.job.name, event.run.runId,
-                    url or path, type(exc).__name__, exc)
+                    without_credentials(url) if url else path, type(exc).__name__, exc)
         return False
     return True
 

@@ -214,12 +214,14 @@ def test_events_go_to_the_openlineage_endpoint_when_a_url_is_set(demo: Demo,
     receiver, server = start_receiver()
     try:
         monkeypatch.setenv("MODELOPS_OPENLINEAGE_URL", receiver.url)
+        monkeypatch.setenv("MODELOPS_OPENLINEAGE_API_KEY", "lineage-test-key")
         lines = len(demo.events())
         assert approve(model="bike-demand", version="2").status == "approved"
     finally:
         server.shutdown()
     assert [(m["_path"], m["eventType"], m["job"]["name"]) for m in receiver.messages] == [
         ("/api/v1/lineage", "START", "bike-demand.approve"), ("/api/v1/lineage", "COMPLETE", "bike-demand.approve")]
+    assert {h["Authorization"] for h in receiver.headers} == {"Bearer lineage-test-key"}
     approval = _named(receiver.messages[1]["outputs"], "approvals/bike-demand/2")
     assert approval["facets"]["modelops"]["properties"]["status"] == "approved"
     assert len(demo.events()) == lines  # to the endpoint instead of the file
@@ -232,11 +234,12 @@ def test_an_unreachable_lineage_endpoint_never_fails_the_stage(demo: Demo, monke
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("MODELOPS_OPENLINEAGE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MODELOPS_OPENLINEAGE_URL", f"http://user:secret@127.0.0.1:{port}")
     with caplog.at_level(logging.WARNING, logger="modelops.lineage"):
         assert approve(model="bike-demand", version="2").status == "approved"
     undelivered = [r.getMessage() for r in caplog.records if r.name == "modelops.lineage"]
-    assert len(undelivered) == 2 and all("not delivered to http://127.0.0.1" in m for m in undelivered)
+    assert len(undelivered) == 2 and all(f"not delivered to http://127.0.0.1:{port}:" in m for m in undelivered)
+    assert not any("secret" in m for m in undelivered)  # the URL's credentials stay out of the log
 
 
 # --- which model made this decision -------------------------------------------------------------------------------
