@@ -422,7 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "help": "a fresh verdict, e.g. after changing a threshold in the spec"}))
     stage("approve", "apply the approval policy", ("--version", {"required": True}))
     stage("deploy", "serve an approved version", ("--version", {"required": True}),
-          ("--role", {"choices": ["champion", "challenger"]}))
+          ("--role", {"choices": ["champion", "challenger"], "help": "default: champion for a model's first "
+                      "version, else challenger (promoted by winning the comparison)"}),
+          ("--reason", {"help": "a person's recorded decision to promote a version that has not won a comparison "
+                                "(only where the spec's deploy.promotion allows it)"}))
     stage("score", "score a Parquet/CSV batch", ("--input-path", {"required": True}), ("--version", {}),
           ("--output-path", {}))
     stage("monitor", "judge the newest window", ("--window-end", {}), ("--window-days", {"type": int}))

@@ -93,7 +93,9 @@ def _deploy(r: Mapping[str, Any]) -> list[str]:
     change = (f"now serves as {r['role']}" + (f" (replacing v{r['previous']})" if r.get("previous") else "")
               if r.get("changed") else f"already serves as {r['role']}, nothing changed")
     targets = f" ({', '.join(r['targets'])})" if r.get("targets") else ""
-    return [f"{r['model']} v{r['version']}: {change}{targets}"]
+    promoted = [f"{INDENT}won the comparison with the champion at once: now serves as champion"] \
+        if r.get("promoted") else []
+    return [f"{r['model']} v{r['version']}: {change}{targets}", *promoted]
 
 
 def _score(r: Mapping[str, Any]) -> list[str]:
@@ -129,6 +131,10 @@ def _monitor(r: Mapping[str, Any]) -> list[str]:
     lines += _bullets("alerts sent", r.get("alerts_sent") or []) + _bullets("alerts NOT delivered",
                                                                             r.get("alerts_failed") or [])
     lines.append(f"{INDENT}retrain_requested: {'true' if r.get('retrain_requested') else 'false'}")
+    settled = r.get("challenger")
+    if settled:
+        lines.append(f"{INDENT}challenger v{settled['challenger']}: {settled['outcome']}"
+                     + (f" (v{settled['retired']} retired)" if settled.get("retired") else ""))
     return lines
 
 

@@ -175,6 +175,13 @@ class DeploySpec(Strict):
         description="Where deployed versions serve: batch (`modelops score`) and online (the gateway, `modelops "
                     "serve`). A model without online is not served by the gateway.")
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Classifiers: score at or above is positive.")
+    promotion: Literal["comparison", "comparison_or_decision"] = Field(
+        "comparison", description="How a version replaces a serving champion. comparison: a new version enters as "
+                                  "@challenger and is promoted only by winning the comparison on recent labelled "
+                                  "traffic (a rollback to a former champion is always allowed); "
+                                  "comparison_or_decision: a person may also promote it with a recorded reason "
+                                  "(deploy --role champion --reason ...), e.g. for a model whose labels arrive "
+                                  "too late to compare.")
     chunk_rows: int = Field(1000, ge=1, description="Rows per scoring micro-batch (the unit of latency).")
 
 
