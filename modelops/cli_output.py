@@ -54,18 +54,16 @@ def value_lines(values: list[Mapping[str, Any]]) -> list[str]:
 
 
 def fairness_lines(fairness: Mapping[str, Any] | None) -> list[str]:
-    """Per protected attribute: the fairness metric's value against its limit."""
+    """Per protected attribute and metric: the gap between groups against its limit."""
     if not fairness:
         return []
     lines = [f"{INDENT}fairness:"]
-    for attribute, measured in fairness.items():
-        if isinstance(measured, Mapping) and "value" in measured:
-            limit = measured.get("limit")
-            within = limit is None or measured["value"] is None or measured["value"] <= limit
-            lines.append(f"{INDENT * 2}{attribute}: {measured.get('metric', 'gap')}={number(measured['value'])} "
-                         f"(limit {number(limit)}) {'ok' if within else 'FAILED'}")
-        else:
-            lines.append(f"{INDENT * 2}{attribute}: {flat(measured)}")
+    for attribute, metrics in fairness.items():
+        for metric, measured in (metrics.items() if isinstance(metrics, Mapping) else []):
+            value, limit = measured.get("value"), measured.get("limit")
+            verdict = "NOT COMPUTED" if value is None else "FAILED" if limit is not None and value > limit else "ok"
+            note = f" ({measured['note']})" if measured.get("note") else ""
+            lines.append(f"{INDENT * 2}{attribute}: {metric}={number(value)} (limit {number(limit)}) {verdict}{note}")
     return lines
 
 

@@ -55,7 +55,7 @@ def test_the_stage_chain_is_wired_by_events() -> None:
     from modelops import events
 
     expected = {"validate": [events.REGISTERED], "approve": [events.VALIDATED], "deploy": [events.APPROVED],
-                "retrain": [events.DRIFT_DETECTED, events.PERFORMANCE_DEGRADED]}
+                "retrain": [events.DRIFT_DETECTED, events.PERFORMANCE_DEGRADED, events.BIAS_DETECTED]}
     wired = {name: trigger["expect"] for name, d in deployments().items() for trigger in d.get("triggers", [])}
     assert wired == expected
 
