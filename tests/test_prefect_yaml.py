@@ -12,7 +12,8 @@ from modelops.spec import load_all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "sweep", "retrain", "retire"]
+STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "sweep", "retrain", "retire", "report",
+          "kpis"]
 
 
 def deployments() -> dict[str, dict]:

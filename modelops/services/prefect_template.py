@@ -120,4 +120,20 @@ deployments:
     description: Take a version out of service (dry run by default); artifacts and audit trail stay.
     tags: [modelops, stage]
     work_pool: *local_pool
+
+  - name: report
+    entrypoint: flows/report.py:report
+    description: A model's compliance report (model card, approvals with evidence, history, findings) as an artifact.
+    tags: [modelops, governance]
+    work_pool: *local_pool
+
+  - name: kpis
+    entrypoint: flows/kpis.py:kpis
+    description: Life cycle KPIs of every model from the audit trail, published as an artifact.
+    tags: [modelops, governance]
+    work_pool: *local_pool
+    schedules:
+      - cron: "30 5 * * *"
+        timezone: UTC
+        slug: kpis-daily
 """
