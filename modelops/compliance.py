@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from modelops.cli_output import flat, number
-from modelops.kpis import by_version, duration_text, first_served_at, hours, last_validated_at, registered_at, \
+from modelops.kpis import Spread, by_version, first_served_at, hours, last_validated_at, registered_at, \
     revalidation_due
 from modelops.lifecycle import Stage
 from modelops.platform import Platform
@@ -187,7 +187,11 @@ def _approvals(trail: Sequence[Any]) -> Section:
         if entry.stage == Stage.validate and entry.action == "run-gates":
             metrics = ", ".join(f"{k}={number(v)}" for k, v in (entry.evidence.get("metrics") or {}).items())
             failures = "; ".join(entry.evidence.get("failures") or [])
+            fairness = ", ".join(f"{metric} on {attribute} {cell(m.get('value'))} (limit {cell(m.get('limit'))})"
+                                 for attribute, measured in (entry.evidence.get("fairness") or {}).items()
+                                 for metric, m in measured.items())
             validation[entry.version] = (f"validation {entry.outcome} {_when(entry.at)}: {metrics}"
+                                         + (f"; fairness: {fairness}" if fairness else "")
                                          + (f"; failures: {failures}" if failures else ""))
         elif entry.stage == Stage.approve:
             reasons = "; ".join(entry.evidence.get("reasons") or []) or flat(
@@ -217,14 +221,19 @@ def _monitoring(platform: Platform, spec: LifecycleSpec) -> Section:
         counts[run.verdict] = counts.get(run.verdict, 0) + 1
     rows = [[_when(run.run_at), run.kind, f"v{run.version}", f"{run.window_start:%Y-%m-%d}..{run.window_end:%Y-%m-%d}",
              run.rows, run.verdict,
-             ", ".join(sorted({f"{r.check}:{r.metric}" for r in results if r.verdict == "breach"
-                               and r.check != "drift-column"})) or "-"]
+             ", ".join(sorted({f"{r.check}:{r.metric}" for r in results if breached_limit(r)})) or "-"]
             for run, results in history[-MONITORING_RUNS_SHOWN:]]
     summary = (f"{len(history)} monitoring runs: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
                + (f"; the newest {MONITORING_RUNS_SHOWN} below." if len(history) > MONITORING_RUNS_SHOWN else ".")
                if history else "Never monitored.")
     return Section("Monitoring history", [summary, Table(["run (UTC)", "kind", "version", "window", "rows", "verdict",
                                                           "breached values"], rows)])
+
+
+def breached_limit(result: Any) -> bool:
+    """A monitored value past its limit (context values without a limit share their check's verdict; the drift
+    share stands for its columns)."""
+    return result.verdict == "breach" and result.threshold is not None and result.check != "drift-column"
 
 
 def open_findings(platform: Platform, spec: LifecycleSpec, trail: Sequence[Any], as_of: datetime) -> list[str]:
@@ -240,7 +249,7 @@ def open_findings(platform: Platform, spec: LifecycleSpec, trail: Sequence[Any],
         run, results = monitors[-1]
         findings += [f"BREACH: v{run.version} {r.check} {r.metric}={number(r.value)} (limit {number(r.threshold)}) "
                      f"in the window ending {run.window_end:%Y-%m-%d}"
-                     for r in results if r.verdict == "breach" and r.check != "drift-column"]
+                     for r in results if breached_limit(r)]
     champion = platform.store.serving_version(spec.name, "champion")
     if champion:
         due = revalidation_due(spec, last_validated_at(by_version(trail).get((spec.name, champion), [])))
@@ -254,13 +263,13 @@ def compliance_report(platform: Platform, spec: LifecycleSpec, as_of: datetime |
     as_of = as_of or utcnow()
     trail = platform.store.audit_trail(spec.name)
     versions = by_version(trail)
-    lead = [hours(r, s) for entries in versions.values()
-            if (r := registered_at(entries)) and (s := first_served_at(entries))]
+    lead = Spread.of([hours(r, s) for entries in versions.values()
+                      if (r := registered_at(entries)) and (s := first_served_at(entries))])
     subtitle = (f"Generated {as_of:%Y-%m-%d %H:%M} UTC from the governance store and its audit trail "
                 f"({len(trail)} records, newest #{trail[-1].seq} {trail[-1].record_hash[:12]}); "
                 if trail else f"Generated {as_of:%Y-%m-%d %H:%M} UTC; no audit records yet; ") + \
-        (f"{len(lead)} version(s) served, lead time registration -> serving "
-         + ", ".join(duration_text(h) for h in lead) + "." if lead else "no version has served yet.")
+        (f"lead time registration -> serving: {lead.text()} version(s)." if lead.count else
+         "no version has served yet.")
     return Report(f"Compliance report: {spec.name}", subtitle, [
         _card(spec), _data(platform, spec), _metrics(platform, spec), _fairness(spec, trail), _approvals(trail),
         _deployments(platform, spec, trail), _monitoring(platform, spec),
