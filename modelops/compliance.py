@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from modelops.cli_output import flat, number
+from modelops.cli_output import flat, measured_gaps, number
 from modelops.kpis import Spread, by_version, first_served_at, hours, last_validated_at, registered_at, \
     revalidation_due
 from modelops.lifecycle import Stage
@@ -168,7 +168,7 @@ def _fairness(spec: LifecycleSpec, trail: Sequence[Any]) -> Section:
         if entry.stage != Stage.validate or entry.action != "run-gates":
             continue
         for attribute, metrics in (entry.evidence.get("fairness") or {}).items():
-            for metric, measured in metrics.items():
+            for metric, measured in measured_gaps(metrics):
                 value, limit = measured.get("value"), measured.get("limit")
                 verdict = "not computed" if value is None else "over the limit" if value > limit else "within"
                 rows.append([_when(entry.at), f"v{entry.version}", attribute, metric, value, limit, verdict,
@@ -189,7 +189,7 @@ def _approvals(trail: Sequence[Any]) -> Section:
             failures = "; ".join(entry.evidence.get("failures") or [])
             fairness = ", ".join(f"{metric} on {attribute} {cell(m.get('value'))} (limit {cell(m.get('limit'))})"
                                  for attribute, measured in (entry.evidence.get("fairness") or {}).items()
-                                 for metric, m in measured.items())
+                                 for metric, m in measured_gaps(measured))
             validation[entry.version] = (f"validation {entry.outcome} {_when(entry.at)}: {metrics}"
                                          + (f"; fairness: {fairness}" if fairness else "")
                                          + (f"; failures: {failures}" if failures else ""))

@@ -47,6 +47,13 @@ def test_validate_summary_shows_fairness_per_attribute() -> None:
     assert "sex: equalized_odds_difference=- (limit 0.3) NOT COMPUTED (1 group(s))" in text
 
 
+def test_validate_summary_reads_fairness_recorded_before_per_metric_limits() -> None:
+    text = stage_text("validate", {"model": "m", "version": "1", "passed": True, "failures": [],
+                                   "fairness": {"origin": {"metric": "demographic_parity_difference", "value": 0.07,
+                                                           "limit": 0.2}}})
+    assert "origin: demographic_parity_difference=0.07 (limit 0.2) ok" in text
+
+
 def test_breach_note_names_the_ways_to_act_when_nothing_listens() -> None:
     note = breach_note("monitor", {"model": "flight-delay", "retrain_requested": True}, own_server=True)
     assert note is not None and "nothing is listening" in note
