@@ -53,19 +53,25 @@ def value_lines(values: list[Mapping[str, Any]]) -> list[str]:
                                    for r in [header] + rows]
 
 
+def measured_gaps(metrics: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """(metric, measured) of one attribute's fairness evidence; versions validated before per-metric limits
+    recorded one metric per attribute ({metric, value, limit}) and read the same."""
+    if isinstance(metrics, Mapping) and "metric" in metrics:
+        return [(str(metrics["metric"]), metrics)]
+    return [(m, v) for m, v in metrics.items() if isinstance(v, Mapping)] if isinstance(metrics, Mapping) else []
+
+
 def fairness_lines(fairness: Mapping[str, Any] | None) -> list[str]:
-    """Per protected attribute: the fairness metric's value against its limit."""
+    """Per protected attribute and metric: the gap between groups against its limit."""
     if not fairness:
         return []
     lines = [f"{INDENT}fairness:"]
-    for attribute, measured in fairness.items():
-        if isinstance(measured, Mapping) and "value" in measured:
-            limit = measured.get("limit")
-            within = limit is None or measured["value"] is None or measured["value"] <= limit
-            lines.append(f"{INDENT * 2}{attribute}: {measured.get('metric', 'gap')}={number(measured['value'])} "
-                         f"(limit {number(limit)}) {'ok' if within else 'FAILED'}")
-        else:
-            lines.append(f"{INDENT * 2}{attribute}: {flat(measured)}")
+    for attribute, metrics in fairness.items():
+        for metric, measured in measured_gaps(metrics):
+            value, limit = measured.get("value"), measured.get("limit")
+            verdict = "NOT COMPUTED" if value is None else "FAILED" if limit is not None and value > limit else "ok"
+            note = f" ({measured['note']})" if measured.get("note") else ""
+            lines.append(f"{INDENT * 2}{attribute}: {metric}={number(value)} (limit {number(limit)}) {verdict}{note}")
     return lines
 
 
