@@ -38,6 +38,7 @@ def lifecycle(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> It
     raw["description"] = DESCRIPTION
     raw["data"]["protected_attributes"] = ["workingday"]
     raw["validation"]["fairness"] = {"limits": {"mae_gap": 1.0}}
+    raw.setdefault("deploy", {})["promotion"] = "comparison_or_decision"  # the owner promotes by hand below
     path.write_text(yaml.safe_dump(raw))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELOPS_HOME", str(base / "state"))
@@ -50,8 +51,8 @@ def lifecycle(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> It
         newer = register(model=MODEL, train_start=date(2011, 1, 1), train_end=date(2011, 4, 1)).version
         assert validate(model=MODEL, version=newer).passed
         assert approve(model=MODEL, version=newer).status == "approved"
-        deploy(model=MODEL, version=newer)
-        deploy(model=MODEL, version=previous)  # rolled back
+        deploy(model=MODEL, version=newer, role="champion", reason="the owner's decision")
+        deploy(model=MODEL, version=previous, role="champion")  # rolled back
         _, monitored = serve_window(platform, spec, date(2011, 4, 15), date(2011, 4, 29))
         yield {"first": first, "challenger": retrained.challenger, "newer": newer, "champion": previous,
                "verdict": monitored.verdict, "home": str(base / "state")}
