@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from modelops.lineage_events import STAGE_HOOKS
 from modelops.catalog import CHAMPION
+from flows.deploy import Settled, settle_challenger
 from flows.dispatch import hand_over
 from flows.parameters import ModelName
 from modelops.lifecycle import Stage
@@ -44,6 +45,7 @@ class Monitored(BaseModel):
     alerts_sent: list[str] = Field(default_factory=list)
     alerts_failed: list[str] = Field(default_factory=list)
     values: list[dict[str, Any]] = Field(default_factory=list)  # check, metric, value, limit, verdict of each point
+    challenger: Settled | None = None  # a serving challenger compared with the champion after the verdicts
 
 
 def _links(report: MonitorReport) -> dict[str, str]:
@@ -111,8 +113,9 @@ def standard_monitor(spec: LifecycleSpec, window_end: datetime | None, window_da
         print(f"{model}: {len(alerts.failed)} alert(s) not delivered (recorded): {'; '.join(alerts.failed)}")
     print(f"{model} v{version}: {report.verdict} over {report.rows} predictions: "
           + "; ".join(f"{name} {c.verdict}" for name, c in report.checks.items()))
+    settled = settle_challenger(spec)
     perf = report.performance
-    return Monitored(model=model, version=version, verdict=report.verdict, rows=report.rows,
+    return Monitored(challenger=settled, model=model, version=version, verdict=report.verdict, rows=report.rows,
                      checks={name: c.verdict for name, c in report.checks.items()},
                      drift_share=report.drift.share if report.drift else None,
                      drift_verdict=report.checks["drift"].verdict, drifted_columns=report.drift.drifted_columns

@@ -56,19 +56,6 @@ def metric_problems(spec: LifecycleSpec, path: Path) -> list[Problem]:
             for field, name in used if name not in known]
 
 
-def fairness_problems(spec: LifecycleSpec, path: Path) -> list[Problem]:
-    if spec.validation.fairness is None:
-        return []
-    if spec.task != "classification":
-        return [Problem(path, "validation.fairness", f"{spec.validation.fairness.metric} is measured on "
-                        "classifiers only: for a regression the gate would never run",
-                        "remove validation.fairness or make the task classification")]
-    if not spec.data.protected_attributes:
-        return [Problem(path, "data.protected_attributes", "validation.fairness is set but no protected attribute "
-                        "is listed: the gate would measure nothing", "list the feature columns to measure across")]
-    return []
-
-
 def cron_problems(spec: LifecycleSpec, path: Path) -> list[Problem]:
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
@@ -169,7 +156,7 @@ def check_spec(path: Path) -> tuple[LifecycleSpec | None, list[Problem]]:
         spec = parse_spec(path)
     except SpecError as exc:  # its message already names the file and the field
         return None, [Problem(path, "", exc.what, exc.fix)]
-    problems = [*cron_problems(spec, path), *metric_problems(spec, path), *fairness_problems(spec, path)]
+    problems = [*cron_problems(spec, path), *metric_problems(spec, path)]
     try:
         resolve_entry_point(spec.training.entry_point)
     except SpecError as exc:

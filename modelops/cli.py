@@ -96,6 +96,18 @@ def _verify_audit() -> int:
     return 1
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from modelops.compliance import cmd_report
+
+    return cmd_report(args)
+
+
+def _cmd_kpis(args: argparse.Namespace) -> int:
+    from modelops.kpis import cmd_kpis
+
+    return cmd_kpis(args)
+
+
 def _cmd_reconcile(args: argparse.Namespace) -> int:
     from modelops.platform import get_platform
     from tasks.integrity import reconcile_catalog
@@ -355,6 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "whole hash chain and exits non-zero naming the first tampered record", [machine],
                     _cmd_audit)
     audit.add_argument("model", help="a model name, or `verify`")
+    report = command("report", "a model's compliance report: model card, data, metrics, fairness, approvals with "
+                               "evidence, deployments, monitoring history, open findings", handler=_cmd_report)
+    report.add_argument("model")
+    report.add_argument("--output", "-o", help="write to this file (default: stdout)")
+    report.add_argument("--format", choices=["markdown", "html"], help="default: html for a .html output, else "
+                                                                       "markdown")
+    kpis = command("kpis", "life cycle KPIs of every model from the audit trail: lead time, approval wait, "
+                           "monitoring coverage, revalidation, retrains and rollbacks per month", [machine],
+                   _cmd_kpis)
+    kpis.add_argument("--as-of", help="judge revalidation and monitoring as of this time (ISO 8601, UTC; default: "
+                                      "now)")
     reconcile = command("reconcile", "reset MLflow aliases and tags to what the governance store says",
                         handler=_cmd_reconcile)
     reconcile.add_argument("model", nargs="?")
@@ -426,7 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "help": "a fresh verdict, e.g. after changing a threshold in the spec"}))
     stage("approve", "apply the approval policy", ("--version", {"required": True}))
     stage("deploy", "serve an approved version", ("--version", {"required": True}),
-          ("--role", {"choices": ["champion", "challenger"]}))
+          ("--role", {"choices": ["champion", "challenger"], "help": "default: champion for a model's first "
+                      "version, else challenger (promoted by winning the comparison)"}),
+          ("--reason", {"help": "a person's recorded decision to promote a version that has not won a comparison "
+                                "(only where the spec's deploy.promotion allows it)"}))
     stage("score", "score a Parquet/CSV batch", ("--input-path", {"required": True}), ("--version", {}),
           ("--output-path", {}))
     stage("monitor", "judge the newest window", ("--window-end", {}), ("--window-days", {"type": int}))

@@ -53,19 +53,25 @@ def value_lines(values: list[Mapping[str, Any]]) -> list[str]:
                                    for r in [header] + rows]
 
 
+def measured_gaps(metrics: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """(metric, measured) of one attribute's fairness evidence; versions validated before per-metric limits
+    recorded one metric per attribute ({metric, value, limit}) and read the same."""
+    if isinstance(metrics, Mapping) and "metric" in metrics:
+        return [(str(metrics["metric"]), metrics)]
+    return [(m, v) for m, v in metrics.items() if isinstance(v, Mapping)] if isinstance(metrics, Mapping) else []
+
+
 def fairness_lines(fairness: Mapping[str, Any] | None) -> list[str]:
-    """Per protected attribute: the fairness metric's value against its limit."""
+    """Per protected attribute and metric: the gap between groups against its limit."""
     if not fairness:
         return []
     lines = [f"{INDENT}fairness:"]
-    for attribute, measured in fairness.items():
-        if isinstance(measured, Mapping) and "value" in measured:
-            limit = measured.get("limit")
-            within = limit is None or measured["value"] is None or measured["value"] <= limit
-            lines.append(f"{INDENT * 2}{attribute}: {measured.get('metric', 'gap')}={number(measured['value'])} "
-                         f"(limit {number(limit)}) {'ok' if within else 'FAILED'}")
-        else:
-            lines.append(f"{INDENT * 2}{attribute}: {flat(measured)}")
+    for attribute, metrics in fairness.items():
+        for metric, measured in measured_gaps(metrics):
+            value, limit = measured.get("value"), measured.get("limit")
+            verdict = "NOT COMPUTED" if value is None else "FAILED" if limit is not None and value > limit else "ok"
+            note = f" ({measured['note']})" if measured.get("note") else ""
+            lines.append(f"{INDENT * 2}{attribute}: {metric}={number(value)} (limit {number(limit)}) {verdict}{note}")
     return lines
 
 
@@ -93,7 +99,9 @@ def _deploy(r: Mapping[str, Any]) -> list[str]:
     change = (f"now serves as {r['role']}" + (f" (replacing v{r['previous']})" if r.get("previous") else "")
               if r.get("changed") else f"already serves as {r['role']}, nothing changed")
     targets = f" ({', '.join(r['targets'])})" if r.get("targets") else ""
-    return [f"{r['model']} v{r['version']}: {change}{targets}"]
+    promoted = [f"{INDENT}won the comparison with the champion at once: now serves as champion"] \
+        if r.get("promoted") else []
+    return [f"{r['model']} v{r['version']}: {change}{targets}", *promoted]
 
 
 def _score(r: Mapping[str, Any]) -> list[str]:
@@ -129,6 +137,10 @@ def _monitor(r: Mapping[str, Any]) -> list[str]:
     lines += _bullets("alerts sent", r.get("alerts_sent") or []) + _bullets("alerts NOT delivered",
                                                                             r.get("alerts_failed") or [])
     lines.append(f"{INDENT}retrain_requested: {'true' if r.get('retrain_requested') else 'false'}")
+    settled = r.get("challenger")
+    if settled:
+        lines.append(f"{INDENT}challenger v{settled['challenger']}: {settled['outcome']}"
+                     + (f" (v{settled['retired']} retired)" if settled.get("retired") else ""))
     return lines
 
 

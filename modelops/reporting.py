@@ -20,10 +20,9 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _duration(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return "-"
-    seconds = (end - start).total_seconds()
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    from modelops.kpis import duration_text, hours
+
+    return "-" if start is None or end is None else duration_text(hours(start, end))
 
 
 def _state(governed: GovernedVersion, roles: list[str], approval: str | None) -> str:

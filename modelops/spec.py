@@ -15,7 +15,8 @@ from typing import Annotated, Any, Callable, Literal
 
 import yaml
 from pydantic import (
-    BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator, model_validator,
+    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator,
+    model_validator,
 )
 
 from modelops.errors import SpecError
@@ -82,7 +83,8 @@ class DataSpec(Strict):
     features: Features = Field(description="Input columns of the model, by kind.")
     protected_attributes: list[str] = Field(
         default_factory=list,
-        description="Feature columns the fairness gate (validation.fairness) measures the model across.")
+        description="Feature columns the model's bias is measured across, at validation and in monitoring, "
+                    "with validation.fairness's limits (required when any is listed).")
 
 
 class TrainingSpec(Strict):
@@ -134,11 +136,35 @@ class DataQualitySpec(Strict):
     min_success_share: float = Field(1.0, gt=0, le=1, description="Share of expectations that must pass.")
 
 
+# Bias metrics by task. Classification: fairlearn's differences of the thresholded predictions between groups.
+# Regression: the gap between the largest and smallest mean absolute error of the groups, relative to the MAE of
+# all rows (0.25: the worst-served group's error is a quarter of the overall error above the best-served one's).
+FAIRNESS_METRICS = {"classification": ("demographic_parity_difference", "equalized_odds_difference"),
+                    "regression": ("mae_gap",)}
+FairnessMetric = Literal["demographic_parity_difference", "equalized_odds_difference", "mae_gap"]
+
+
 class FairnessSpec(Strict):
-    metric: Literal["demographic_parity_difference", "equalized_odds_difference"] = Field(
-        "demographic_parity_difference", description="Fairlearn metric computed on the holdout per protected "
-                                                     "attribute (classification only).")
-    max_difference: float = Field(0.2, gt=0, le=1, description="Largest gap between groups that passes.")
+    limits: dict[FairnessMetric, Annotated[float, Field(gt=0)]] = Field(
+        min_length=1,
+        description="Metric -> the largest gap between groups that passes, judged per protected attribute at "
+                    "validation (holdout) and in monitoring (labelled predictions). Classification: "
+                    "demographic_parity_difference, equalized_odds_difference; regression: mae_gap (largest minus "
+                    "smallest group MAE, relative to the overall MAE).")
+    min_group_rows: int = Field(30, ge=1, description="Groups with fewer rows are left out of a gap (too few to "
+                                                      "measure); fewer than two groups left: the gap cannot be "
+                                                      "computed, which fails validation.")
+    warn_ratio: float = Field(0.8, gt=0, le=1, description="Monitoring warns when a gap passes this share of its "
+                                                           "limit, and breaches past the limit.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_single_metric(cls, data: Any) -> Any:
+        # Strict models would only say "extra inputs are not permitted"; say what replaced the fields.
+        if isinstance(data, dict) and ({"metric", "max_difference"} & set(data)):
+            raise ValueError("metric/max_difference were replaced by limits, one per metric: write "
+                             "limits: {demographic_parity_difference: 0.2}")
+        return data
 
 
 class ValidationSpec(Strict):
@@ -147,8 +173,12 @@ class ValidationSpec(Strict):
     data_quality: DataQualitySpec = Field(default_factory=DataQualitySpec,
                                           description="Expectations learned from training data, run on the holdout.")
     security: SecuritySpec = Field(default_factory=SecuritySpec, description="The scan of the model file.")
-    fairness: FairnessSpec | None = Field(None, description="Fairness gate over data.protected_attributes; "
-                                                            "none when absent.")
+    fairness: FairnessSpec | None = Field(None, description="Bias limits over data.protected_attributes, at "
+                                                            "validation and in monitoring. Required when protected "
+                                                            "attributes are listed; none without them.")
+    revalidate_days: int | None = Field(
+        365, ge=1, description="A serving version is due for revalidation this many days after its last "
+                               "validation (`modelops kpis` counts those past due); none: never due.")
 
 
 class ApprovalSpec(Strict):
@@ -175,6 +205,13 @@ class DeploySpec(Strict):
         description="Where deployed versions serve: batch (`modelops score`) and online (the gateway, `modelops "
                     "serve`). A model without online is not served by the gateway.")
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Classifiers: score at or above is positive.")
+    promotion: Literal["comparison", "comparison_or_decision"] = Field(
+        "comparison", description="How a version replaces a serving champion. comparison: a new version enters as "
+                                  "@challenger and is promoted only by winning the comparison on recent labelled "
+                                  "traffic (a rollback to a former champion is always allowed); "
+                                  "comparison_or_decision: a person may also promote it with a recorded reason "
+                                  "(deploy --role champion --reason ...), e.g. for a model whose labels arrive "
+                                  "too late to compare.")
     chunk_rows: int = Field(1000, ge=1, description="Rows per scoring micro-batch (the unit of latency).")
 
 
@@ -349,10 +386,32 @@ class LifecycleSpec(Strict):
             raise ValueError(f"monitoring.performance.metric {self.monitoring.performance.metric!r} is not a metric "
                              "the platform computes (classification: roc_auc, accuracy, f1, log_loss; "
                              "regression: mae, rmse, r2)")
-        unknown = set(self.data.protected_attributes) - set(self.data.features.all)
-        if unknown and self.validation.fairness is not None:
-            raise ValueError(f"protected attributes {sorted(unknown)} are not features")
         return self
+
+    @field_validator("validation")
+    @classmethod
+    def _fairness_covers_protected_attributes(cls, value: ValidationSpec, info: ValidationInfo) -> ValidationSpec:
+        """A spec that lists protected attributes cannot skip the bias check: no default limit is assumed, since a
+        limit is a policy decision someone must own."""
+        data, task = info.data.get("data"), info.data.get("task")
+        if data is None or task is None:
+            return value  # the data or task field failed: its own error says why
+        attributes, fairness = data.protected_attributes, value.fairness
+        if attributes and fairness is None:
+            raise ValueError(f"fairness: data.protected_attributes lists {attributes} but validation.fairness sets "
+                             f"no limit; add validation.fairness.limits, e.g. {{{FAIRNESS_METRICS[task][0]}: 0.2}}")
+        if fairness is not None and not attributes:
+            raise ValueError("fairness: validation.fairness is set but data.protected_attributes is empty, so "
+                             "nothing would be measured; list the feature columns to measure across")
+        unknown = [a for a in attributes if a not in data.features.all]
+        if unknown:
+            raise ValueError(f"fairness: protected attributes {unknown} are not features (data.features); bias is "
+                             "measured on the model's inputs, as logged with each prediction")
+        wrong = [m for m in (fairness.limits if fairness else {}) if m not in FAIRNESS_METRICS[task]]
+        if wrong:
+            raise ValueError(f"fairness.limits: {wrong} cannot be measured on a {task} model; use "
+                             f"{list(FAIRNESS_METRICS[task])}")
+        return value
 
     def entry(self, which: Literal["loader", "trainer"]) -> Callable[..., Any]:
         return resolve_entry_point(self.data.loader if which == "loader" else self.training.entry_point)

@@ -93,11 +93,13 @@ def record_check(mv: ModelVersion, stage: Stage, action: str, passed: bool, evid
     return passed
 
 
-def record_deployment(platform: Platform, mv: ModelVersion, role: str) -> AuditEntry | None:
-    """The deployment record that makes the version serve (None when it already serves in that role)."""
+def record_deployment(platform: Platform, mv: ModelVersion, role: str, reason: str | None = None) -> AuditEntry | None:
+    """The deployment record that makes the version serve (None when it already serves in that role); `reason`:
+    the person's recorded decision, when one promoted it."""
     return record_stage(stage=Stage.deploy, action=f"serve-as-{role}", model=mv.model, version=mv.version,
                         outcome=AuditOutcome.deployed, evidence={"role": role, "strategy": mv.spec.deploy.strategy,
-                                                                 "targets": mv.spec.deploy.targets},
+                                                                 "targets": mv.spec.deploy.targets,
+                                                                 **({"decision_reason": reason} if reason else {})},
                         event=events.DEPLOYED,
                         change=platform.store.start_deployment(mv.model, mv.version, role, mv.spec.deploy.strategy,
                                                                current_actor()))

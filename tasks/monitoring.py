@@ -17,6 +17,7 @@ from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion, MonitoringPoint
 from tasks import as_task
 from tasks.audit import record_stage
+from tasks.bias import measure_bias
 from tasks.drift import DriftResult, run_drift_report, save_report, typed_features
 from tasks.drift_stats import fast_drift, supports
 from tasks.performance import PerformanceResult, judge_performance
@@ -28,9 +29,11 @@ from tasks.windows import TimeWindow
 
 # The event each check's breach emits.
 BREACH_EVENTS = {"drift": events.DRIFT_DETECTED, "performance": events.PERFORMANCE_DEGRADED,
-                 "data_quality": events.DATA_QUALITY_FAILED, "service": events.SLA_BREACHED}
-# Breaches that mean the model no longer fits the world, so retraining can help.
-RETRAIN_CHECKS = ("drift", "performance")
+                 "data_quality": events.DATA_QUALITY_FAILED, "service": events.SLA_BREACHED,
+                 "bias": events.BIAS_DETECTED}
+# Breaches that mean the model no longer fits the world, so retraining can help. A retrained version for a bias
+# breach must pass validation's bias limits before it can serve.
+RETRAIN_CHECKS = ("drift", "performance", "bias")
 
 
 @dataclass
@@ -137,6 +140,29 @@ def performance_check(performance: PerformanceResult, spec: LifecycleSpec) -> Ch
                        enough)
 
 
+def bias_check(spec: LifecycleSpec, labelled: pd.DataFrame) -> CheckResult:
+    """The spec's bias limits on labelled predictions: each gap breaches past its limit and warns past warn_ratio
+    of it. Too few labelled rows (monitoring.performance.min_labelled_rows), or a gap that cannot be computed in
+    this window (a group absent), is not judged."""
+    policy = spec.validation.fairness
+    assert policy is not None, "only specs with fairness limits have a bias check"
+    needed = spec.monitoring.performance.min_labelled_rows
+    if len(labelled) < needed:
+        return CheckResult("bias", SKIPPED, f"{len(labelled)} labelled predictions: too few to judge bias (needs "
+                                            f"{needed})")
+    measures = measure_bias(spec, labelled, labelled["label"].to_numpy(), labelled["score"].to_numpy())
+    values = {f"{m.metric}:{m.attribute}": (m.value, m.limit) for m in measures}
+    verdicts = {f"{m.metric}:{m.attribute}": SKIPPED if m.value is None else
+                limit_verdict(m.value, m.limit, policy.warn_ratio) for m in measures}
+    verdict = worst_verdict(*verdicts.values())
+    over = [f"{m.metric} on {m.attribute} {m.value:.3f} > {m.limit}" for m in measures if m.exceeded]
+    unjudged = [f"{m.metric} on {m.attribute} ({m.note})" for m in measures if m.value is None]
+    summary = (f"over the limit: {'; '.join(over)}" if over else f"{len(measures) - len(unjudged)} gap(s) within "
+               "their limits") + f" on {len(labelled)} labelled predictions"
+    return CheckResult("bias", verdict, summary + (f"; not computed: {'; '.join(unjudged)}" if unjudged else ""),
+                       values, verdicts)
+
+
 def batch_latencies(current: pd.DataFrame) -> np.ndarray:
     """One latency per scoring micro-batch. Every row of a micro-batch carries that batch's latency, and the log
     keeps a scored batch's rows in order: a micro-batch is a run of rows with one batch id and one latency."""
@@ -184,6 +210,8 @@ def monitor_window(platform: Platform, spec: LifecycleSpec, governed: GovernedVe
     performance = judge_performance(spec, labelled, reference_metric)
     checks = {"service": service_check(current, failed_rows, spec),
               "performance": performance_check(performance, spec)}
+    if spec.validation.fairness is not None:
+        checks["bias"] = bias_check(spec, labelled)
     report = MonitorReport(spec.name, governed.version, start, end, len(current), checks, performance=performance)
     if len(current) < spec.monitoring.min_rows:
         reason = f"{len(current)} predictions, fewer than the {spec.monitoring.min_rows} needed"

@@ -75,7 +75,8 @@ def compare_with_champion(platform: Platform, spec: LifecycleSpec, plan: Retrain
     record_stage(stage=Stage.retrain, action="compare-with-champion", model=spec.name, version=version,
                  outcome=ComparisonOutcome.challenger_wins if wins else ComparisonOutcome.champion_kept,
                  evidence={"champion": plan.champion, "compare_window": [plan.compare_start, plan.end],
-                           "procedure": plan.procedure, **(asdict(comparison) if comparison else {})},
+                           "procedure": plan.procedure, **(asdict(comparison) if comparison else {}),
+                           "champion_version": plan.champion},
                  event=events.RETRAINED)
     return comparison
 

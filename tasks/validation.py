@@ -12,9 +12,10 @@ import pandas as pd
 from modelops.errors import SchemaMismatchError
 from modelops.platform import Platform
 from modelops.recovery import owner_tags
-from modelops.spec import FairnessSpec, LifecycleSpec, Window
+from modelops.spec import LifecycleSpec, Window
 from modelops.store.records import GovernedVersion
 from tasks import as_task
+from tasks.bias import bias_evidence, measure_bias
 from tasks.data import load_window
 from tasks.drift import typed_features
 from tasks.metrics import compute_metrics, threshold_failures
@@ -55,13 +56,6 @@ def holdout_window_of(spec: LifecycleSpec, governed: GovernedVersion) -> Window:
     """Out-of-time holdout: the spec's number of days right after the training window."""
     trained = training_window_of(spec, governed)
     return Window(start=trained.end, end=trained.end + timedelta(days=spec.validation.holdout_days))
-
-
-def fairness_gap(policy: FairnessSpec, y_true: np.ndarray, y_pred: np.ndarray, sensitive: pd.Series) -> float:
-    from fairlearn import metrics as fair
-
-    measure = getattr(fair, policy.metric)
-    return float(measure(y_true, y_pred, sensitive_features=sensitive))
 
 
 @dataclass(frozen=True)
@@ -130,19 +124,12 @@ def data_quality_gate(mv: ModelVersion, suite: list[dict[str, Any]], holdout: Ho
 
 
 def fairness_gate(mv: ModelVersion, holdout: Holdout, scores: np.ndarray) -> Gate:
-    """The spec's fairness limit on each protected attribute (classifiers only)."""
-    spec, policy = mv.spec, mv.spec.validation.fairness
-    if policy is None or spec.task != "classification":
-        return Gate()
-    y_true = holdout.frame[spec.data.target].to_numpy()
-    predicted = (scores >= spec.deploy.decision_threshold).astype(int)
-    found, failures = {}, []
-    for attribute in spec.data.protected_attributes:
-        gap = fairness_gap(policy, y_true, predicted, holdout.frame[attribute])
-        found[attribute] = {"metric": policy.metric, "value": gap, "limit": policy.max_difference}
-        if gap > policy.max_difference:
-            failures.append(f"fairness: {policy.metric} on {attribute} is {gap:.3f} > {policy.max_difference}")
-    return Gate(found, failures)
+    """The spec's bias limits on each protected attribute, for classifiers and regressors alike. A gap that cannot
+    be computed fails: a spec that lists protected attributes cannot pass without being measured."""
+    spec = mv.spec
+    measures = measure_bias(spec, holdout.frame, holdout.frame[spec.data.target].to_numpy(), scores)
+    where = f"the holdout {holdout.window.start}..{holdout.window.end}"
+    return Gate(bias_evidence(measures), [r for m in measures if (r := m.reason(where)) is not None])
 
 
 security_gate_task = as_task(security_gate)

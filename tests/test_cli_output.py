@@ -40,9 +40,18 @@ def test_monitor_summary_shows_every_value_against_its_limit() -> None:
 def test_validate_summary_shows_fairness_per_attribute() -> None:
     text = stage_text("validate", {"model": "m", "version": "1", "passed": False, "failures": ["fairness: x"],
                                    "metrics": {"roc_auc": 0.71},
-                                   "fairness": {"sex": {"metric": "demographic_parity_difference", "value": 0.31,
-                                                        "limit": 0.2}}})
+                                   "fairness": {"sex": {"demographic_parity_difference": {"value": 0.31, "limit": 0.2},
+                                                        "equalized_odds_difference": {"value": None, "limit": 0.3,
+                                                                                      "note": "1 group(s)"}}}})
     assert "sex: demographic_parity_difference=0.31 (limit 0.2) FAILED" in text
+    assert "sex: equalized_odds_difference=- (limit 0.3) NOT COMPUTED (1 group(s))" in text
+
+
+def test_validate_summary_reads_fairness_recorded_before_per_metric_limits() -> None:
+    text = stage_text("validate", {"model": "m", "version": "1", "passed": True, "failures": [],
+                                   "fairness": {"origin": {"metric": "demographic_parity_difference", "value": 0.07,
+                                                           "limit": 0.2}}})
+    assert "origin: demographic_parity_difference=0.07 (limit 0.2) ok" in text
 
 
 def test_breach_note_names_the_ways_to_act_when_nothing_listens() -> None:

@@ -51,7 +51,7 @@ def test_a_model_in_the_configured_config_dir_is_scheduled_by_the_runner(tmp_pat
     monkeypatch.setenv("MODELOPS_CONFIG_DIR", str(_config_dir_with_model(tmp_path, "rain-alarm", "15 3 * * 1")))
     deployments = runner_deployments()
     assert [d.name for d in deployments] == ["register", "validate", "approve", "deploy", "score", "monitor", "sweep",
-                                             "retrain", "retire"]
+                                             "retrain", "retire", "report", "kpis"]
     assert _monitor_crons(deployments) == {"rain-alarm": "15 3 * * 1"}
 
 

@@ -12,7 +12,8 @@ from modelops.spec import load_all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "sweep", "retrain", "retire"]
+STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "sweep", "retrain", "retire", "report",
+          "kpis"]
 
 
 def deployments() -> dict[str, dict]:
@@ -55,7 +56,7 @@ def test_the_stage_chain_is_wired_by_events() -> None:
     from modelops import events
 
     expected = {"validate": [events.REGISTERED], "approve": [events.VALIDATED], "deploy": [events.APPROVED],
-                "retrain": [events.DRIFT_DETECTED, events.PERFORMANCE_DEGRADED]}
+                "retrain": [events.DRIFT_DETECTED, events.PERFORMANCE_DEGRADED, events.BIAS_DETECTED]}
     wired = {name: trigger["expect"] for name, d in deployments().items() for trigger in d.get("triggers", [])}
     assert wired == expected
 

@@ -38,7 +38,7 @@ def test_every_field_has_a_description(model: type[BaseModel]) -> None:
 
 def test_the_reference_names_every_nested_field() -> None:
     page = reference_markdown()
-    assert "At `validation.fairness`." in page and "| `max_difference` |" in page
+    assert "At `validation.fairness`." in page and "| `limits` |" in page
     assert "At `validation.metric_thresholds.<key>`." in page
     assert "| `holdout_days` | int (>= 1, <= 366) | `14` |" in page
 

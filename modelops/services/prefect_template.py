@@ -13,7 +13,8 @@ TEMPLATE = """\
 #
 # One deployment per life cycle stage (not per model): the model name is a parameter.
 # Events chain the stages: registered -> validate -> approve -> deploy, and drift-detected /
-# performance-degraded -> retrain. The monitor deployment runs on each model's schedule (its spec's cron).
+# performance-degraded / bias-detected -> retrain. The monitor deployment runs on each model's schedule (its
+# spec's cron).
 name: modelops
 prefect-version: 3.9.1
 
@@ -106,7 +107,8 @@ deployments:
     triggers:
       - type: event
         enabled: true
-        expect: [modelops.model.drift-detected, modelops.model.performance-degraded]
+        expect: [modelops.model.drift-detected, modelops.model.performance-degraded,
+                 modelops.model.bias-detected]
         # Only breaches that ask for retraining carry this label (once per model per retrain.cooldown_hours).
         match: {prefect.resource.id: "modelops.model.*", modelops.retrain: requested}
         for_each: [prefect.resource.id]
@@ -118,4 +120,20 @@ deployments:
     description: Take a version out of service (dry run by default); artifacts and audit trail stay.
     tags: [modelops, stage]
     work_pool: *local_pool
+
+  - name: report
+    entrypoint: flows/report.py:report
+    description: A model's compliance report (model card, approvals with evidence, history, findings) as an artifact.
+    tags: [modelops, governance]
+    work_pool: *local_pool
+
+  - name: kpis
+    entrypoint: flows/kpis.py:kpis
+    description: Life cycle KPIs of every model from the audit trail, published as an artifact.
+    tags: [modelops, governance]
+    work_pool: *local_pool
+    schedules:
+      - cron: "30 5 * * *"
+        timezone: UTC
+        slug: kpis-daily
 """

@@ -65,26 +65,31 @@ def test_time_zones_an_empty_column_and_stage_recovery(state_home: Path, tmp_pat
     assert next(r for r in results if r.metric.startswith("dewp:")).verdict in ("ok", "breach")  # still judged
     assert not any(r.metric.startswith("temp:") for r in results)  # no values: not judged for drift
 
-    # deploy stopped after moving the alias: re-running it writes the missing record, once
+    # deploy stopped after moving the alias: re-running it writes the missing record, once. Here a person
+    # promotes v2 by decision (the spec allows it), so no comparison is needed first.
+    path = config_dir / "models" / "flight-delay.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["deploy"]["promotion"] = "comparison_or_decision"
+    path.write_text(yaml.safe_dump(raw))
     second = register(model="flight-delay", train_start=date(2013, 1, 15), train_end=date(2013, 3, 1)).version
     assert validate(model="flight-delay", version=second).passed
     assert approve(model="flight-delay", version=second).status == "approved"
     platform.catalog.set_alias("flight-delay", "champion", second)  # what the crashed run had done
     before = [e for e in platform.store.audit_trail("flight-delay") if e.stage == "deploy"]
-    assert deploy(model="flight-delay", version=second).changed  # the deployment is recorded now
+    promote = dict(model="flight-delay", version=second, role="champion", reason="recovery drill")
+    assert deploy(**promote).changed  # the deployment is recorded now
     after = [e for e in platform.store.audit_trail("flight-delay") if e.stage == "deploy"]
     assert len(after) == len(before) + 1 and after[-1].version == second
-    assert deploy(model="flight-delay", version=second).changed is False
+    assert deploy(**promote).changed is False
     assert len([e for e in platform.store.audit_trail("flight-delay") if e.stage == "deploy"]) == len(after)
 
     # a rollback and a redeploy are real actions: each is recorded
-    deploy(model="flight-delay", version="1")
-    deploy(model="flight-delay", version=second)
+    deploy(model="flight-delay", version="1", role="champion")  # a rollback to a former champion
+    deploy(model="flight-delay", version=second, role="champion")
     deploys = [e.version for e in platform.store.audit_trail("flight-delay") if e.stage == "deploy"]
     assert deploys[-3:] == [second, "1", second]
 
     # a stricter policy makes a fresh validation fail: the approval is revoked and the version cannot serve
-    path = config_dir / "models" / "flight-delay.yaml"
     raw = yaml.safe_load(path.read_text())
     raw["validation"]["metric_thresholds"]["roc_auc"] = {"min": 0.99}
     path.write_text(yaml.safe_dump(raw))

@@ -117,7 +117,8 @@ def test_the_stack_serves_every_stage_with_its_schedule_or_trigger(live: LiveSta
         deployments = {d.name: d for d in client.read_deployments()}
         automations = {a.name: a for a in client.read_automations()}
     assert set(deployments) == {"register", "validate", "approve", "deploy", "score", "monitor", "sweep", "retrain",
-                                "retire"}
+                                "retire", "report", "kpis"}
+    assert {s.schedule.cron for s in deployments["kpis"].schedules} == {"30 5 * * *"}
     assert {s.schedule.cron for s in deployments["monitor"].schedules} == {"0 6 * * *", "0 7 * * *"}
     assert {name.split("__")[0] for name in automations} == {"validate", "approve", "deploy", "retrain"}
     mlflow_ui = next(s.url for s in live.services if s.name == "mlflow-ui")

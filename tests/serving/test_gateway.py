@@ -409,6 +409,7 @@ def start_server(served: Served, log: Path) -> Server:
 def test_a_promote_moves_traffic_to_the_new_version_with_no_failed_request(served: Served, tmp_path: Path) -> None:
     from flows.deploy import deploy
 
+    served.set_deploy(promotion="comparison_or_decision")  # an operator promotes v2 by a recorded decision
     server = start_server(served, tmp_path / "gateway.log")
     answers: list[tuple[float, int, str]] = []
     stop = threading.Event()
@@ -425,7 +426,7 @@ def test_a_promote_moves_traffic_to_the_new_version_with_no_failed_request(serve
     try:
         assert wait_for(lambda: len(answers) > 20)
         promoted_at = time.monotonic()
-        deploy(model=MODEL, version=served.candidate, role="champion")
+        deploy(model=MODEL, version=served.candidate, role="champion", reason="operator's promote drill")
         assert wait_for(lambda: any(v == served.candidate for _, _, v in answers[-5:]), timeout=60)
         switched_at = next(t for t, _, v in answers if v == served.candidate)
         deploy(model=MODEL, version="1", role="champion")  # roll back: v1 answers again
@@ -433,6 +434,7 @@ def test_a_promote_moves_traffic_to_the_new_version_with_no_failed_request(serve
     finally:
         stop.set()
         sender.join()
+        served.set_deploy(promotion="comparison")
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(timeout=60)
     assert [status for _, status, _ in answers if status != 200] == []
