@@ -219,7 +219,8 @@ class Gateway:
             if role == Role.champion and route.strategy == "shadow":
                 self.shadow(route, parsed, ids, received)
             return json_response(answer(served, role, ids, scores, parsed),
-                                 headers={"X-Model-Version": served.version, "X-Model-Role": role})
+                                 headers={"X-Model-Version": served.version, "X-Model-Role": role,
+                                          "X-Model-Runtime": served.runtime})
         except Refusal as refusal:
             return self.refused(refusal, model)
         except InputError as error:
