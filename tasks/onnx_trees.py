@@ -29,8 +29,8 @@ LOG_LOSSES = {"HalfPoissonLoss", "HalfGammaLoss", "HalfTweedieLoss"}
 
 def tree_ensemble_attributes(model: Any) -> dict[str, Any]:
     """The TreeEnsemble attributes of a fitted HistGradientBoosting model with one tree per iteration."""
-    if getattr(model, "_preprocessor", None) is not None or getattr(model, "is_categorical_", None) is not None \
-            and np.any(model.is_categorical_):
+    categorical = getattr(model, "is_categorical_", None)
+    if getattr(model, "_preprocessor", None) is not None or (categorical is not None and np.any(categorical)):
         raise NotImplementedError("categorical splits are not converted")
     if model.n_trees_per_iteration_ != 1:
         raise NotImplementedError("multiclass models (several trees per iteration) are not converted")
@@ -87,8 +87,13 @@ def _add_split(nodes: dict[str, list[int]], splits: list[float], feature: int, t
 def _raw_score(scope: Any, operator: Any, container: Any) -> str:
     """raw = baseline + sum of the trees, in double."""
     model = operator.raw_operator
+    columns = operator.input_full_names
+    if len(columns) > 1:  # a model fit on the frame itself gets one input per column: side by side, in order
+        joined = scope.get_unique_variable_name("features")
+        container.add_node("Concat", columns, joined, axis=1, name=scope.get_unique_operator_name("Concat"))
+        columns = [joined]
     features = scope.get_unique_variable_name("features_double")
-    container.add_node("Cast", operator.inputs[0].full_name, features, to=11,  # 11: DOUBLE
+    container.add_node("Cast", columns[0], features, to=11,  # 11: DOUBLE
                        name=scope.get_unique_operator_name("Cast"))
     trees = scope.get_unique_variable_name("trees")
     container.add_node("TreeEnsemble", features, trees, op_domain="ai.onnx.ml", op_version=SKL2ONNX_ML_OPSET,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.semi_supervised import SelfTrainingClassifier
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 MODEL = "flight-delay"
@@ -22,10 +23,11 @@ def test_a_model_that_does_not_convert_is_recorded_as_native_and_still_validates
     platform = get_platform()
     spec = load_spec(MODEL)
     frame = load_window(spec, spec.training.window)
-    # The numerical features only, fit as one frame: a real model, but without a ColumnTransformer skl2onnx
-    # cannot take the one input per column the platform feeds, so it does not convert.
+    # A real model (every row labelled, the wrapper leaves the trees as they are) of a class skl2onnx has no
+    # converter for.
     features = frame[spec.data.features.numerical]
-    estimator = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(features, frame[spec.data.target])
+    estimator = SelfTrainingClassifier(HistGradientBoostingClassifier(max_iter=50, random_state=0)).fit(
+        features, frame[spec.data.target])
     _, model_uri = platform.catalog.log_sklearn_model(
         MODEL, estimator, input_example=features.head(3), predict_fn="predict_proba", params={}, metrics={},
         run_tags={}, pip_requirements=["scikit-learn"])
