@@ -235,6 +235,9 @@ def measure(chosen: Sequence[Contender], home: Path, workers: int, workload: Wor
     try:
         for contender in chosen:
             started.append((contender, start(contender, home, workers)))
+            if contender.role == "gateway":
+                print(f"  gateway scores {MODEL} v{workload.version} with "
+                      f"{served_runtime(started[-1][1], contender, workload)}", flush=True)
         for number in range(1, rounds + 1):
             for scenario in SCENARIOS:
                 for contender, server in started:
@@ -246,6 +249,18 @@ def measure(chosen: Sequence[Contender], home: Path, workers: int, workload: Wor
             if not servers.stop(server):
                 print(f"  {contender.role} did not end within a minute of SIGTERM: killed (see {server.log})")
     return {role: {s: Measured.of(r) for s, r in by.items()} for role, by in runs.items()}
+
+
+def served_runtime(server: servers.Server, contender: Contender, workload: Workload) -> str:
+    """Which runtime answered (the gateway's X-Model-Runtime header): onnxruntime when validation recorded an equal
+    ONNX conversion of the champion, native otherwise."""
+    import urllib.request
+
+    request = wrk_requests(contender, workload, 1)[0]
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{server.port}{request.path}", data=request.body, method="POST",
+            headers={**request.headers, "Content-Type": "application/json"}), timeout=30) as answer:
+        return answer.headers.get("X-Model-Runtime", "an unnamed runtime")
 
 
 def measure_once(contender: Contender, server: servers.Server, workload: Workload, scenario: Scenario,

@@ -58,12 +58,18 @@ def standard_validate(mv: ModelVersion, force: bool) -> Validated:
         print(f"{mv.model} v{mv.version}: already validated ({mv.governed.validation_status}); pass force=True "
               "to re-run")
         return previous
-    report, suite, sample = validate_version(platform, mv)
-    run_id = log_validation_run_task(platform, mv, report, suite, sample)
+    report, suite, sample, onnx_model = validate_version(platform, mv)
+    run_id = log_validation_run_task(platform, mv, report, suite, sample, onnx_model)
     status = record_validation_task(platform, mv, report, run_id)
     if not report.passed and platform.store.approval_status(mv.model, mv.version) == ApprovalStatus.approved:
         revoke_approval_task(platform, mv, report.failures)
     print(f"{mv.model} v{mv.version}: validation {status}" + (f" ({'; '.join(report.failures)})"
                                                               if report.failures else ""))
+    if report.onnx:
+        print(f"{mv.model} v{mv.version}: " + (f"scores through ONNX (max |difference| "
+                                               f"{report.onnx['max_abs_difference']:.2g} on "
+                                               f"{report.onnx['rows_compared']} holdout rows)"
+                                               if report.onnx["converted"] else
+                                               f"scores natively ({report.onnx['reason']})"))
     return Validated(model=mv.model, version=mv.version, passed=report.passed, failures=report.failures,
                      metrics=report.metrics, fairness=report.fairness or None)

@@ -9,7 +9,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from modelops.errors import CatalogError
 from modelops.lifecycle import PRE_SERVING_STATES, Role, VersionState
@@ -106,9 +106,10 @@ class MlflowCatalog:
         return run.info.run_id, info.model_uri
 
     def log_validation_run(self, model: str, version: str, *, metrics: dict[str, float], report: dict[str, Any],
-                           expectations: list[dict[str, Any]], reference_file: Path, tags: dict[str, str]) -> str:
-        """One MLflow run per validation: its report, expectation suite and the reference sample (a Parquet file)
-        monitoring reuses. Returns the run id."""
+                           expectations: list[dict[str, Any]], reference_file: Path, tags: dict[str, str],
+                           files: Sequence[tuple[Path, str]] = ()) -> str:
+        """One MLflow run per validation: its report, expectation suite, the reference sample (a Parquet file)
+        monitoring reuses and further files, each under its artifact folder. Returns the run id."""
         import mlflow
 
         self.activate()
@@ -119,6 +120,8 @@ class MlflowCatalog:
             mlflow.log_dict(report, "validation/report.json")
             mlflow.log_dict({"expectations": expectations}, "data_quality/expectations.json")
             mlflow.log_artifact(str(reference_file), "reference")
+            for path, folder in files:
+                mlflow.log_artifact(str(path), folder)
         return run.info.run_id
 
     def log_artifact_dict(self, run_id: str, payload: dict[str, Any], artifact_file: str) -> None:

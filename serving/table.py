@@ -50,11 +50,23 @@ class ServedVersion:
     schema: InputSchema
     task: str
     decision_threshold: float
+    # tasks.onnx_export.OnnxScorer when validation recorded an equal ONNX conversion and its file is the recorded one
+    onnx: Any = None
+
+    @property
+    def runtime(self) -> str:
+        return "onnxruntime" if self.onnx is not None else "native"
 
     def score(self, requests: Sequence[ParsedRequest]) -> list[Scores]:
-        frame = pd.DataFrame({name: np.asarray([v for r in requests for v in r.columns[name]], dtype=DTYPES[kind])
-                              for name, kind in self.schema.columns})
-        scores = predict_scores(self.predictor, frame, self.task)
+        if self.onnx is not None:
+            # Columns straight to onnxruntime: pandas would cost more than the model on a small batch.
+            columns = requests[0].columns if len(requests) == 1 else {
+                name: [v for r in requests for v in r.columns[name]] for name, _ in self.schema.columns}
+            scores = self.onnx.scores(columns)
+        else:
+            frame = pd.DataFrame({name: np.asarray([v for r in requests for v in r.columns[name]],
+                                                   dtype=DTYPES[kind]) for name, kind in self.schema.columns})
+            scores = predict_scores(self.predictor, frame, self.task)
         predictions = decide(scores, self.task, self.decision_threshold)
         out, start = [], 0
         for request in requests:
@@ -218,10 +230,22 @@ class ServingTable:
         served = ServedVersion(model=spec.name, version=version, content_hash=content_hash, predictor=model,
                                schema=InputSchema(tuple(model.columns), spec.data.id_column,
                                                   spec.data.timestamp_column),
-                               task=spec.task, decision_threshold=spec.deploy.decision_threshold)
+                               task=spec.task, decision_threshold=spec.deploy.decision_threshold,
+                               onnx=self._onnx(spec, version, model.columns))
         self._loaded[key] = served
-        log.info("%s v%s loaded for online serving", spec.name, version)
+        log.info("%s v%s loaded for online serving (%s)", spec.name, version, served.runtime)
         return served
+
+    def _onnx(self, spec: LifecycleSpec, version: str, columns: list[tuple[str, str]]) -> Any:
+        """The ONNX scorer validation recorded for the version, verified; None scores natively."""
+        from tasks.onnx_export import load_verified_onnx
+
+        governed = self.platform.store.governed_version(spec.name, version)
+        try:
+            return load_verified_onnx(self.platform, spec, governed, columns, "online serving") if governed else None
+        except Exception:  # noqa: BLE001 - onnxruntime refusing the file must not stop the native model serving
+            log.exception("%s v%s: the ONNX model cannot be loaded; scoring natively", spec.name, version)
+            return None
 
     def _pins(self, specs: dict[str, LifecycleSpec]) -> dict[tuple[str, str], ServedVersion]:
         """Versions asked for by number: kept while still eligible, loaded on first request."""

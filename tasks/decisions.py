@@ -33,7 +33,7 @@ def record_validation(platform: Platform, mv: ModelVersion, report: ValidationRe
                  evidence={"failures": report.failures, "metrics": report.metrics, "validation_run_id": run_id,
                            "security": report.security.get("passed"), "content_hash": mv.governed.content_hash,
                            "data_quality_share": report.data_quality.get("success_share"),
-                           "fairness": report.fairness},
+                           "fairness": report.fairness, "onnx": report.onnx or None},
                  event=events.VALIDATED if report.passed else events.VALIDATION_FAILED,
                  labels={events.CHAIN_LABEL: mv.chain},
                  change=platform.store.set_validation(mv.model, mv.version, security=security, status=status,

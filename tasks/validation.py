@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,8 @@ from tasks.metrics import compute_metrics, threshold_failures
 from tasks.quality import build_expectations, run_expectations
 from tasks.schema import conform_to_signature
 from tasks.context import ModelVersion
-from tasks.integrity import VerifiedModel, open_pinned_model
+from tasks.integrity import VerifiedModel, open_pinned_model, scratch_dir
+from tasks.onnx_export import ONNX_ARTIFACT_DIR, ONNX_FILE, convert_to_onnx_task
 from tasks.prediction_log import write_parquet_atomically
 from tasks.scoring import predict_scores
 
@@ -39,6 +42,7 @@ class ValidationReport:
     fairness: dict[str, Any] = field(default_factory=dict)
     holdout_rows: int = 0
     holdout_window: list[str] = field(default_factory=list)
+    onnx: dict[str, Any] = field(default_factory=dict)  # tasks.onnx_export.OnnxConversion's evidence
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,40 +146,49 @@ fairness_gate_task = as_task(fairness_gate)
 
 
 def validate_version(platform: Platform, mv: ModelVersion) -> tuple[ValidationReport, list[dict[str, Any]],
-                                                                     pd.DataFrame]:
-    """Every gate, each its own task: returns the report, the data-quality suite and a reference sample of the
-    training data. What is judged is exactly what was scanned, and the scan judged the pinned files."""
+                                                                     pd.DataFrame, bytes | None]:
+    """Every gate, each its own task: returns the report, the data-quality suite, a reference sample of the
+    training data and the model as ONNX when it converts with equal holdout scores (optional: not a gate). What is
+    judged is exactly what was scanned, and the scan judged the pinned files."""
     security, pyfunc = security_gate_task(platform, mv)
     suite, sample = training_reference_task(mv)
     report = ValidationReport(passed=False, security=security.evidence, failures=list(security.failures))
     if pyfunc is None:
-        return report, suite, sample
+        return report, suite, sample, None
     schema, holdout = schema_gate_task(mv, pyfunc)
     report.holdout_rows, report.holdout_window = len(holdout.frame), [str(holdout.window.start),
                                                                        str(holdout.window.end)]
     report.failures += schema.failures
     if holdout.features is None:
-        return report, suite, sample
+        return report, suite, sample, None
     scores = holdout_scores_task(mv, pyfunc, holdout)
     metrics, quality = metrics_gate_task(mv, holdout, scores), data_quality_gate_task(mv, suite, holdout)
     fairness = fairness_gate_task(mv, holdout, scores)
     report.metrics, report.data_quality, report.fairness = metrics.evidence, quality.evidence, fairness.evidence
     report.failures += metrics.failures + quality.failures + fairness.failures
     report.passed = not report.failures
-    return report, suite, sample
+    conversion, onnx_model = convert_to_onnx_task(mv, pyfunc, holdout.features, scores)
+    report.onnx = conversion.evidence()
+    return report, suite, sample, onnx_model
 
 
 def log_validation_run(platform: Platform, mv: ModelVersion, report: ValidationReport,
-                       suite: list[dict[str, Any]], sample: pd.DataFrame) -> str:
-    """One MLflow run per validation (through the catalog): report, suite and the reference sample."""
+                       suite: list[dict[str, Any]], sample: pd.DataFrame, onnx_model: bytes | None = None) -> str:
+    """One MLflow run per validation (through the catalog): report, suite, the reference sample and the equal
+    ONNX model (whose sha256 the report records)."""
     path = platform.settings.home / "tmp" / f"reference-{mv.model}-v{mv.version}.parquet"
     write_parquet_atomically(sample, path)
-    try:
-        return platform.catalog.log_validation_run(mv.model, mv.version, metrics=report.metrics,
-                                                   report=report.as_dict(), expectations=suite,
-                                                   reference_file=path, tags=owner_tags())
-    finally:
-        path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
+        files = []
+        if onnx_model is not None:
+            (Path(folder) / ONNX_FILE).write_bytes(onnx_model)
+            files.append((Path(folder) / ONNX_FILE, ONNX_ARTIFACT_DIR))
+        try:
+            return platform.catalog.log_validation_run(mv.model, mv.version, metrics=report.metrics,
+                                                       report=report.as_dict(), expectations=suite,
+                                                       reference_file=path, tags=owner_tags(), files=files)
+        finally:
+            path.unlink(missing_ok=True)
 
 
 log_validation_run_task = as_task(log_validation_run)

@@ -278,6 +278,15 @@ class GovernanceStore:
                 AuditEvent.model == model, AuditEvent.version == version, AuditEvent.stage == stage,
                 AuditEvent.action == action, AuditEvent.outcome == outcome).limit(1)) is not None
 
+    def newest_record(self, model: str, version: str, stage: str, action: str) -> ChainRow | None:
+        """The latest audit record of an action on a version: the evidence a gate left (e.g. validation's ONNX
+        conversion), tamper-evident through the audit chain."""
+        with session_scope(self.url) as session:
+            row = session.scalar(select(AuditEvent).where(
+                AuditEvent.model == model, AuditEvent.version == version, AuditEvent.stage == stage,
+                AuditEvent.action == action).order_by(AuditEvent.seq.desc()).limit(1))
+            return None if row is None else _chain_row(row)
+
     def audit_chain(self) -> list[ChainRow]:
         """Every audit record in storage order, for verification."""
         with session_scope(self.url) as session:

@@ -142,6 +142,80 @@ def test_online_scores_equal_batch_scores_of_the_same_rows(client: Any, served: 
     assert [p["score"] for p in answer["predictions"]] == pytest.approx(expected.tolist(), abs=1e-12)
 
 
+# --- ONNX: recorded at validation, scored through onnxruntime only from the recorded bytes ------------------------
+
+def onnx_file(served: Served, version: str) -> Path:
+    """Where the validation run of a version keeps its ONNX model (the platform's own artifact store)."""
+    from urllib.parse import unquote, urlparse
+
+    run_id = served.platform.store.governed_version(MODEL, version).validation_run_id
+    uri = served.platform.catalog.client.get_run(run_id).info.artifact_uri
+    return Path(unquote(urlparse(uri).path)) / "onnx" / "model.onnx"
+
+
+def holdout_rows(served: Served, version: str, count: int) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Real rows of a version's validation holdout: as a client sends them, and as the native model reads them."""
+    from modelops.spec import load_spec
+    from tasks.data import load_window
+    from tasks.validation import holdout_window_of
+
+    spec = load_spec(MODEL)
+    window = holdout_window_of(spec, served.platform.store.governed_version(MODEL, version))
+    frame = load_window(spec, window)[spec.data.features.all].sample(count, random_state=1)
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+    return rows, frame
+
+
+def test_validation_recorded_an_equal_onnx_conversion_of_the_champion(served: Served) -> None:
+    import hashlib
+
+    record = served.platform.store.newest_record(MODEL, "1", "validate", "run-gates")
+    onnx = record.evidence["onnx"]
+    report = served.platform.catalog.load_artifact_dict(record.evidence["validation_run_id"], "validation/report.json")
+    assert onnx["converted"] is True and onnx["flavor"] == "sklearn", onnx
+    assert 0 <= onnx["max_abs_difference"] <= 1e-6
+    assert onnx["rows_compared"] == report["holdout_rows"] > 1000  # the whole holdout
+    assert hashlib.sha256(onnx_file(served, "1").read_bytes()).hexdigest() == onnx["sha256"]
+
+
+def test_the_gateway_scores_holdout_rows_through_onnx_as_the_native_model_does(client: Any, served: Served) -> None:
+    from modelops.spec import load_spec
+    from tasks.integrity import load_verified_model
+
+    rows, frame = holdout_rows(served, "1", 300)
+    answer = predict(client, served, rows)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Model-Runtime"] == "onnxruntime"
+    native = load_verified_model(served.platform, load_spec(MODEL), "1", "test").model.estimator
+    expected = native.predict_proba(frame)[:, 1]
+    predictions = answer.json()["predictions"]
+    assert [p["score"] for p in predictions] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert [p["prediction"] for p in predictions] == (expected >= 0.5).astype(int).tolist()
+
+
+def test_a_changed_onnx_file_is_refused_audited_and_the_native_model_serves(served: Served) -> None:
+    from starlette.testclient import TestClient
+
+    from serving.app import create_app
+
+    path = onnx_file(served, "1")
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"TreeEnsemble", b"TreeEnsembIe"))  # one letter: another model
+    try:
+        with TestClient(create_app()) as other:
+            assert wait_for(lambda: other.get("/readyz").status_code == 200)
+            answer = predict(other, served, served.rows[:5])
+            assert answer.status_code == 200 and answer.headers["X-Model-Runtime"] == "native"
+    finally:
+        path.write_bytes(original)
+    [finding] = [e for e in served.platform.store.audit_trail(MODEL)
+                 if e.stage == "integrity" and e.action == "verify-onnx-file"]
+    assert finding.version == "1" and finding.outcome == "tampered"
+    assert finding.evidence["recorded"] != finding.evidence["found"]
+    assert any(d.check == "integrity-onnx-file" for d in served.platform.store.alert_deliveries(MODEL))
+
+
 def test_mlflow_scoring_protocol_clients_get_predictions(client: Any, served: Served) -> None:
     columns = list(served.rows[0])
     body = {"dataframe_split": {"columns": columns, "data": [[row[c] for c in columns] for row in served.rows[:2]]}}
