@@ -162,6 +162,11 @@ class ApprovalSpec(Strict):
         description="Approval limits on the holdout metrics, stricter than validation's. Each follows its metric's "
                     "direction: a floor where higher is better (roc_auc, accuracy, f1, r2 ...), a ceiling for "
                     "errors and losses (mae, rmse, log_loss ...): {mae: 3} rejects a holdout mae above 3.")
+    human_approvals: int | None = Field(None, ge=1, le=5, description="Approvals by distinct people this model "
+                                                                      "needs, when more than its risk tier's policy "
+                                                                      "(configs/approval-policies.yaml) asks.")
+    timeout_hours: float | None = Field(None, gt=0, description="A shorter wait for people than the tier's policy "
+                                                                 "allows; then the version is rejected and escalated.")
 
 
 class DeploySpec(Strict):

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from modelops.spec import RiskTier, load_spec
 from modelops.store.records import GovernedVersion
-from tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
+from tasks.approval import APPROVED, PENDING, REJECTED, Evidence, decide_approval
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 # The store's record of a validated version: the only evidence approval reads.
@@ -33,8 +33,9 @@ def test_failed_validation_or_low_metric_is_rejected_with_reasons() -> None:
 
 def test_a_high_risk_tier_waits_for_a_human() -> None:
     spec = load_spec("flight-delay").model_copy(update={"risk_tier": RiskTier.high})
-    decision = decide_approval(spec, GOOD)
+    decision = decide_approval(spec, GOOD, evidence=Evidence(data_quality_share=0.97))
     assert decision.status == PENDING and "requires a human approver" in decision.reasons[-1]
+    assert decision.approvals_needed == 1
 
 
 def test_a_challenger_that_lost_its_comparison_is_rejected() -> None:
