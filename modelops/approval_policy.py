@@ -14,9 +14,6 @@ from modelops.people import Role
 from modelops.spec import HIGHER_IS_BETTER, LifecycleSpec, RiskTier, Strict
 
 POLICIES_FILE = "approval-policies.yaml"
-# The holdout metrics each task records (tasks.metrics.compute_metrics): a tier's floor applies where it exists.
-TASK_METRICS = {"classification": {"accuracy", "f1", "positive_rate", "roc_auc", "log_loss"},
-                "regression": {"mae", "rmse", "r2"}}
 
 
 class EvidenceRules(Strict):
@@ -110,7 +107,10 @@ def effective_policy(spec: LifecycleSpec, policies: ApprovalPolicies | None = No
                         "passed validation", "a spec may tighten its tier's policy, never loosen it: remove the field")
     count = max(humans.count, own.human_approvals or 0, 0 if spec.risk_tier in own.automatic_for_tiers else 1)
     timeout = min(humans.timeout_hours, own.timeout_hours or humans.timeout_hours)
-    metrics = {m: v for m, v in tier.min_metrics.items() if m in TASK_METRICS[spec.task]}
+    from modelops.checks import computed_metric_names
+
+    # A tier's floor applies to the models whose task records the metric (roc_auc is no regressor's).
+    metrics = {m: v for m, v in tier.min_metrics.items() if m in computed_metric_names(spec.task)}
     for metric, limit in own.min_metrics.items():
         metrics[metric] = _stricter(metric, metrics[metric], limit) if metric in metrics else limit
     return tier.model_copy(update={

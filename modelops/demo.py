@@ -73,12 +73,30 @@ def onboard(model: str) -> str:
     return registered.version
 
 
+DEMO_PERSON = "demo"
+DEMO_ROLES = ["modelops_engineer", "data_scientist", "operator"]
+
+
+def demo_person(platform: Platform) -> str:
+    """The person the demo acts as: MODELOPS_USER, else `demo`, bootstrapped as the first person of a new state
+    directory (roles to run every stage; nobody approves by hand here: the demo's models are low and medium risk)."""
+    import os
+
+    from modelops.people import add_person
+
+    name = os.environ.setdefault("MODELOPS_USER", DEMO_PERSON)
+    if not platform.store.has_people():
+        add_person(platform, name, DEMO_ROLES)
+    return name
+
+
 def run_demo() -> int:
     from flows.retrain import retrain
 
     started = time.perf_counter()
     platform = get_platform()
     print(f"State directory: {platform.settings.home}")
+    print(f"Acting as: {demo_person(platform)} (people: modelops people list)")
     spec = load_spec("flight-delay")
     timeline: list[list[str]] = []
 

@@ -227,3 +227,65 @@ def test_the_person_who_registered_the_version_cannot_approve_it(stack: Stack) -
     assert refused.evidence["refusal"].startswith("four eyes: carol registered or retrained")
     waiting_run(version)
     assert get_platform().store.approval_status(MODEL, version) == "pending"
+
+
+def test_without_a_decision_by_the_deadline_the_version_is_rejected_and_escalated(stack: Stack) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    from modelops.platform import get_platform
+
+    spec_file = stack.config_dir / "models" / f"{MODEL}.yaml"
+    original = spec_file.read_text()
+    raw = yaml.safe_load(original)
+    raw["approval"]["timeout_hours"] = 0.005  # 18 seconds
+    spec_file.write_text(yaml.safe_dump(raw))
+    try:
+        version = register_as("carol", date(2011, 1, 29), date(2011, 3, 16))
+        run = waiting_run(version)
+        [expired] = wait_until(lambda: records(version, "approval-timeout"), 240, "the deadline run to reject")
+    finally:
+        spec_file.write_text(original)
+    assert expired.actor == "policy:approval-timeout" and expired.outcome == "rejected"
+    assert "no decision within the approval timeout: 0 of 1 approval(s)" in expired.evidence["reasons"][0]
+    assert get_platform().store.approval_status(MODEL, version) == "rejected"
+    escalated = [m for m in stack.receiver.messages if f"{MODEL} v{version}: approval TIMED OUT" in m.get("text", "")]
+    assert len(escalated) == 1
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(UUID(str(run.id))).state.is_cancelled()  # nobody waits for a form any more
+
+
+def test_an_approver_decides_from_the_command_line_with_the_token_in_the_environment(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    from modelops.cli import main
+    from modelops.platform import get_platform
+
+    version = register_as("carol", date(2011, 2, 5), date(2011, 3, 16))
+    run = waiting_run(version)
+    monkeypatch.setenv("MODELOPS_APPROVER_TOKEN", stack.tokens["bob"])
+    assert main(["approve", MODEL, "--version", version, "--decision", "approve", "--comment", "ok by me"]) == 0
+    assert f"{MODEL} v{version}: approved" in capsys.readouterr().out
+    [vote] = records(version, "human-vote")
+    assert vote.actor == "person:bob" and vote.evidence["via"] == "cli"
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(UUID(str(run.id))).state.is_cancelled()
+    wait_until(lambda: get_platform().store.serving_version(MODEL, "champion") == version, 240,
+               f"v{version} to serve after the CLI's approval")
+
+
+def test_a_decision_from_the_command_line_without_a_token_is_refused_and_recorded(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelops.cli import main
+
+    version = register_as("carol", date(2011, 2, 12), date(2011, 3, 16))
+    waiting_run(version)
+    monkeypatch.delenv("MODELOPS_APPROVER_TOKEN", raising=False)
+    assert main(["approve", MODEL, "--version", version, "--decision", "approve"]) == 2
+    assert "refused and recorded: no approver token was given" in capsys.readouterr().err
+    [refused] = records(version, "refused-vote")
+    assert refused.evidence["via"] == "cli"
