@@ -81,9 +81,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         add_person(admin, "bob", ["approver"])
         add_person(admin, "carol", ["data_scientist", "approver"])
         add_person(admin, "dave", ["operator"])
+        add_person(admin, "erin", ["approver"])
         grant_role(admin, "bob", "auditor")
         tokens = {}
-        for person in ("bob", "carol"):
+        for person in ("bob", "carol", "erin"):
             _as(person)
             tokens[person] = issue_approver_token(admin, person)[1]
         _as(None)
@@ -229,6 +230,56 @@ def test_the_person_who_registered_the_version_cannot_approve_it(stack: Stack) -
     assert get_platform().store.approval_status(MODEL, version) == "pending"
 
 
+class edited_spec:
+    """The model's spec with approval fields changed for one test (flow runs read the file afresh)."""
+
+    def __init__(self, stack: Stack, **approval: Any) -> None:
+        self.path, self.approval = stack.config_dir / "models" / f"{MODEL}.yaml", approval
+
+    def __enter__(self) -> None:
+        self.original = self.path.read_text()
+        raw = yaml.safe_load(self.original)
+        raw["approval"].update(self.approval)
+        self.path.write_text(yaml.safe_dump(raw))
+
+    def __exit__(self, *exc: Any) -> None:
+        self.path.write_text(self.original)
+
+
+def test_a_policy_asking_for_two_approvers_waits_for_the_second(stack: Stack) -> None:
+    from modelops.platform import get_platform
+
+    store = get_platform().store
+    with edited_spec(stack, human_approvals=2):
+        version = register_as("carol", date(2011, 2, 19), date(2011, 3, 16))
+        run = waiting_run(version)
+        submit_form(run, "approve", stack.tokens["bob"], "first pair of eyes")
+        wait_until(lambda: records(version, "human-vote"), 240, "bob's vote to be counted")
+        waiting_run(version)  # suspended again: one approval of two
+        assert store.approval_status(MODEL, version) == "pending"
+        submit_form(run, "approve", stack.tokens["erin"], "second pair of eyes")
+        wait_until(lambda: store.approval_status(MODEL, version) == "approved", 240, "the second approval")
+    assert [r.actor for r in records(version, "human-vote")] == ["person:bob", "person:erin"]
+    [decided] = records(version, "human-decision")
+    assert decided.evidence["reasons"] == ["approved by bob: first pair of eyes", "approved by erin: second pair of eyes"]
+
+
+def test_champion_moves_only_through_deploy_after_approval(stack: Stack) -> None:
+    from flows.deploy import deploy
+    from modelops.errors import NotApprovedError
+    from modelops.platform import get_platform
+
+    version = register_as("carol", date(2011, 2, 26), date(2011, 3, 16))
+    waiting_run(version)
+    _as("alice")  # a modelops_engineer may deploy, but not a version people have not approved
+    try:
+        with pytest.raises(NotApprovedError, match=f"{MODEL} v{version} is not approved \\(approval: pending\\)"):
+            deploy(model=MODEL, version=version)
+    finally:
+        _as(None)
+    assert get_platform().store.serving_version(MODEL, "champion") != version
+
+
 def test_without_a_decision_by_the_deadline_the_version_is_rejected_and_escalated(stack: Stack) -> None:
     from uuid import UUID
 
@@ -236,24 +287,19 @@ def test_without_a_decision_by_the_deadline_the_version_is_rejected_and_escalate
 
     from modelops.platform import get_platform
 
-    spec_file = stack.config_dir / "models" / f"{MODEL}.yaml"
-    original = spec_file.read_text()
-    raw = yaml.safe_load(original)
-    raw["approval"]["timeout_hours"] = 0.005  # 18 seconds
-    spec_file.write_text(yaml.safe_dump(raw))
-    try:
+    store = get_platform().store
+    with edited_spec(stack, timeout_hours=0.01):  # 36 seconds
         version = register_as("carol", date(2011, 1, 29), date(2011, 3, 16))
-        run = waiting_run(version)
+        request = wait_until(lambda: store.approval_request(MODEL, version), 240, "the approval request")
         [expired] = wait_until(lambda: records(version, "approval-timeout"), 240, "the deadline run to reject")
-    finally:
-        spec_file.write_text(original)
     assert expired.actor == "policy:approval-timeout" and expired.outcome == "rejected"
     assert "no decision within the approval timeout: 0 of 1 approval(s)" in expired.evidence["reasons"][0]
-    assert get_platform().store.approval_status(MODEL, version) == "rejected"
+    assert store.approval_status(MODEL, version) == "rejected"
     escalated = [m for m in stack.receiver.messages if f"{MODEL} v{version}: approval TIMED OUT" in m.get("text", "")]
     assert len(escalated) == 1
     with get_client(sync_client=True) as client:
-        assert client.read_flow_run(UUID(str(run.id))).state.is_cancelled()  # nobody waits for a form any more
+        waited = client.read_flow_run(UUID(request.flow_run_id))
+    assert waited.state.is_cancelled(), waited.state  # nobody waits for a form any more
 
 
 def test_an_approver_decides_from_the_command_line_with_the_token_in_the_environment(
