@@ -6,12 +6,11 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from modelops.errors import SpecError
 from modelops.people import Role
-from modelops.spec import HIGHER_IS_BETTER, LifecycleSpec, RiskTier, Strict
+from modelops.spec import HIGHER_IS_BETTER, LifecycleSpec, RiskTier, Strict, validated_yaml
 
 POLICIES_FILE = "approval-policies.yaml"
 
@@ -74,16 +73,7 @@ def load_policies(config_dir: Path | None = None) -> ApprovalPolicies:
 
 @lru_cache(maxsize=16)
 def _parse(path: Path, mtime_ns: int, size: int) -> ApprovalPolicies:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML ({exc})", "fix the YAML syntax") from exc
-    try:
-        return ApprovalPolicies.model_validate(raw)
-    except ValidationError as exc:
-        lines = [f"{path}: field '{'.'.join(str(p) for p in item['loc']) or '<file>'}': {item['msg']}"
-                 for item in exc.errors()]
-        raise SpecError("\n".join(lines), "fix the field named above") from exc
+    return validated_yaml(path, ApprovalPolicies)
 
 
 def _stricter(metric: str, a: float, b: float) -> float:

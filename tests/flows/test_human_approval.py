@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -18,6 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
+from tests.conftest import wait_for
 from tests.slack_receiver import SlackReceiver, start_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
@@ -31,13 +31,9 @@ class Stack:
 
 
 def wait_until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    found = wait_for(probe, timeout)
+    assert found, f"timed out after {timeout:.0f} s waiting for {what}"
+    return found
 
 
 def _as(person: str | None) -> None:
