@@ -91,10 +91,12 @@ def _await_people(platform: Platform, mv: ModelVersion, decision: Decision, rule
     if request is not None and request.flow_run_id not in (None, run_id) and is_waiting(request.flow_run_id):
         return _outcome(mv, ApprovalStatus.pending, [*decision.reasons,
                                                      f"waiting for people in flow run {request.flow_run_id}"])
-    if open_request_task(platform, mv, decision, rule, run_id if deployment_id else None) and deployment_id:
-        opened = platform.store.approval_request(mv.model, mv.version)
-        assert opened is not None  # just written
-        schedule_deadline_run(deployment_id, mv, opened.deadline)
+    opened = open_request_task(platform, mv, decision, rule, run_id if deployment_id else None)
+    # One deadline run per request: when a run of the deployment first waits on it (not when another takes over).
+    if opened and deployment_id and (request is None or request.flow_run_id is None):
+        first = platform.store.approval_request(mv.model, mv.version)
+        assert first is not None  # just written
+        schedule_deadline_run(deployment_id, mv, first.deadline)
     if not deployment_id or run_id is None:
         return _outcome(mv, ApprovalStatus.pending, [
             *decision.reasons, "decide with `modelops approve --decision` (approver token in "
