@@ -291,27 +291,43 @@ def test_without_a_decision_by_the_deadline_the_version_is_rejected_and_escalate
     assert expired.actor == "policy:approval-timeout" and expired.outcome == "rejected"
     assert "no decision within the approval timeout: 0 of 1 approval(s)" in expired.evidence["reasons"][0]
     assert store.approval_status(MODEL, version) == "rejected"
-    escalated = [m for m in stack.receiver.messages if f"{MODEL} v{version}: approval TIMED OUT" in m.get("text", "")]
-    assert len(escalated) == 1
-    with get_client(sync_client=True) as client:
-        waited = client.read_flow_run(UUID(request.flow_run_id))
-    assert waited.state.is_cancelled(), waited.state  # nobody waits for a form any more
+    # escalated once the rejection is recorded, and nobody waits for a form any more
+    escalated = wait_until(lambda: [m for m in stack.receiver.messages
+                                    if f"{MODEL} v{version}: approval TIMED OUT" in m.get("text", "")], 60,
+                           "the escalation in Slack")
+    assert len(escalated) == 1 and "Nobody decided by" in str(escalated[0]["blocks"])
+
+    def cancelled() -> bool:
+        with get_client(sync_client=True) as client:
+            return client.read_flow_run(UUID(request.flow_run_id)).state.is_cancelled()
+
+    wait_until(cancelled, 60, "the waiting run to be cancelled")
 
 
-def test_an_approver_decides_from_the_command_line_with_the_token_in_the_environment(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def cli(stack: Stack, *argv: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`modelops ...` in its own process, as a script runs it, against the same Prefect API and state."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if k != "MODELOPS_APPROVER_TOKEN"}
+    env.update(PREFECT_API_URL=str(PREFECT_API_URL.value()), PYTHONPATH=str(ROOT),
+               **({"MODELOPS_APPROVER_TOKEN": token} if token else {}))
+    return subprocess.run([sys.executable, "-m", "modelops.cli", *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_an_approver_decides_from_the_command_line_with_the_token_in_the_environment(stack: Stack) -> None:
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
 
-    from modelops.cli import main
     from modelops.platform import get_platform
 
     version = register_as("carol", date(2011, 2, 5), date(2011, 3, 16))
     run = waiting_run(version)
-    monkeypatch.setenv("MODELOPS_APPROVER_TOKEN", stack.tokens["bob"])
-    assert main(["approve", MODEL, "--version", version, "--decision", "approve", "--comment", "ok by me"]) == 0
-    assert f"{MODEL} v{version}: approved" in capsys.readouterr().out
+    done = cli(stack, "approve", MODEL, "--version", version, "--decision", "approve", "--comment", "ok by me",
+               token=stack.tokens["bob"])
+    assert done.returncode == 0, done.stderr
+    assert f"{MODEL} v{version}: approved" in done.stdout
     [vote] = records(version, "human-vote")
     assert vote.actor == "person:bob" and vote.evidence["via"] == "cli"
     with get_client(sync_client=True) as client:
@@ -320,14 +336,11 @@ def test_an_approver_decides_from_the_command_line_with_the_token_in_the_environ
                f"v{version} to serve after the CLI's approval")
 
 
-def test_a_decision_from_the_command_line_without_a_token_is_refused_and_recorded(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from modelops.cli import main
-
+def test_a_decision_from_the_command_line_without_a_token_is_refused_and_recorded(stack: Stack) -> None:
     version = register_as("carol", date(2011, 2, 12), date(2011, 3, 16))
     waiting_run(version)
-    monkeypatch.delenv("MODELOPS_APPROVER_TOKEN", raising=False)
-    assert main(["approve", MODEL, "--version", version, "--decision", "approve"]) == 2
-    assert "refused and recorded: no approver token was given" in capsys.readouterr().err
-    [refused] = records(version, "refused-vote")
-    assert refused.evidence["via"] == "cli"
+    refused = cli(stack, "approve", MODEL, "--version", version, "--decision", "approve")
+    assert refused.returncode == 2
+    assert "refused and recorded: no approver token was given" in refused.stderr
+    [record] = records(version, "refused-vote")
+    assert record.evidence["via"] == "cli" and record.actor == "unknown:no-valid-approver-token"
