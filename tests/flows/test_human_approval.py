@@ -63,43 +63,39 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     policies["slack_block"] = "approvals"
     policies_file.write_text(yaml.safe_dump(policies))
     receiver, http_server = start_receiver()
-    saved = {k: os.environ.get(k) for k in ("MODELOPS_HOME", "MODELOPS_CONFIG_DIR", "MODELOPS_USER", "PREFECT_UI_URL")}
-    os.environ.update(MODELOPS_HOME=str(home), MODELOPS_CONFIG_DIR=str(config_dir),
-                      PREFECT_UI_URL="http://prefect.example.test")
     runner = None
-    try:
-        SlackAlertChannel(bot_token="xoxb-approvals", channel="#approvals",
-                          api_base_url=receiver.api_base_url).save("approvals", overwrite=True)
-        admin = get_platform()
-        # alice bootstraps as modelops_engineer; bob approves; carol is a data scientist who can approve too
-        _as("alice")
-        add_person(admin, "alice", ["modelops_engineer"])
-        add_person(admin, "bob", ["approver"])
-        add_person(admin, "carol", ["data_scientist", "approver"])
-        add_person(admin, "dave", ["operator"])
-        add_person(admin, "erin", ["approver"])
-        grant_role(admin, "bob", "auditor")
-        tokens = {}
-        for person in ("bob", "carol", "erin"):
-            _as(person)
-            tokens[person] = issue_approver_token(admin, person)[1]
-        _as(None)
-        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-               "MODELOPS_PROJECT_DIR": str(ROOT), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PYTHONPATH": str(ROOT)}
-        runner = subprocess.Popen([sys.executable, "-m", "modelops.services.runner"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=open(base / "runner.log", "w"))
-        yield Stack(home, config_dir, receiver, tokens)
-    finally:
-        if runner is not None:
-            runner.terminate()
-            runner.wait(timeout=60)
-        http_server.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MODELOPS_HOME", str(home))
+        env.setenv("MODELOPS_CONFIG_DIR", str(config_dir))
+        env.setenv("PREFECT_UI_URL", "http://prefect.example.test")
+        env.delenv("MODELOPS_USER", raising=False)  # restored on exit, whatever the tests set
+        try:
+            SlackAlertChannel(bot_token="xoxb-approvals", channel="#approvals",
+                              api_base_url=receiver.api_base_url).save("approvals", overwrite=True)
+            admin = get_platform()
+            # alice bootstraps as modelops_engineer; bob and erin approve; carol is a data scientist and approver
+            _as("alice")
+            add_person(admin, "alice", ["modelops_engineer"])
+            add_person(admin, "bob", ["approver"])
+            add_person(admin, "carol", ["data_scientist", "approver"])
+            add_person(admin, "erin", ["approver"])
+            grant_role(admin, "bob", "auditor")
+            tokens = {}
+            for person in ("bob", "carol", "erin"):
+                _as(person)
+                tokens[person] = issue_approver_token(admin, person)[1]
+            _as(None)
+            runner_env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+                          "PREFECT_RUNNER_POLL_FREQUENCY": "1", "MODELOPS_PROJECT_DIR": str(ROOT),
+                          "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(ROOT)}
+            runner = subprocess.Popen([sys.executable, "-m", "modelops.services.runner"], cwd=ROOT, env=runner_env,
+                                      stdout=subprocess.DEVNULL, stderr=open(base / "runner.log", "w"))
+            yield Stack(home, config_dir, receiver, tokens)
+        finally:
+            if runner is not None:
+                runner.terminate()
+                runner.wait(timeout=60)
+            http_server.shutdown()
 
 
 def register_as(person: str, start: date, end: date) -> str:
