@@ -126,6 +126,8 @@ def cmd_approve_decision(args: argparse.Namespace) -> int:
 
 def register_parsers(sub: Any, common: argparse.ArgumentParser, machine: argparse.ArgumentParser) -> None:
     """`modelops people add|list|grant|revoke|token`."""
+    from modelops.people import DEFAULT_TOKEN_DAYS
+
     people = sub.add_parser("people", help="people of the platform and their roles (data_scientist, "
                                            "modelops_engineer, approver, operator, auditor); MODELOPS_USER says who "
                                            "you are")
@@ -147,4 +149,4 @@ def register_parsers(sub: Any, common: argparse.ArgumentParser, machine: argpars
                                                                 "your older one stops working)")
     token.set_defaults(handler=cmd_people_token)
     token.add_argument("name", help="you (MODELOPS_USER): nobody issues someone else's token")
-    token.add_argument("--days", type=int, default=90, help="days until it expires (1-366)")
+    token.add_argument("--days", type=int, default=DEFAULT_TOKEN_DAYS, help="days until it expires (1-366)")
