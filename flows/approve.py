@@ -1,19 +1,37 @@
-"""approve: apply the spec's approval policy to a validated version: approved, rejected, or pending a human."""
+"""approve: apply the approval policy to a validated version: approved or rejected by rule, or pending people.
+
+Where people must approve, a run of the approve deployment suspends (no worker is held) for the approval form the
+Prefect UI renders; each submission is judged (approver token, role, four eyes) and recorded; the run suspends
+again until the policy's approvals are in, one rejection rejects, and a run scheduled at the deadline rejects and
+escalates a version nobody decided on."""
 
 from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
 
 from prefect import flow
 from pydantic import BaseModel
 
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
+from modelops.approval_policy import HumanApprovals, effective_policy
 from modelops.lineage_events import STAGE_HOOKS
 from modelops.lifecycle import ApprovalStatus, Stage
-from modelops.platform import get_platform
+from modelops.platform import Platform, get_platform
 from tasks.approval import Decision
 from tasks.context import ModelVersion, resolve_model_version
 from tasks.decisions import apply_approval_policy_task, record_approval_task
+from tasks.human_approval import (
+    MAX_INPUTS, ApprovalForm, Submission, expire_task, forget_input, is_deadline_run, is_waiting, open_request_task,
+    people_decision_task, record_submission_task, schedule_deadline_run, stop_waiting, waiting_run,
+)
 from tasks.integrity import check_pinned_files_task
+
+# A suspended run outlives its deadline by this much in Prefect: the deadline run rejects and cancels it first.
+SUSPEND_GRACE_SECONDS = 3600
+# A runner starts scheduled runs up to its prefetch time early: the deadline run waits out that much.
+DEADLINE_EARLY_SECONDS = 60
 
 
 class ApprovalOutcome(BaseModel):
@@ -29,9 +47,15 @@ def approve(model: ModelName, version: Version) -> ApprovalOutcome:
     return result if handed else standard_approve(resolve_model_version(model, version))
 
 
+def _outcome(mv: ModelVersion, status: str, reasons: list[str]) -> ApprovalOutcome:
+    print(f"{mv.model} v{mv.version}: {status} ({'; '.join(reasons)})")
+    return ApprovalOutcome(model=mv.model, version=mv.version, status=status, reasons=reasons)
+
+
 def standard_approve(mv: ModelVersion, extra: Decision | None = None) -> ApprovalOutcome:
-    """The standard approval: files checked against their pin, the policy applied, the decision recorded.
-    `extra`: a per-model flow's own finding; a rejection there rejects the version with its reasons added."""
+    """The standard approval: files checked against their pin, the policy applied, the decision recorded; where
+    people must approve, their decision. `extra`: a per-model flow's own finding; a rejection there rejects the
+    version with its reasons added."""
     platform = get_platform()
     if mv.governed.retired:  # a retired version keeps the decision it had; it can never serve again anyway
         return ApprovalOutcome(model=mv.model, version=mv.version, status=ApprovalStatus.rejected,
@@ -41,7 +65,72 @@ def standard_approve(mv: ModelVersion, extra: Decision | None = None) -> Approva
     decision = apply_approval_policy_task(platform, mv)
     if extra is not None and extra.status == ApprovalStatus.rejected:
         failures = [r for r in decision.reasons if decision.status == ApprovalStatus.rejected]
-        decision = Decision(ApprovalStatus.rejected, [*failures, *extra.reasons])
+        decision = Decision(ApprovalStatus.rejected, list(dict.fromkeys([*failures, *extra.reasons])))
+    request = platform.store.approval_request(mv.model, mv.version)
+    if decision.status == ApprovalStatus.pending and request is not None and not request.open:
+        # People (or the deadline) decided: that decision stands while the rules still pass.
+        status = platform.store.approval_status(mv.model, mv.version) or request.outcome or ApprovalStatus.rejected
+        return _outcome(mv, status, [f"decided by people: {request.outcome}"])
     status = record_approval_task(platform, mv, decision)
-    print(f"{mv.model} v{mv.version}: {status} ({'; '.join(decision.reasons)})")
-    return ApprovalOutcome(model=mv.model, version=mv.version, status=status, reasons=decision.reasons)
+    if decision.status != ApprovalStatus.pending:
+        if request is not None and request.open:
+            stop_waiting(request.flow_run_id, f"the rules decided: {status}")
+        return _outcome(mv, status, decision.reasons)
+    return _await_people(platform, mv, decision, effective_policy(mv.spec).human_approvals)
+
+
+def _await_people(platform: Platform, mv: ModelVersion, decision: Decision, rule: HumanApprovals) -> ApprovalOutcome:
+    request = platform.store.approval_request(mv.model, mv.version)
+    early = (request.deadline - datetime.now(timezone.utc)).total_seconds() if request else 0
+    if request is not None and 0 < early <= DEADLINE_EARLY_SECONDS and is_deadline_run():
+        time.sleep(early)  # the runner may start a scheduled run a few seconds before its time
+    if request is not None and request.deadline <= datetime.now(timezone.utc):
+        outcome = expire_task(platform, mv, request)
+        stop_waiting(request.flow_run_id, "the approval deadline passed: rejected")
+        return _outcome(mv, outcome.status, outcome.reasons)
+    run_id, deployment_id = waiting_run()
+    if request is not None and request.flow_run_id not in (None, run_id) and is_waiting(request.flow_run_id):
+        return _outcome(mv, ApprovalStatus.pending, [*decision.reasons,
+                                                     f"waiting for people in flow run {request.flow_run_id}"])
+    opened = open_request_task(platform, mv, decision, rule, run_id if deployment_id else None)
+    # One deadline run per request: when a run of the deployment first waits on it (not when another takes over).
+    if opened and deployment_id and (request is None or request.flow_run_id is None):
+        first = platform.store.approval_request(mv.model, mv.version)
+        assert first is not None  # just written
+        schedule_deadline_run(deployment_id, mv, first.deadline)
+    if not deployment_id or run_id is None:
+        return _outcome(mv, ApprovalStatus.pending, [
+            *decision.reasons, "decide with `modelops approve --decision` (approver token in "
+                               "MODELOPS_APPROVER_TOKEN), or run the approve deployment to get the form in the UI"])
+    return _wait_for_forms(platform, mv, rule, run_id)
+
+
+def _wait_for_forms(platform: Platform, mv: ModelVersion, rule: HumanApprovals, run_id: str) -> ApprovalOutcome:
+    """Suspend for the next form; after each (this run resumes from the top and gets here again, the inputs it
+    counted before are skipped by key) judge and record it, until the votes decide."""
+    from prefect.flow_runs import suspend_flow_run
+
+    for _ in range(MAX_INPUTS):
+        request = platform.store.approval_request(mv.model, mv.version)
+        assert request is not None  # opened before waiting
+        if not request.open:
+            status = platform.store.approval_status(mv.model, mv.version) or ApprovalStatus.rejected
+            return _outcome(mv, status, [f"decided: {request.outcome}"])
+        key = f"decision-{len(platform.store.inputs_seen(run_id)) + 1}"
+        remaining = max(1, int((request.deadline - datetime.now(timezone.utc)).total_seconds()))
+        form = suspend_flow_run(wait_for_input=ApprovalForm.with_initial_data(description=(
+            f"**{mv.model} v{mv.version}** waits for {request.required} approval(s) from "
+            f"{', '.join(request.roles)} by {request.deadline:%Y-%m-%d %H:%M} UTC. Your approver token says who "
+            "decides; a form without a valid one is refused and recorded, and the run waits on.")),
+            key=key, timeout=remaining + SUSPEND_GRACE_SECONDS)
+        counted, refusal = record_submission_task(platform, mv, Submission(
+            decision=form.decision, comment=form.comment, token=form.approver_token.get_secret_value(), via="form",
+            flow_run_id=run_id, input_key=key), rule)
+        forget_input(run_id, key)  # after counting it: a crash in between must not lose the decision
+        if not counted:
+            print(f"{mv.model} v{mv.version}: a submitted decision was refused ({refusal}); waiting on")
+            continue
+        decision = people_decision_task(platform, mv, rule.count)
+        if decision.status != ApprovalStatus.pending:
+            return _outcome(mv, decision.status, decision.reasons)
+    return _outcome(mv, ApprovalStatus.pending, [f"{MAX_INPUTS} submissions and no decision: run approve again"])

@@ -76,11 +76,25 @@ def _handed_over(model: str, stage: Stage) -> Iterator[None]:
         _HANDED_OVER.reset(token)
 
 
+def authorize_top_level(stage: Stage, model: str | None) -> None:
+    """The actor must hold a role that may run `stage` (modelops.people.STAGE_ROLES), checked once per top-level run:
+    the stages a retrain runs as sub-flows act on the retrain's authority."""
+    from prefect.context import FlowRunContext
+
+    from modelops.people import authorize_stage
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.parent_task_run_id is None:
+        authorize_stage(stage.value, model)
+
+
 def hand_over(stage: Stage, parameters: dict[str, Any]) -> tuple[bool, Any]:
     """(True, the override's result) when `model`'s spec overrides `stage` and that override is not already running
     for it; (False, None) when the standard body should run. The override runs as a sub-flow with the standard
-    flow's parameters (`parameters`, which name the model)."""
+    flow's parameters (`parameters`, which name the model). First of all, the actor must be allowed to run it."""
     model = parameters["model"]
+    if (model, stage) not in _HANDED_OVER.get():
+        authorize_top_level(stage, model)
     spec = load_spec(model)
     if stage not in spec.flows or (spec.name, stage) in _HANDED_OVER.get():
         return False, None

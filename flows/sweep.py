@@ -31,6 +31,9 @@ def sweep(models: list[ModelName] | None = None, chunk_size: Annotated[int, Fiel
     """Every model with a configured spec (or `models`): the champion's newest window, judged for drift."""
     from prefect.context import FlowRunContext
 
+    from modelops.people import authorize_stage
+
+    authorize_stage("sweep", None)
     platform = get_platform()
     names = models or [spec.name for spec in load_all_specs()]
     verdicts = sweep_drift(PlatformSource(platform), names, chunk_size)

@@ -165,7 +165,16 @@ def check_spec(path: Path) -> tuple[LifecycleSpec | None, list[Problem]]:
     problems += sample_problems
     if frame is not None:
         problems += column_problems(spec, path, frame)
-    return spec, problems + flow_problems(spec, path)
+    return spec, problems + flow_problems(spec, path) + policy_problems(spec, path)
+
+
+def policy_problems(spec: LifecycleSpec, path: Path) -> list[Problem]:
+    """The approval policies file's problems, or the spec's loosening of its tier's policy."""
+    from modelops.approval_policy import check_policies
+
+    return [Problem(path, "approval", what, "fix the field named; a spec may tighten its tier's approval policy "
+                                            "(configs/approval-policies.yaml), never loosen it")
+            for what in check_policies(spec, path.parent.parent)]
 
 
 def check_config_dir(config_dir: Path) -> list[tuple[Path, LifecycleSpec | None, list[Problem]]]:

@@ -41,7 +41,7 @@ def stage_result(command: str, params: dict[str, Any]) -> Any:
 
 
 # Options of the CLI itself, not parameters of the stage's flow.
-_CLI_OPTIONS = ("command", "handler", "json", "debug", "own_server")
+_CLI_OPTIONS = ("command", "handler", "json", "debug", "own_server", "decision", "comment")
 
 
 def _cmd_demo(_: argparse.Namespace) -> int:
@@ -172,12 +172,17 @@ def _cmd_labels(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token_admin() -> StoreOnly:
-    """The store alone: token commands run against it directly, importing neither Prefect nor MLflow."""
+def _token_admin(check: bool = True) -> StoreOnly:
+    """The store alone: token commands run against it directly, importing neither Prefect nor MLflow. Issuing and
+    revoking gateway tokens is a modelops_engineer's (once the platform has people)."""
+    from modelops.people import PEOPLE_ADMIN, authorize
     from modelops.settings import load_settings
     from serving.tokens import store_platform
 
-    return store_platform(load_settings())
+    admin = store_platform(load_settings())
+    if check:
+        authorize(admin.store, "manage API tokens", PEOPLE_ADMIN)
+    return admin
 
 
 def _cmd_tokens_create(args: argparse.Namespace) -> int:
@@ -203,7 +208,7 @@ def _cmd_tokens_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_tokens_list(args: argparse.Namespace) -> int:
-    tokens = _token_admin().store.api_tokens(include_revoked=args.all)
+    tokens = _token_admin(check=False).store.api_tokens(include_revoked=args.all)
     if args.json:
         from modelops.cli_output import as_json
 
@@ -314,6 +319,10 @@ def _stage_parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_stage(args: argparse.Namespace) -> int:
+    if getattr(args, "decision", None):  # a person's decision, not a run of the approve stage
+        from modelops.cli_people import cmd_approve_decision
+
+        return cmd_approve_decision(args)
     _print_stage_result(args, stage_result(args.command, _stage_parameters(args)))
     return 0
 
@@ -435,6 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=_cmd_tokens_revoke)
     revoke.add_argument("token_id", help="the id `tokens list` shows")
 
+    from modelops.cli_people import register_parsers
+
+    register_parsers(sub, common, machine)
+
     def stage(name: str, help_: str, *options: tuple[str, dict[str, Any]]) -> None:
         added = command(name, help_, [machine], _run_stage)
         added.add_argument("model")
@@ -447,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
           ("--version", {"required": True}),
           ("--force", {"action": "store_true", "default": None,
                        "help": "a fresh verdict, e.g. after changing a threshold in the spec"}))
-    stage("approve", "apply the approval policy", ("--version", {"required": True}))
+    stage("approve", "apply the approval policy; with --decision, decide as a person (your approver token in "
+                     "MODELOPS_APPROVER_TOKEN, never on the command line)", ("--version", {"required": True}),
+          ("--decision", {"choices": ["approve", "reject"]}), ("--comment", {"help": "why (recorded)"}))
     stage("deploy", "serve an approved version", ("--version", {"required": True}),
           ("--role", {"choices": ["champion", "challenger"], "help": "default: champion for a model's first "
                       "version, else challenger (promoted by winning the comparison)"}),
@@ -606,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = configure_environment()  # before anything imports prefect
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # its INFO lines (creating tables...) are noise here
     try:
-        if args.handler is _run_stage:
+        if args.handler is _run_stage and not getattr(args, "decision", None):
             from modelops.services.stage_service import running_socket
 
             service = running_socket(settings)

@@ -3,9 +3,12 @@ bike-demand through the same flows to show that a model is a YAML file and a tra
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -73,12 +76,40 @@ def onboard(model: str) -> str:
     return registered.version
 
 
+DEMO_PERSON = "demo"
+DEMO_ROLES = ["modelops_engineer", "data_scientist", "operator"]
+
+
+@contextmanager
+def acting_as_demo_person(platform: Platform) -> Iterator[str]:
+    """The person the demo acts as: MODELOPS_USER, else `demo`, bootstrapped as the first person of a new state
+    directory (roles to run every stage; nobody approves by hand here: the demo's models are low and medium risk)."""
+    from modelops.people import add_person
+
+    before = os.environ.get("MODELOPS_USER")
+    name = before or DEMO_PERSON
+    os.environ["MODELOPS_USER"] = name
+    try:
+        if not platform.store.has_people():
+            add_person(platform, name, DEMO_ROLES)
+        yield name
+    finally:
+        if before is None:
+            os.environ.pop("MODELOPS_USER", None)
+
+
 def run_demo() -> int:
+    platform = get_platform()
+    with acting_as_demo_person(platform) as person:
+        print(f"State directory: {platform.settings.home}")
+        print(f"Acting as: {person} (see `modelops people list`)")
+        return _run_demo(platform)
+
+
+def _run_demo(platform: Platform) -> int:
     from flows.retrain import retrain
 
     started = time.perf_counter()
-    platform = get_platform()
-    print(f"State directory: {platform.settings.home}")
     spec = load_spec("flight-delay")
     timeline: list[list[str]] = []
 

@@ -53,3 +53,7 @@ class StoreIntegrityError(ModelOpsError):
 
 class OutputPathError(ModelOpsError):
     """A batch output would be written outside the output root or over a file that is not its own."""
+
+
+class NotPermittedError(ModelOpsError):
+    """The person (or service) acting may not do this: a role is missing, or a rule (four eyes) forbids it."""

@@ -51,8 +51,22 @@ def get_platform() -> Platform:
     return _platform_for(configure_environment())
 
 
+# The identity of every run a runner or worker starts for a deployment: triggers, schedules, the UI's Run button.
+SERVICE_ACTOR = "service:modelops"
+
+
 def current_actor() -> str:
-    """Who is acting: MODELOPS_ACTOR when a person or service says so, else the OS user."""
+    """Who is acting, as the audit trail records it:
+    - `service:modelops` in a process a Prefect runner or worker started for a deployment run (Prefect sets
+      PREFECT__FLOW_RUN_ID there): automated chains act as the service whoever started the stack;
+    - `person:<name>` when MODELOPS_USER names a person (CLI commands);
+    - MODELOPS_ACTOR as given (the stage service passes the CLI's actor on this way);
+    - else `user:<OS user>` (a platform without people: see README, People and roles)."""
+    if os.environ.get("PREFECT__FLOW_RUN_ID"):
+        return SERVICE_ACTOR
+    person = os.environ.get("MODELOPS_USER")
+    if person:
+        return f"person:{person}"
     explicit = os.environ.get("MODELOPS_ACTOR")
     if explicit:
         return explicit

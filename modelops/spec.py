@@ -11,7 +11,7 @@ from datetime import date
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -192,6 +192,11 @@ class ApprovalSpec(Strict):
         description="Approval limits on the holdout metrics, stricter than validation's. Each follows its metric's "
                     "direction: a floor where higher is better (roc_auc, accuracy, f1, r2 ...), a ceiling for "
                     "errors and losses (mae, rmse, log_loss ...): {mae: 3} rejects a holdout mae above 3.")
+    human_approvals: int | None = Field(None, ge=1, le=5, description="Approvals by distinct people this model "
+                                                                      "needs, when more than its risk tier's policy "
+                                                                      "(configs/approval-policies.yaml) asks.")
+    timeout_hours: float | None = Field(None, gt=0, description="A shorter wait for people than the tier's policy "
+                                                                 "allows; then the version is rejected and escalated.")
 
 
 class DeploySpec(Strict):
@@ -455,18 +460,26 @@ def parse_spec(path: Path) -> LifecycleSpec:
     return _parse_spec_cached(path.resolve(), status.st_mtime_ns, status.st_size)
 
 
-@lru_cache(maxsize=256)
-def _parse_spec_cached(path: Path, mtime_ns: int, size: int) -> LifecycleSpec:
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated_yaml(path: Path, model: type[M]) -> M:
+    """A YAML config file validated as `model`; SpecError naming the path, the field and the reason."""
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML ({exc})", "fix the YAML syntax") from exc
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: expected a mapping of fields, got {type(raw).__name__}", "see the shipped specs")
+        raise SpecError(f"{path}: expected a mapping of fields, got {type(raw).__name__}", "see the shipped files")
     try:
-        spec = LifecycleSpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_errors(path, exc), "fix the field named above") from exc
+
+
+@lru_cache(maxsize=256)
+def _parse_spec_cached(path: Path, mtime_ns: int, size: int) -> LifecycleSpec:
+    spec = validated_yaml(path, LifecycleSpec)
     if spec.name != path.stem:
         raise SpecError(f"{path}: field 'name': {spec.name!r} differs from the file name {path.stem!r}",
                         "name the file <name>.yaml")

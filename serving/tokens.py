@@ -8,16 +8,14 @@ token by its id in a dict and checks it with one hash and one constant-time comp
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Literal, Mapping, Protocol
 
+from modelops.credentials import TOKEN_ID as _TOKEN_ID, digest_matches, mint_token, parse_token, token_digest
 from modelops.errors import ModelOpsError, SpecError
 from modelops.files import replace_atomically
 from modelops.platform import _state_lock, current_actor
@@ -25,14 +23,7 @@ from modelops.settings import Settings
 from modelops.spec import MODEL_NAME, load_spec, spec_path
 from modelops.store.records import ACCESS_STAGE, AuditEntry, AuditFact, GovernanceStore, TokenCredential
 
-PREFIX = "mop_"
 ALL_MODELS = "*"
-# 8 random bytes name a token: ids only need to be unique (a clash fails on the primary key, it never replaces a
-# token). The secret's 32 bytes are what an attacker would have to guess.
-_ID_HEX = 16
-_SECRET_BYTES = 32
-_TOKEN = re.compile(r"mop_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")  # token_urlsafe(32) is always 43 characters
-_TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 # A client name labels metrics and log lines: plain characters only.
 _CLIENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # Longer than any well-formed header: refused before any work is spent on it.
@@ -62,11 +53,6 @@ class AccessDenied(Exception):
         return {"WWW-Authenticate": f'Bearer realm="modelops", error="{error}"'}
 
 
-def token_digest(token: str) -> str:
-    """The SHA-256 (hex) the store keeps of a token's whole text."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _presented_token(authorization_header: str | None) -> tuple[str, str]:
     """(token id, token text) of an `Authorization: Bearer <token>` header."""
     if not authorization_header or not authorization_header.strip():
@@ -77,10 +63,10 @@ def _presented_token(authorization_header: str | None) -> tuple[str, str]:
     if scheme.lower() != "bearer":
         raise AccessDenied(401, "malformed", "the Authorization header must read `Bearer <token>`")
     token = credentials.strip()
-    match = _TOKEN.fullmatch(token)
-    if match is None:
+    token_id = parse_token(token)
+    if token_id is None:
         raise AccessDenied(401, "malformed", "the bearer token is not a ModelOps API token (mop_<id>_<secret>)")
-    return match.group(1), token
+    return token_id, token
 
 
 @dataclass(frozen=True)
@@ -119,7 +105,7 @@ class TokenTable:
         grant = self.grants.get(token_id)
         if grant is None:
             raise AccessDenied(401, "unknown", f"API token {token_id} does not exist", token_id)
-        if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), grant.digest):
+        if not digest_matches(token, grant.digest):
             raise AccessDenied(401, "wrong-secret", f"API token {token_id}: wrong secret", token_id)
         if grant.revoked:
             raise AccessDenied(401, "revoked", f"API token {token_id} was revoked", token_id)
@@ -193,7 +179,7 @@ def _access_facts(action: str, outcome: str, actor: str, token_id: str, client: 
                       evidence=evidence, event=None, flow_run_id=None) for model in models]
 
 
-def _publish_head(settings: Settings, entry: AuditEntry) -> None:
+def publish_head_file(settings: Settings, entry: AuditEntry) -> None:
     """Keep the head file outside the store current, as every stage does (tasks.audit.publish_head; not imported
     here, it loads Prefect). The MLflow tag copies of the head move on with each model's next stage record: a copy
     only has to be a link of the chain, and the file, which `audit verify` requires, is the newest."""
@@ -213,14 +199,13 @@ def issue_token(platform: StorePlatform, client: str, models: list[str],
     returned once and stored nowhere; the store keeps its hash, the audit trail its id, client and scope."""
     _check_client(client)
     scope = token_scope(models, platform.settings.config_dir)
-    token_id = secrets.token_hex(_ID_HEX // 2)
-    token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(_SECRET_BYTES)}"
+    token_id, token = mint_token()
     who = actor or current_actor()
     entries = platform.store.record_all(
         _access_facts("create-token", "created", who, token_id, client, scope),
         platform.store.add_api_token(token_id=token_id, client=client, token_hash=token_digest(token), models=scope,
                                      created_by=who))
-    _publish_head(platform.settings, entries[-1])
+    publish_head_file(platform.settings, entries[-1])
     return token_id, token
 
 
@@ -240,5 +225,5 @@ def revoke_token(platform: StorePlatform, token_id: str, actor: str | None = Non
         platform.store.revoke_api_token(token_id, who))
     if not entries:
         return False
-    _publish_head(platform.settings, entries[-1])
+    publish_head_file(platform.settings, entries[-1])
     return True

@@ -10,9 +10,9 @@ from modelops.catalog import CHALLENGER, CHAMPION, TAG_APPROVAL, TAG_RETIRED_REA
     TAG_VALIDATION, TAG_VALIDATION_RUN
 from modelops.lifecycle import ApprovalStatus, AuditOutcome, ComparisonOutcome, GateStatus, Stage, VersionState
 from modelops.platform import Platform, current_actor
-from modelops.store.records import AuditEntry
+from modelops.store.records import AuditEntry, Change, chained
 from tasks import as_task
-from tasks.approval import Decision, decide_approval
+from tasks.approval import Decision, Evidence, decide_approval
 from tasks.audit import record_stage
 from tasks.context import ModelVersion
 from tasks.integrity import mirror_serving
@@ -63,19 +63,37 @@ def apply_approval_policy(platform: Platform, mv: ModelVersion) -> Decision:
     compared = {outcome: platform.store.has_record(mv.model, mv.version, Stage.retrain, "compare-with-champion",
                                                    outcome) for outcome in ComparisonOutcome}
     lost = compared[ComparisonOutcome.champion_kept] and not compared[ComparisonOutcome.challenger_wins]
-    return decide_approval(mv.spec, mv.governed, lost_comparison=lost)
+    return decide_approval(mv.spec, mv.governed, lost_comparison=lost, evidence=recorded_evidence(platform, mv))
+
+
+def recorded_evidence(platform: Platform, mv: ModelVersion) -> Evidence:
+    """The evidence the audit trail holds of this version: its newest validation's data quality and fairness (of
+    the validation run the store's verdict names), and the newest outcome of each per-model check."""
+    records = [r for r in platform.store.audit_trail(mv.model) if r.version == mv.version]
+    validated = next((r for r in reversed(records) if r.stage == Stage.validate and r.action == "run-gates"
+                      and r.evidence.get("validation_run_id") == mv.governed.validation_run_id), None)
+    newest_checks: dict[str, Any] = {}
+    for record in records:
+        if record.stage == Stage.approve and record.action == "segment-check":
+            newest_checks[record.action] = record
+    failed = [reason for r in newest_checks.values() if r.outcome == AuditOutcome.failed
+              for reason in r.evidence.get("reasons", [f"{r.action} failed"])]
+    evidence = validated.evidence if validated else {}
+    return Evidence(data_quality_share=evidence.get("data_quality_share"), fairness=evidence.get("fairness") or None,
+                    failed_segment_checks=failed)
 
 
 def record_approval(platform: Platform, mv: ModelVersion, decision: Decision, actor: str = POLICY_ACTOR,
-                    action: str = "apply-policy") -> ApprovalStatus:
-    """The decision and its audit record in the store (the same decision again is not re-recorded), then the
-    MLflow tags that mirror it."""
+                    action: str = "apply-policy", also: Change | None = None) -> ApprovalStatus:
+    """The decision and its audit record in the store (the same decision again is not re-recorded), with `also`
+    in the same transaction, then the MLflow tags that mirror it."""
     status = ApprovalStatus(decision.status)
+    change = platform.store.set_approval(mv.model, mv.version, status, decision.reasons, actor)
     record_stage(stage=Stage.approve, action=action, model=mv.model, version=mv.version, outcome=status,
                  evidence={"reasons": decision.reasons, "risk_tier": mv.spec.risk_tier.value,
                            "content_hash": mv.governed.content_hash}, actor=actor,
                  event=APPROVAL_EVENTS[status], labels={events.CHAIN_LABEL: mv.chain},
-                 change=platform.store.set_approval(mv.model, mv.version, status, decision.reasons, actor))
+                 change=chained(change, also) if also else change)
     info = platform.catalog.version(mv.model, mv.version)
     platform.catalog.set_tags(mv.model, mv.version, {TAG_APPROVAL: status, **info.state_update(APPROVAL_STATES[status])})
     return status

@@ -180,7 +180,10 @@ def stage_parameters(params: dict[str, Any], cwd: Path) -> dict[str, Any]:
 def run_stage(endpoint: Endpoint, stage: str, params: dict[str, Any]) -> dict[str, Any]:
     """Ask the service to run one stage; its answer: {"ok": true, "result": ...} or {"ok": false, "what", "fix",
     "code", "type", "traceback"}."""
-    request = {"op": "run", "stage": stage, "params": params, "actor": os.environ.get("MODELOPS_ACTOR")}
+    from modelops.platform import current_actor
+
+    # The actor as this process sees it (MODELOPS_USER included): the service's child acts as it.
+    request = {"op": "run", "stage": stage, "params": params, "actor": current_actor()}
     try:
         return _exchange(endpoint, request, timeout=None)
     except (OSError, ValueError) as exc:
@@ -217,7 +220,7 @@ def checked_request(raw: Any) -> StageRequest:
         raise ModelOpsError("the request's params are not an object of named parameters",
                             f"send the parameters of `modelops {stage}` by name")
     if actor is not None and not isinstance(actor, str):
-        raise ModelOpsError("the request's actor is not a string", "send MODELOPS_ACTOR's value or null")
+        raise ModelOpsError("the request's actor is not a string", "send modelops.platform.current_actor() or null")
     flow = stage_flow(stage)
     allowed = set(signature(flow.fn).parameters)
     strangers = sorted(set(params) - allowed)
@@ -486,6 +489,7 @@ def run_child(settings: Settings, child: Child) -> int:
             print(f"recovered: {line}", flush=True)
         return 0
     if request.actor:
+        os.environ.pop("MODELOPS_USER", None)  # the request's actor, not the service's environment, is acting
         os.environ["MODELOPS_ACTOR"] = request.actor
     started = time.monotonic()
     watch = interrupt_when_client_leaves(child.conn)

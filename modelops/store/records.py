@@ -16,8 +16,9 @@ from modelops.store.audit_chain import (
 )
 from modelops.store.db import engine_for, session_scope
 from modelops.store.schema import (
-    AlertDelivery, AlertState, ApiToken, Approval, AuditChainHead, AuditEvent, Deployment, GroundTruthBatch, Lineage,
-    MonitoringResult, MonitoringRun, PredictionBatch, RegistrationClaim, RetrainClaim, RetrainRequest, VersionRecord,
+    AlertDelivery, AlertState, ApiToken, Approval, ApprovalRequest, ApprovalVote, AuditChainHead, AuditEvent,
+    Deployment, GroundTruthBatch, Lineage, MonitoringResult, MonitoringRun, Person, PersonToken, PredictionBatch,
+    RegistrationClaim, RetrainClaim, RetrainRequest, RoleGrant, VersionRecord,
 )
 
 
@@ -40,6 +41,16 @@ def _aware(value: datetime | None) -> datetime | None:
 # A state change written in the same transaction as its audit record. It returns evidence to add to the record,
 # or None when there is nothing to change (then nothing at all is written).
 Change = Callable[[Session], "dict[str, Any] | None"]
+
+
+def chained(first: Change, then: Change) -> Change:
+    """`first`, then `then` in the same transaction when `first` changed something (their evidence merged)."""
+    def change(session: Session) -> dict[str, Any] | None:
+        found = first(session)
+        if found is None:
+            return None
+        return {**found, **(then(session) or {})}
+    return change
 
 
 @dataclass(frozen=True)
@@ -134,8 +145,12 @@ def _version_problems(row: VersionRecord, audits: list[AuditEvent]) -> list[str]
     return problems
 
 
+# Audit actions that set a version's approval row: the policy's verdict, a revocation, people's decision, a timeout.
+DECISION_ACTIONS = ("apply-policy", "revoke-approval", "human-decision", "approval-timeout")
+
+
 def _approval_problems(row: Approval, audits: list[AuditEvent]) -> list[str]:
-    decided = _newest(audits, row.version, "approve", "apply-policy", "revoke-approval")
+    decided = _newest(audits, row.version, "approve", *DECISION_ACTIONS)
     if decided is None or decided.outcome != row.status:
         return [f"{row.model} v{row.version}: its approval {row.status!r} has no matching approve record"]
     return []
@@ -182,7 +197,70 @@ def _token_info(row: ApiToken) -> ApiTokenInfo:
                         created_by=row.created_by, revoked_at=_aware(row.revoked_at), revoked_by=row.revoked_by)
 
 
-ACCESS_STAGE = "access"  # the audit stage of API token changes
+ACCESS_STAGE = "access"  # the audit stage of API token changes and of people, roles and approver tokens
+PEOPLE_SCOPE = "*"  # the audit trail ("model") that people, role and approver token records belong to
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    name: str
+    roles: tuple[str, ...]  # roles held now, backed by the audit trail
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class PersonCredential:
+    token_id: str
+    person: str
+    token_hash: str
+    expires_at: datetime
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class ApprovalRequestInfo:
+    model: str
+    version: str
+    required: int
+    roles: tuple[str, ...]
+    opened_at: datetime
+    deadline: datetime
+    flow_run_id: str | None
+    closed_at: datetime | None
+    outcome: str | None
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+
+@dataclass(frozen=True)
+class Vote:
+    person: str | None
+    decision: str
+    comment: str
+    accepted: bool
+    refusal: str | None
+    via: str
+    flow_run_id: str | None
+    input_key: str | None
+    at: datetime
+
+
+def _request_info(row: ApprovalRequest) -> ApprovalRequestInfo:
+    return ApprovalRequestInfo(model=row.model, version=row.version, required=row.required, roles=tuple(row.roles),
+                               opened_at=_aware(row.opened_at), deadline=_aware(row.deadline),
+                               flow_run_id=row.flow_run_id, closed_at=_aware(row.closed_at), outcome=row.outcome)
+
+
+def _backed_grants(grants: Sequence[RoleGrant], access: Sequence[AuditEvent]) -> list[RoleGrant]:
+    """The grants the access records account for: a grant written into the table around the platform (a person
+    granting themselves `approver` in the database) is never honoured."""
+    granted = {a.evidence.get("grant_id") for a in access if a.action == "grant-role"} | {
+        grant for a in access if a.action == "add-person" for grant in a.evidence.get("grant_ids", [])}
+    revoked = {a.evidence.get("grant_id") for a in access if a.action == "revoke-role"}
+    return [g for g in grants if g.id in granted and (g.revoked_at is None) == (g.id not in revoked)]
 
 
 def _token_problems(row: ApiToken, audits: Sequence[AuditEvent]) -> list[str]:
@@ -689,6 +767,155 @@ class GovernanceStore:
         with session_scope(self.url) as session:
             return list(session.scalars(select(AlertDelivery).where(AlertDelivery.model == model)
                                         .order_by(AlertDelivery.id)))
+
+    # --- people, roles and approver tokens ------------------------------------------------------------------
+    def people(self) -> list[PersonInfo]:
+        """Everyone, by name, with the roles they hold now."""
+        with session_scope(self.url) as session:
+            people = session.scalars(select(Person).order_by(Person.name)).all()
+            grants = session.scalars(select(RoleGrant).where(RoleGrant.revoked_at.is_(None))).all()
+            access = session.scalars(select(AuditEvent).where(
+                AuditEvent.stage == ACCESS_STAGE, AuditEvent.model == PEOPLE_SCOPE,
+                AuditEvent.action.in_(["add-person", "grant-role", "revoke-role"]))).all() if grants else []
+            backed = _backed_grants(grants, access)
+            return [PersonInfo(name=p.name, roles=tuple(sorted({g.role for g in backed if g.person == p.name})),
+                               created_at=_aware(p.created_at), created_by=p.created_by) for p in people]
+
+    def person(self, name: str) -> PersonInfo | None:
+        return next((p for p in self.people() if p.name == name), None)
+
+    def has_people(self) -> bool:
+        with session_scope(self.url) as session:
+            return session.scalar(select(Person.name).limit(1)) is not None
+
+    def add_person(self, name: str, created_by: str, first_roles: Sequence[str] = ()) -> Change:
+        """A new person (nothing when the name exists), holding `first_roles`."""
+        def change(session: Session) -> dict[str, Any] | None:
+            if session.get(Person, name) is not None:
+                return None
+            session.add(Person(name=name, created_at=utcnow(), created_by=created_by))
+            session.flush()
+            grants = [RoleGrant(person=name, role=role, granted_at=utcnow(), granted_by=created_by)
+                      for role in first_roles]
+            session.add_all(grants)
+            session.flush()
+            return {"grant_ids": [g.id for g in grants]}
+        return change
+
+    def grant_role(self, name: str, role: str, granted_by: str) -> Change:
+        """The person holds `role` from now (nothing when they hold it already)."""
+        def change(session: Session) -> dict[str, Any] | None:
+            if session.get(Person, name) is None:
+                raise ModelOpsError(f"no person is named {name!r}", f"add them first: `modelops people add {name}`")
+            if session.scalar(select(RoleGrant.id).where(RoleGrant.person == name, RoleGrant.role == role,
+                                                         RoleGrant.revoked_at.is_(None))) is not None:
+                return None
+            grant = RoleGrant(person=name, role=role, granted_at=utcnow(), granted_by=granted_by)
+            session.add(grant)
+            session.flush()
+            return {"grant_id": grant.id}
+        return change
+
+    def revoke_role(self, name: str, role: str, revoked_by: str) -> Change:
+        def change(session: Session) -> dict[str, Any] | None:
+            grant = session.scalar(select(RoleGrant).where(RoleGrant.person == name, RoleGrant.role == role,
+                                                           RoleGrant.revoked_at.is_(None)))
+            if grant is None:
+                return None
+            grant.revoked_at, grant.revoked_by = utcnow(), revoked_by
+            return {"grant_id": grant.id}
+        return change
+
+    def add_person_token(self, *, token_id: str, person: str, token_hash: str, expires_at: datetime) -> Change:
+        """The person's new approver token; their older live tokens stop working."""
+        def change(session: Session) -> dict[str, Any] | None:
+            older = session.scalars(select(PersonToken).where(PersonToken.person == person,
+                                                              PersonToken.revoked_at.is_(None))).all()
+            for row in older:
+                row.revoked_at = utcnow()
+            session.add(PersonToken(id=token_id, person=person, token_hash=token_hash, created_at=utcnow(),
+                                    expires_at=as_utc(expires_at)))
+            session.flush()
+            return {"revoked_token_ids": [row.id for row in older]}
+        return change
+
+    def person_credential(self, token_id: str) -> PersonCredential | None:
+        with session_scope(self.url) as session:
+            row = session.get(PersonToken, token_id)
+            if row is None:
+                return None
+            # A token no issue record backs (written around the platform) is never honoured.
+            issued = session.scalars(select(AuditEvent).where(
+                AuditEvent.stage == ACCESS_STAGE, AuditEvent.model == PEOPLE_SCOPE,
+                AuditEvent.action == "issue-approver-token")).all()
+            if not any(a.evidence.get("approver_token_id") == token_id and a.evidence.get("person") == row.person
+                       for a in issued):
+                return None
+            return PersonCredential(token_id=row.id, person=row.person, token_hash=row.token_hash,
+                                    expires_at=_aware(row.expires_at), revoked=row.revoked_at is not None)
+
+    # --- approval requests and people's votes ----------------------------------------------------------------
+    def open_approval_request(self, *, model: str, version: str, required: int, roles: Sequence[str],
+                              deadline: datetime, flow_run_id: str | None) -> Change:
+        """The version waits for people (nothing when it waits already for the same flow run, or was decided)."""
+        def change(session: Session) -> dict[str, Any] | None:
+            row = session.scalar(select(ApprovalRequest).where(ApprovalRequest.model == model,
+                                                               ApprovalRequest.version == version))
+            if row is not None and (row.closed_at is not None or row.flow_run_id == flow_run_id
+                                    or flow_run_id is None):
+                return None
+            if row is None:
+                row = ApprovalRequest(model=model, version=version, required=required, roles=list(roles),
+                                      opened_at=utcnow(), deadline=as_utc(deadline))
+                session.add(row)
+            row.flow_run_id = flow_run_id  # a later run of approve takes over the waiting
+            return {"required": row.required, "roles": list(row.roles), "deadline": as_utc(row.deadline).isoformat(),
+                    "waiting_flow_run_id": flow_run_id}
+        return change
+
+    def approval_request(self, model: str, version: str) -> ApprovalRequestInfo | None:
+        with session_scope(self.url) as session:
+            row = session.scalar(select(ApprovalRequest).where(ApprovalRequest.model == model,
+                                                               ApprovalRequest.version == version))
+            return None if row is None else _request_info(row)
+
+    def close_approval_request(self, model: str, version: str, outcome: str) -> Change:
+        def change(session: Session) -> dict[str, Any] | None:
+            row = session.scalar(select(ApprovalRequest).where(ApprovalRequest.model == model,
+                                                               ApprovalRequest.version == version))
+            if row is not None and row.closed_at is None:
+                row.closed_at, row.outcome = utcnow(), outcome
+            return {}
+        return change
+
+    def add_vote(self, *, model: str, version: str, person: str | None, decision: str, comment: str,
+                 accepted: bool, refusal: str | None, via: str, flow_run_id: str | None,
+                 input_key: str | None) -> Change:
+        """A submitted decision, counted once per form input (nothing when this input was recorded already)."""
+        def change(session: Session) -> dict[str, Any] | None:
+            if flow_run_id and input_key and session.scalar(select(ApprovalVote.id).where(
+                    ApprovalVote.flow_run_id == flow_run_id, ApprovalVote.input_key == input_key)) is not None:
+                return None
+            session.add(ApprovalVote(model=model, version=version, person=person, decision=decision, comment=comment,
+                                     accepted=accepted, refusal=refusal, via=via, flow_run_id=flow_run_id,
+                                     input_key=input_key, at=utcnow()))
+            return {}
+        return change
+
+    def votes(self, model: str, version: str) -> list[Vote]:
+        with session_scope(self.url) as session:
+            rows = session.scalars(select(ApprovalVote).where(ApprovalVote.model == model,
+                                                              ApprovalVote.version == version)
+                                   .order_by(ApprovalVote.id)).all()
+            return [Vote(person=r.person, decision=r.decision, comment=r.comment, accepted=r.accepted,
+                         refusal=r.refusal, via=r.via, flow_run_id=r.flow_run_id, input_key=r.input_key,
+                         at=_aware(r.at)) for r in rows]
+
+    def inputs_seen(self, flow_run_id: str) -> set[str]:
+        """The form inputs of a flow run already counted (or refused)."""
+        with session_scope(self.url) as session:
+            return {key for key in session.scalars(select(ApprovalVote.input_key).where(
+                ApprovalVote.flow_run_id == flow_run_id)) if key}
 
     # --- API tokens of the online scoring gateway -----------------------------------------------------------
     def add_api_token(self, *, token_id: str, client: str, token_hash: str, models: Sequence[str],

@@ -256,3 +256,75 @@ class ApiToken(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Person(Base):
+    """Someone who acts on the platform, named as MODELOPS_USER names them. Roles come from RoleGrant rows."""
+
+    __tablename__ = "people"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class RoleGrant(Base):
+    """A role held by a person from granted_at until revoked_at; a grant no audit record backs is never honoured."""
+
+    __tablename__ = "role_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person: Mapped[str] = mapped_column(ForeignKey("people.name"), index=True)
+    role: Mapped[str] = mapped_column(String(40))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    granted_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class PersonToken(Base):
+    """A person's approver token (modelops.credentials format; only its SHA-256 is kept). One live token a person:
+    issuing a new one revokes the old."""
+
+    __tablename__ = "person_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    person: Mapped[str] = mapped_column(ForeignKey("people.name"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ApprovalRequest(Base):
+    """A version waiting for people: how many approvals from which roles, until when, and which flow run waits."""
+
+    __tablename__ = "approval_requests"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(40))
+    required: Mapped[int] = mapped_column(Integer)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class ApprovalVote(Base):
+    """One submitted decision (form or CLI): accepted, or refused with the reason (no valid token, four eyes...).
+    A form input is counted once: (flow_run_id, input_key) is unique."""
+
+    __tablename__ = "approval_votes"
+    __table_args__ = (UniqueConstraint("flow_run_id", "input_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    person: Mapped[str | None] = mapped_column(String(100), nullable=True)  # None: no valid token
+    decision: Mapped[str] = mapped_column(String(10))  # approve | reject
+    comment: Mapped[str] = mapped_column(Text, default="")
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    refusal: Mapped[str | None] = mapped_column(Text, nullable=True)
+    via: Mapped[str] = mapped_column(String(10))  # form | cli
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    input_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

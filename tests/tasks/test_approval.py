@@ -3,9 +3,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from modelops.spec import RiskTier, load_spec
-from modelops.store.records import GovernedVersion
-from tasks.approval import APPROVED, PENDING, REJECTED, decide_approval
+from modelops.spec import LifecycleSpec, RiskTier, load_spec
+from modelops.store.records import GovernedVersion, Vote
+from tasks.approval import APPROVED, PENDING, REJECTED, Evidence, decide_approval, tally
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 # The store's record of a validated version: the only evidence approval reads.
@@ -33,8 +33,9 @@ def test_failed_validation_or_low_metric_is_rejected_with_reasons() -> None:
 
 def test_a_high_risk_tier_waits_for_a_human() -> None:
     spec = load_spec("flight-delay").model_copy(update={"risk_tier": RiskTier.high})
-    decision = decide_approval(spec, GOOD)
+    decision = decide_approval(spec, GOOD, evidence=Evidence(data_quality_share=0.97))
     assert decision.status == PENDING and "requires a human approver" in decision.reasons[-1]
+    assert decision.approvals_needed == 1
 
 
 def test_a_challenger_that_lost_its_comparison_is_rejected() -> None:
@@ -66,3 +67,46 @@ def test_a_higher_is_better_metric_limit_stays_a_floor() -> None:
     assert decide_approval(spec, replace(GOOD, holdout_metrics={"roc_auc": 0.61})).status == APPROVED
     weak = decide_approval(spec, replace(GOOD, holdout_metrics={"roc_auc": 0.59}))
     assert weak.reasons == ["holdout roc_auc 0.5900 is below the approval floor 0.6 (higher is better)"]
+
+
+def _vote(person: str, decision: str, accepted: bool = True, comment: str = "") -> Vote:
+    return Vote(person=person, decision=decision, comment=comment, accepted=accepted, refusal=None if accepted else "x",
+                via="form", flow_run_id=None, input_key=None, at=NOW)
+
+
+def test_one_accepted_rejection_rejects_whatever_the_approvals() -> None:
+    decision = tally([_vote("bob", "approve"), _vote("erin", "reject", comment="segment JFK too weak")], 1)
+    assert decision.status == REJECTED and decision.reasons == ["rejected by erin: segment JFK too weak"]
+
+
+def test_approvals_count_distinct_people_and_ignore_refused_votes() -> None:
+    votes = [_vote("bob", "approve"), _vote("bob", "approve"), _vote("mallory", "approve", accepted=False)]
+    decision = tally(votes, 2)
+    assert decision.status == PENDING and decision.approvals_needed == 1
+
+
+def _high_risk() -> LifecycleSpec:
+    return load_spec("flight-delay").model_copy(update={"risk_tier": RiskTier.high})
+
+
+def test_the_high_tier_rejects_a_data_quality_share_below_its_floor() -> None:
+    decision = decide_approval(_high_risk(), GOOD, evidence=Evidence(data_quality_share=0.85))
+    assert decision.status == REJECTED
+    assert decision.reasons == ["data quality: 85% of expectations met, the policy asks for 90%"]
+
+
+def test_a_fairness_breach_rejects_with_the_metric_in_the_reason() -> None:
+    raw = load_spec("flight-delay").model_dump(mode="json", exclude_unset=True)
+    raw["data"]["protected_attributes"] = ["origin"]
+    raw["validation"]["fairness"] = {"metric": "demographic_parity_difference", "max_difference": 0.1}
+    spec = LifecycleSpec.model_validate(raw)
+    fairness = {"origin": {"metric": "demographic_parity_difference", "value": 0.23, "limit": 0.1}}
+    decision = decide_approval(spec, GOOD, evidence=Evidence(fairness=fairness))
+    assert decision.status == REJECTED
+    assert decision.reasons == ["fairness: demographic_parity_difference on origin is 0.230 > 0.1"]
+
+
+def test_a_failed_segment_check_rejects_by_policy() -> None:
+    reason = "segment check: holdout roc_auc of origin JFK is 0.5100, below the floor 0.55"
+    decision = decide_approval(load_spec("flight-delay"), GOOD, evidence=Evidence(failed_segment_checks=[reason]))
+    assert decision.status == REJECTED and decision.reasons == [reason]
