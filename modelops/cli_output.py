@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping
 
+from modelops.fairness_evidence import measured_gaps
+
 INDENT = "  "
 
 
@@ -51,14 +53,6 @@ def value_lines(values: list[Mapping[str, Any]]) -> list[str]:
     header = ["check", "metric", "value", "limit", "verdict"]
     return [f"{INDENT}values:"] + [INDENT * 2 + "  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip()
                                    for r in [header] + rows]
-
-
-def measured_gaps(metrics: Any) -> list[tuple[str, Mapping[str, Any]]]:
-    """(metric, measured) of one attribute's fairness evidence; versions validated before per-metric limits
-    recorded one metric per attribute ({metric, value, limit}) and read the same."""
-    if isinstance(metrics, Mapping) and "metric" in metrics:
-        return [(str(metrics["metric"]), metrics)]
-    return [(m, v) for m, v in metrics.items() if isinstance(v, Mapping)] if isinstance(metrics, Mapping) else []
 
 
 def fairness_lines(fairness: Mapping[str, Any] | None) -> list[str]:

@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
-from modelops.cli_output import flat, measured_gaps, number
+from modelops.cli_output import flat, number
+from modelops.fairness_evidence import measured_gaps
 from modelops.kpis import Spread, by_version, first_served_at, hours, last_validated_at, registered_at, \
     revalidation_due
 from modelops.lifecycle import Stage

@@ -10,6 +10,7 @@ from modelops.approval_policy import TierPolicy, effective_policy
 from modelops.lifecycle import ApprovalStatus
 from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion, Vote
+from modelops.fairness_evidence import measured_gaps
 from tasks.metrics import limit_reason, meets_limit
 
 APPROVED, REJECTED, PENDING = ApprovalStatus.approved, ApprovalStatus.rejected, ApprovalStatus.pending
@@ -46,14 +47,18 @@ def _evidence_failures(spec: LifecycleSpec, governed: GovernedVersion, evidence:
         elif share < rules.data_quality_min_share:
             failures.append(f"data quality: {share:.0%} of expectations met, the policy asks for "
                             f"{rules.data_quality_min_share:.0%}")
-    gated = spec.validation.fairness is not None and spec.task == "classification" and spec.data.protected_attributes
+    gated = spec.validation.fairness is not None and spec.data.protected_attributes
     if rules.fairness_passed and gated:
         if not evidence.fairness:
             failures.append("fairness was not measured at validation, and the spec lists protected attributes")
-        for attribute, found in sorted((evidence.fairness or {}).items()):
-            if found["value"] > found["limit"]:
-                failures.append(f"fairness: {found['metric']} on {attribute} is {found['value']:.3f} > "
-                                f"{found['limit']}")
+        for attribute, metrics in sorted((evidence.fairness or {}).items()):
+            for metric, found in measured_gaps(metrics):
+                value, limit = found.get("value"), found.get("limit")
+                if value is None:
+                    failures.append(f"fairness: {metric} on {attribute} could not be computed "
+                                    f"({found.get('note') or 'no value recorded'})")
+                elif limit is not None and value > limit:
+                    failures.append(f"fairness: {metric} on {attribute} is {value:.3f} > limit {limit}")
     if rules.segment_checks_passed:
         failures += evidence.failed_segment_checks
     return failures

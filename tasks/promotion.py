@@ -10,7 +10,7 @@ from datetime import datetime
 from modelops.catalog import CHALLENGER, CHAMPION
 from modelops.errors import DataError, ModelOpsError
 from modelops.lifecycle import AuditOutcome, ComparisonOutcome, Stage
-from modelops.platform import Platform
+from modelops.platform import SERVICE_ACTOR, Platform, current_actor
 from modelops.spec import LifecycleSpec
 from tasks import as_task
 from tasks.audit import record_stage
@@ -46,6 +46,10 @@ def promotion_problem(platform: Platform, spec: LifecycleSpec, version: str, rea
     if platform.store.first_served_at(spec.name, version) is not None:
         return None  # a rollback to a version that served as champion before
     if spec.deploy.promotion == "comparison_or_decision" and reason and reason.strip():
+        # A decision is a person's: the service identity (triggers, schedules, the UI's Run button) has none.
+        if current_actor() == SERVICE_ACTOR:
+            return (f"v{version} has not won a comparison with the serving champion v{champion}, and a promotion "
+                    "by decision must be a person's, not the service's (run `modelops deploy` with MODELOPS_USER)")
         return None
     return (f"v{version} has not won a comparison with the serving champion v{champion}"
             + ("" if spec.deploy.promotion == "comparison_or_decision"

@@ -98,12 +98,13 @@ def test_the_high_tier_rejects_a_data_quality_share_below_its_floor() -> None:
 def test_a_fairness_breach_rejects_with_the_metric_in_the_reason() -> None:
     raw = load_spec("flight-delay").model_dump(mode="json", exclude_unset=True)
     raw["data"]["protected_attributes"] = ["origin"]
-    raw["validation"]["fairness"] = {"metric": "demographic_parity_difference", "max_difference": 0.1}
+    raw["validation"]["fairness"] = {"limits": {"demographic_parity_difference": 0.1}}
     spec = LifecycleSpec.model_validate(raw)
-    fairness = {"origin": {"metric": "demographic_parity_difference", "value": 0.23, "limit": 0.1}}
+    # As validation records it (tasks.bias.bias_evidence): per attribute, per metric.
+    fairness = {"origin": {"demographic_parity_difference": {"value": 0.23, "limit": 0.1, "groups": 3, "note": ""}}}
     decision = decide_approval(spec, GOOD, evidence=Evidence(fairness=fairness))
     assert decision.status == REJECTED
-    assert decision.reasons == ["fairness: demographic_parity_difference on origin is 0.230 > 0.1"]
+    assert decision.reasons == ["fairness: demographic_parity_difference on origin is 0.230 > limit 0.1"]
 
 
 def test_a_failed_segment_check_rejects_by_policy() -> None:
