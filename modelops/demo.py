@@ -112,6 +112,15 @@ def _run_demo(platform: Platform) -> int:
     started = time.perf_counter()
     spec = load_spec("flight-delay")
     timeline: list[list[str]] = []
+    earlier = platform.store.serving_version(spec.name, "champion")
+    if earlier is not None:
+        # The story starts from nothing: run again, its winter model would be a newcomer beside the summer champion
+        # (a challenger that loses), and no drift would follow. Redo nothing; show where the first run ended.
+        print(f"{spec.name} already serves v{earlier}: the demo ran in this state directory before, and nothing is "
+              f"redone. To run it from the beginning, remove {platform.settings.home} or set MODELOPS_HOME to an "
+              "empty directory.\n")
+        print(status_text(platform, ["flight-delay", "bike-demand"], {"flight-delay": "roc_auc", "bike-demand": "mae"}))
+        return 0
 
     first = onboard(spec.name)
     timeline.append(["register..deploy", f"v{first}", "trained on 2013-01-01..2013-02-15, now @champion"])

@@ -12,35 +12,34 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
 
-def test_demo_runs_twice_and_leaves_consistent_state(state_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_run_again_redoes_nothing_and_shows_where_it_ended(state_home: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     from modelops.cli import main
     from modelops.platform import get_platform
 
     assert main(["demo"]) == 0
     # flight-delay's own approval flow checked every origin airport, and the demo says so from its audit record.
     assert "segment check passed: roc_auc by origin EWR" in capsys.readouterr().out
-    assert main(["demo"]) == 0
     platform = get_platform()
+    trail_before = platform.store.audit_trail()
+    # Run 2 redoes nothing: the story starts from nothing, and its winter model would now only be a newcomer.
+    assert main(["demo"]) == 0
+    assert "flight-delay already serves v2: the demo ran in this state directory before" in capsys.readouterr().out
+    assert platform.store.audit_trail() == trail_before
     versions = {v.version: v for v in platform.catalog.versions("flight-delay")}
-    # Run 2 re-registers the winter model (v1 is retired, so it comes back as v3), finds the summer model v2
-    # already registered, and ends where run 1 ended: v2 champion, the winter models retired.
+    # Run 1 ended with the summer model v2 champion and the winter model v1 retired.
     assert platform.catalog.aliases("flight-delay") == {"champion": "2"}
-    assert sorted(versions) == ["1", "2", "3"]
+    assert sorted(versions) == ["1", "2"]
     governed = {g.version: g for g in platform.store.governed_versions("flight-delay")}
-    assert governed["1"].retired and governed["3"].retired and not governed["2"].retired
+    assert governed["1"].retired and not governed["2"].retired
     assert versions["1"].tags["lifecycle_state"] == "retired"  # the MLflow mirror agrees
-    assert versions["1"].tags["modelops.fingerprint"] == versions["3"].tags["modelops.fingerprint"]
-    # bike-demand retrains by its own flow (newest weeks) and ends the same way: v2 champion, v1 and v3 retired.
-    assert [v.version for v in platform.catalog.versions("bike-demand")] == ["1", "2", "3"]
+    # bike-demand retrains by its own flow (newest weeks): v2 champion, v1 retired.
     assert platform.catalog.aliases("bike-demand") == {"champion": "2"}
     bike_trail = platform.store.audit_trail("bike-demand")
     assert any(e.action == "nominate-challenger" and e.evidence["procedure"].startswith("bike-demand: the newest")
                for e in bike_trail)
     trail = platform.store.audit_trail("flight-delay")
-    registered = Counter(e.version for e in trail if e.stage == "register")
-    assert registered == {"1": 1, "2": 1, "3": 1}
-    validated = Counter(e.version for e in trail if e.stage == "validate")
-    assert validated == {"1": 1, "2": 1, "3": 1}
+    assert Counter(e.version for e in trail if e.stage == "register") == {"1": 1, "2": 1}
 
     capsys.readouterr()
     assert main(["status"]) == 0

@@ -137,6 +137,8 @@ def test_drift_closes_the_loop_without_a_human_and_the_reference_period_does_not
     # registered -> validate -> approve -> deploy, by triggers alone
     run_deployment("register/register", parameters={"model": "flight-delay"}, timeout=0)
     wait_until(lambda: platform.catalog.version_for_alias("flight-delay", "champion"), 240, "v1 to become champion")
+    # The alias moves inside the deploy run, which then finishes: wait for its final state, then judge it.
+    wait_until(lambda: all(r.state and r.state.is_final() for r in live.runs("deploy")), 60, "the deploy run")
     assert [r.state_name for r in live.runs("deploy")] == ["Completed"]
 
     # a window from the reference period: no drift, nothing triggered, nothing alerted
