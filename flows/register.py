@@ -14,11 +14,11 @@ from pydantic import BaseModel
 from modelops.lineage_events import STAGE_HOOKS
 from modelops import events
 from modelops.catalog import TAG_FINGERPRINT, TAG_STATE
-from modelops.errors import CatalogError
+from modelops.errors import CatalogError, ModelOpsError
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
 from modelops.lifecycle import Stage, VersionState
-from modelops.platform import Platform, get_platform
+from modelops.platform import SERVICE_ACTOR, Platform, current_actor, get_platform
 from modelops.spec import LifecycleSpec, Window, load_spec
 from tasks.registration import (
     Registration, claim_or_wait, ensure_registered_model_task, pin_and_record_task, register_in_catalog_task,
@@ -107,6 +107,13 @@ def _register_external(spec: LifecycleSpec, model_uri: str, parent_version: str 
     """A model built with any tool and logged to MLflow: registered as is, pinned, scanned and validated like any
     other."""
     platform = get_platform()
+    # Four eyes needs an author: the service (a run started from the UI or a trigger) names nobody, so whoever
+    # pressed Run could approve their own model. A model built elsewhere is registered by a named person.
+    if current_actor() == SERVICE_ACTOR:
+        raise ModelOpsError(f"{spec.name}: a model built elsewhere ({model_uri}) cannot be registered by the service "
+                            "identity: nobody would be its author, so four eyes could not keep them from approving it",
+                            "register it as a person: MODELOPS_USER=<name> modelops register "
+                            f"{spec.name} --model-uri {model_uri}")
     fingerprint = hashlib.sha256(f"external:{model_uri}".encode()).hexdigest()[:32]
     existing = claim_or_wait(platform, spec.name, fingerprint)
     if existing is not None:

@@ -5,7 +5,7 @@ escalates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -43,7 +43,7 @@ class ApprovalForm(RunInput):
 class Submission:
     decision: str
     comment: str
-    token: str | None
+    token: str | None = field(repr=False)  # never in a log line or a task's repr
     via: Literal["form", "cli"]
     flow_run_id: str | None = None
     input_key: str | None = None

@@ -66,3 +66,32 @@ def test_a_pickled_model_from_elsewhere_is_registered_but_never_deployed(state_h
     tags = platform.catalog.version("flight-delay", registered.version).tags
     assert tags["security_scan"] == "failed" and tags["lifecycle_state"] == "rejected"
     assert [e.outcome for e in platform.store.audit_trail("flight-delay")] == ["registered", "failed", "rejected"]
+
+
+def test_a_model_from_elsewhere_is_not_registered_by_the_service_identity(state_home: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four eyes needs an author: a run the Prefect UI starts (the service) names nobody, so it registers no model
+    built elsewhere; the same model registered by a named person is."""
+    from flows.register import register
+    from modelops.errors import ModelOpsError
+    from modelops.platform import get_platform
+    from modelops.spec import load_spec
+    from tasks.data import load_window
+
+    platform = get_platform()
+    spec = load_spec("flight-delay")
+    frame = load_window(spec, spec.training.window)
+    features = frame[["sched_dep_hour", "distance"]]
+    platform.catalog.activate()
+    with mlflow.start_run(experiment_id=platform.catalog.experiment_id("flight-delay")):
+        logged = mlflow.sklearn.log_model(LogisticRegression().fit(features, frame["delayed"]), name="model",
+                                          serialization_format="skops", input_example=features.head(3),
+                                          pip_requirements=["scikit-learn"])
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", "as-a-runner-sets-it")  # what makes a process the service
+    with pytest.raises(ModelOpsError, match="cannot be registered by the service identity"):
+        register(model="flight-delay", model_uri=logged.model_uri)
+    assert platform.store.governed_versions("flight-delay") == []
+    monkeypatch.delenv("PREFECT__FLOW_RUN_ID")
+    monkeypatch.setenv("MODELOPS_USER", "alice")
+    registered = register(model="flight-delay", model_uri=logged.model_uri)
+    assert platform.store.governed_version("flight-delay", registered.version).registered_by == "person:alice"
