@@ -521,7 +521,7 @@ def _replace_filter(target: logging.Filterer, kind: type[logging.Filter], wanted
         target.addFilter(kind())
 
 
-def route_logs(settings: Settings, debug: bool) -> None:
+def route_logs(settings: Settings, debug: bool) -> Callable[[], None]:
     """After Prefect configured logging (at its import): its records also go to the CLI's log file, and its error
     reports leave the terminal unless --debug. Repeatable in one process (tests call main() many times)."""
     from prefect.logging.configuration import ensure_logging_setup
@@ -537,14 +537,21 @@ def route_logs(settings: Settings, debug: bool) -> None:
     log_file = _CliLogFile(path, encoding="utf-8")
     log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(log_file)
-    for handler in root.handlers:
-        if isinstance(handler, PrefectConsoleHandler):
-            _replace_filter(handler, _NoErrorReports, not debug)
-            # The stream it was configured with may since have been replaced (and closed): write to this one.
-            handler.stream = sys.stderr  # not setStream: it flushes the old stream, which may be closed
-            handler.console.file = sys.stderr
+    consoles = [(h, h.stream, h.console.file) for h in root.handlers if isinstance(h, PrefectConsoleHandler)]
+    for handler, _, _ in consoles:
+        _replace_filter(handler, _NoErrorReports, not debug)
+        # The stream it was configured with may since have been replaced (and closed): write to this one.
+        handler.stream = sys.stderr  # not setStream: it flushes the old stream, which may be closed
+        handler.console.file = sys.stderr
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         _replace_filter(logging.getLogger(name), _ExpectedError, True)
+
+    def restore() -> None:
+        """The command's stderr may be closed after it (a test's captured stream): flows run later in this
+        process log to the stream Prefect had before."""
+        for handler, stream, file in consoles:
+            handler.stream, handler.console.file = stream, file
+    return restore
 
 
 def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
@@ -557,11 +564,14 @@ def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.services.temporary_server import use_owned_api
 
     args.own_server = use_owned_api(settings) is not None
-    route_logs(settings, getattr(args, "debug", False))
-    for line in recover_orphaned_runs():
-        print(f"recovered: {line}", file=sys.stderr)
-    with prefect.tags(*Owner.current().flow_run_tags()):
-        return int(args.handler(args) or 0)
+    restore_logs = route_logs(settings, getattr(args, "debug", False))
+    try:
+        for line in recover_orphaned_runs():
+            print(f"recovered: {line}", file=sys.stderr)
+        with prefect.tags(*Owner.current().flow_run_tags()):
+            return int(args.handler(args) or 0)
+    finally:
+        restore_logs()
 
 
 TOKEN_PATTERN = re.compile(r"mop_[0-9A-Za-z_-]+")

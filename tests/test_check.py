@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "models").mkdir()
+    # The shipped approval policies: each test breaks one spec, and only that spec's problem is expected.
+    (tmp_path / "approval-policies.yaml").write_text((ROOT / "configs" / "approval-policies.yaml").read_text())
     monkeypatch.setenv("MODELOPS_CONFIG_DIR", str(tmp_path))
     return tmp_path
 
