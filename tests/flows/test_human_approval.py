@@ -90,12 +90,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(ROOT)}
             runner = subprocess.Popen([sys.executable, "-m", "modelops.services.runner"], cwd=ROOT, env=runner_env,
                                       stdout=subprocess.DEVNULL, stderr=open(base / "runner.log", "w"))
+            # A registered event before the runner has created the deployments (and their triggers) starts nothing.
+            wait_until(chained_deployments_exist, 180, "the runner's deployments and their triggers")
             yield Stack(home, config_dir, receiver, tokens)
         finally:
             if runner is not None:
                 runner.terminate()
                 runner.wait(timeout=60)
             http_server.shutdown()
+
+
+def chained_deployments_exist() -> bool:
+    from prefect.client.orchestration import get_client
+
+    # All of prefect.yaml's: the runner creates each deployment's triggers before the next deployment.
+    wanted = {d["name"] for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    with get_client(sync_client=True) as client:
+        names = {d.name for d in client.read_deployments()}
+    return wanted <= names
 
 
 def register_as(person: str, start: date, end: date) -> str:
