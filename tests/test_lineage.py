@@ -78,6 +78,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         patch.setenv("MODELOPS_HOME", str(folder / "state"))
         patch.setenv("MODELOPS_CONFIG_DIR", str(folder / "configs"))
         patch.delenv("MODELOPS_OPENLINEAGE_URL", raising=False)
+        # The demo bootstraps this person (once people exist, every stage needs one); the tests act as them too.
+        patch.setenv("MODELOPS_USER", "demo")
         assert run_demo() == 0
         platform = get_platform()
         ids, rows = _online_predictions(platform)
@@ -113,8 +115,8 @@ def test_lineage_tree_follows_a_version_from_its_data_to_its_predictions(demo: D
     # who approved it, on what evidence (the policy's reasons, the per-model segment check)
     assert any("approve apply-policy: approved by policy:approval" in line for line in lines)
     assert any("reasons: [validation passed, security scan passed, holdout roc_auc" in line for line in lines)
-    assert any("approve segment-check: passed by user:pytest" in line for line in lines)
-    assert any("@champion (champion) from " in line and "by user:pytest until" in line
+    assert any("approve segment-check: passed by person:demo" in line for line in lines)
+    assert any("@champion (champion) from " in line and "by person:demo until" in line
                and "(replaced by version 2)" in line for line in lines)
     assert "└─ predictions: 40767 rows in 2 batches (batch 2 batches / 40767 rows), events 2013-02-15 .. " \
            "2013-07-31 23:00:00" in lines
