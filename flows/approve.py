@@ -1,7 +1,8 @@
 """approve: apply the approval policy to a validated version: approved or rejected by rule, or pending people.
 
 Where people must approve, a run of the approve deployment suspends (no worker is held) for the approval form the
-Prefect UI renders; each submission is judged (approver token, role, four eyes) and recorded; the run suspends
+Prefect UI renders; each submission is judged (a signature of exactly that decision made with the approver's token,
+role, four eyes) and recorded; the run suspends
 again until the policy's approvals are in, one rejection rejects, and a run scheduled at the deadline rejects and
 escalates a version nobody decided on."""
 
@@ -21,10 +22,11 @@ from modelops.lifecycle import ApprovalStatus, Stage
 from modelops.platform import Platform, get_platform
 from tasks.approval import Decision
 from tasks.context import ModelVersion, resolve_model_version
-from tasks.decisions import apply_approval_policy_task, record_approval_task
+from tasks.decisions import apply_approval_policy_task, approval_spec, record_approval_task
 from tasks.human_approval import (
     MAX_INPUTS, ApprovalForm, Submission, expire_task, forget_input, is_deadline_run, is_waiting, open_request_task,
-    people_decision_task, record_submission_task, schedule_deadline_run, stop_waiting, waiting_run,
+    people_decision_task, record_refusal_task, record_submission_task, schedule_deadline_run, stop_waiting,
+    waiting_run,
 )
 from tasks.integrity import check_pinned_files_task
 
@@ -76,7 +78,7 @@ def standard_approve(mv: ModelVersion, extra: Decision | None = None) -> Approva
         if request is not None and request.open:
             stop_waiting(request.flow_run_id, f"the rules decided: {status}")
         return _outcome(mv, status, decision.reasons)
-    return _await_people(platform, mv, decision, effective_policy(mv.spec).human_approvals)
+    return _await_people(platform, mv, decision, effective_policy(approval_spec(platform, mv)).human_approvals)
 
 
 def _await_people(platform: Platform, mv: ModelVersion, decision: Decision, rule: HumanApprovals) -> ApprovalOutcome:
@@ -101,7 +103,8 @@ def _await_people(platform: Platform, mv: ModelVersion, decision: Decision, rule
     if not deployment_id or run_id is None:
         return _outcome(mv, ApprovalStatus.pending, [
             *decision.reasons, "decide with `modelops approve --decision` (approver token in "
-                               "MODELOPS_APPROVER_TOKEN), or run the approve deployment to get the form in the UI"])
+                               "MODELOPS_APPROVER_TOKEN), or run the approve deployment to get the form in the UI "
+                               "(with the code `modelops approve --sign` prints)"])
     return _wait_for_forms(platform, mv, rule, run_id)
 
 
@@ -120,17 +123,25 @@ def _wait_for_forms(platform: Platform, mv: ModelVersion, rule: HumanApprovals, 
         remaining = max(1, int((request.deadline - datetime.now(timezone.utc)).total_seconds()))
         form = suspend_flow_run(wait_for_input=ApprovalForm.with_initial_data(description=(
             f"**{mv.model} v{mv.version}** waits for {request.required} approval(s) from "
-            f"{', '.join(request.roles)} by {request.deadline:%Y-%m-%d %H:%M} UTC. Your approver token says who "
-            "decides; a form without a valid one is refused and recorded, and the run waits on.")),
+            f"{', '.join(request.roles)} by {request.deadline:%Y-%m-%d %H:%M} UTC. Sign your decision: "
+            f"`modelops approve {mv.model} --version {mv.version} --decision approve|reject --comment '...' --sign` "
+            "(your approver token in MODELOPS_APPROVER_TOKEN) prints the approval code for this form; a form "
+            "without a valid one is refused and recorded, and the run waits on.")),
             key=key, timeout=remaining + SUSPEND_GRACE_SECONDS)
-        counted, refusal = record_submission_task(platform, mv, Submission(
-            decision=form.decision, comment=form.comment, token=form.approver_token.get_secret_value(), via="form",
-            flow_run_id=run_id, input_key=key), rule)
+        submission = Submission(decision=form.decision, comment=form.comment, code=form.approval_code, via="form",
+                                flow_run_id=run_id, input_key=key)
+        try:
+            counted, refusal = record_submission_task(platform, mv, submission, rule)
+        except Exception as exc:  # noqa: BLE001 - one bad form must not end the wait for everyone else's
+            # Recorded as refused under the input's key (so it is not read again), then the run waits on; when
+            # even that cannot be written, the store is down: fail, and the input stays for the next run.
+            counted, refusal = record_refusal_task(platform, mv, submission,
+                                                   f"the submission could not be recorded: {type(exc).__name__}")
         forget_input(run_id, key)  # after counting it: a crash in between must not lose the decision
         if not counted:
             print(f"{mv.model} v{mv.version}: a submitted decision was refused ({refusal}); waiting on")
             continue
-        decision = people_decision_task(platform, mv, rule.count)
+        decision = people_decision_task(platform, mv, rule)
         if decision.status != ApprovalStatus.pending:
             return _outcome(mv, decision.status, decision.reasons)
     return _outcome(mv, ApprovalStatus.pending, [f"{MAX_INPUTS} submissions and no decision: run approve again"])

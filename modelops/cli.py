@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import re
@@ -41,7 +42,7 @@ def stage_result(command: str, params: dict[str, Any]) -> Any:
 
 
 # Options of the CLI itself, not parameters of the stage's flow.
-_CLI_OPTIONS = ("command", "handler", "json", "debug", "own_server", "decision", "comment")
+_CLI_OPTIONS = ("command", "handler", "json", "debug", "own_server", "decision", "comment", "sign")
 
 
 def _cmd_demo(_: argparse.Namespace) -> int:
@@ -319,6 +320,9 @@ def _stage_parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_stage(args: argparse.Namespace) -> int:
+    if getattr(args, "sign", None) and not getattr(args, "decision", None):
+        raise ModelOpsError("--sign signs a decision, and none was given", "add --decision approve|reject (and the "
+                                                                          "--comment you will enter in the form)")
     if getattr(args, "decision", None):  # a person's decision, not a run of the approve stage
         from modelops.cli_people import cmd_approve_decision
 
@@ -462,7 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "help": "a fresh verdict, e.g. after changing a threshold in the spec"}))
     stage("approve", "apply the approval policy; with --decision, decide as a person (your approver token in "
                      "MODELOPS_APPROVER_TOKEN, never on the command line)", ("--version", {"required": True}),
-          ("--decision", {"choices": ["approve", "reject"]}), ("--comment", {"help": "why (recorded)"}))
+          ("--decision", {"choices": ["approve", "reject"]}), ("--comment", {"help": "why (recorded)"}),
+          ("--sign", {"action": "store_true", "default": None,
+                      "help": "with --decision: only print the approval code that signs this decision and comment, "
+                              "for the approval form in the Prefect UI (nothing is recorded)"}))
     stage("deploy", "serve an approved version", ("--version", {"required": True}),
           ("--role", {"choices": ["champion", "challenger"], "help": "default: champion for a model's first "
                       "version, else challenger (promoted by winning the comparison)"}),
@@ -521,7 +528,38 @@ def _replace_filter(target: logging.Filterer, kind: type[logging.Filter], wanted
         target.addFilter(kind())
 
 
-def route_logs(settings: Settings, debug: bool) -> Callable[[], None]:
+class _CurrentStderr(io.TextIOBase):
+    """Whatever sys.stderr is at the moment of writing. Prefect's console handler keeps the stream it was made with;
+    in one process that outlives many commands (tests, notebooks) that stream may have been replaced and closed
+    since, and writing to it fails in the middle of a flow. Resolving it at each write never goes stale."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except ValueError:  # closed: the process's own stderr is still there
+            return sys.__stderr__.write(text) if sys.__stderr__ else len(text)
+
+    def flush(self) -> None:
+        try:
+            sys.stderr.flush()
+        except ValueError:
+            pass
+
+    def isatty(self) -> bool:
+        try:
+            return sys.stderr.isatty()
+        except ValueError:
+            return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(sys.stderr, "encoding", None) or "utf-8"
+
+
+CURRENT_STDERR = _CurrentStderr()
+
+
+def route_logs(settings: Settings, debug: bool) -> None:
     """After Prefect configured logging (at its import): its records also go to the CLI's log file, and its error
     reports leave the terminal unless --debug. Repeatable in one process (tests call main() many times)."""
     from prefect.logging.configuration import ensure_logging_setup
@@ -537,21 +575,12 @@ def route_logs(settings: Settings, debug: bool) -> Callable[[], None]:
     log_file = _CliLogFile(path, encoding="utf-8")
     log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(log_file)
-    consoles = [(h, h.stream, h.console.file) for h in root.handlers if isinstance(h, PrefectConsoleHandler)]
-    for handler, _, _ in consoles:
+    for handler in [h for h in root.handlers if isinstance(h, PrefectConsoleHandler)]:
         _replace_filter(handler, _NoErrorReports, not debug)
-        # The stream it was configured with may since have been replaced (and closed): write to this one.
-        handler.stream = sys.stderr  # not setStream: it flushes the old stream, which may be closed
-        handler.console.file = sys.stderr
+        handler.stream = CURRENT_STDERR  # not setStream: it flushes the old stream, which may be closed
+        handler.console.file = CURRENT_STDERR
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         _replace_filter(logging.getLogger(name), _ExpectedError, True)
-
-    def restore() -> None:
-        """The command's stderr may be closed after it (a test's captured stream): flows run later in this
-        process log to the stream Prefect had before."""
-        for handler, stream, file in consoles:
-            handler.stream, handler.console.file = stream, file
-    return restore
 
 
 def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
@@ -564,14 +593,11 @@ def _with_prefect(args: argparse.Namespace, settings: Settings) -> int:
     from modelops.services.temporary_server import use_owned_api
 
     args.own_server = use_owned_api(settings) is not None
-    restore_logs = route_logs(settings, getattr(args, "debug", False))
-    try:
-        for line in recover_orphaned_runs():
-            print(f"recovered: {line}", file=sys.stderr)
-        with prefect.tags(*Owner.current().flow_run_tags()):
-            return int(args.handler(args) or 0)
-    finally:
-        restore_logs()
+    route_logs(settings, getattr(args, "debug", False))
+    for line in recover_orphaned_runs():
+        print(f"recovered: {line}", file=sys.stderr)
+    with prefect.tags(*Owner.current().flow_run_tags()):
+        return int(args.handler(args) or 0)
 
 
 TOKEN_PATTERN = re.compile(r"mop_[0-9A-Za-z_-]+")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime, timezone
 from typing import Any
 
 from modelops.errors import ModelOpsError, NotPermittedError
@@ -68,22 +69,22 @@ def cmd_people_token(args: argparse.Namespace) -> int:
     print(token)
     # On stderr: `export MODELOPS_APPROVER_TOKEN=$(modelops people token <you>)` captures the token alone.
     print(f"issued approver token {token_id} for {args.name}, valid {args.days} days; any older token of "
-          f"{args.name} stopped working. This is the only time it is shown (the store keeps its hash). Paste it "
-          f"into the approval form of a waiting run, or set {TOKEN_ENV} for `modelops approve --decision`; never "
-          "pass it as a command-line argument.", file=sys.stderr)
+          f"{args.name} stopped working. This is the only time it is shown (the store keeps only its public key). "
+          f"Keep it in {TOKEN_ENV} on your machine: `modelops approve --decision` signs with it, and `modelops "
+          "approve --decision ... --sign` prints the approval code for the form in the Prefect UI. Never paste the "
+          "token itself anywhere, nor pass it as a command-line argument.", file=sys.stderr)
     return 0
 
 
-def decide(model: str, version: str, decision: str, comment: str) -> dict[str, Any]:
-    """A person's decision from the command line, with the approver token from the environment: judged and recorded
-    as a form would be; a final decision cancels the run still waiting for it."""
+def _request_to_decide(model: str, version: str, open_one: bool) -> tuple[Any, Any, Any, Any]:
+    """(platform, version, human-approval rule, open request) for a person's decision; the request is opened
+    when `open_one` and none exists. Refused when nothing waits for people."""
     from modelops.approval_policy import effective_policy
     from modelops.lifecycle import ApprovalStatus
-    from modelops.people import TOKEN_ENV
     from modelops.platform import get_platform
     from tasks.context import resolve_model_version
-    from tasks.decisions import apply_approval_policy
-    from tasks.human_approval import Submission, open_request, people_decision, record_submission, stop_waiting
+    from tasks.decisions import apply_approval_policy, approval_spec
+    from tasks.human_approval import expire, open_request
 
     platform = get_platform()
     mv = resolve_model_version(model, version)
@@ -91,20 +92,59 @@ def decide(model: str, version: str, decision: str, comment: str) -> dict[str, A
     if rules.status != ApprovalStatus.pending:
         raise ModelOpsError(f"{model} v{version} needs no people: the policy {rules.status} it "
                             f"({'; '.join(rules.reasons)})", "nothing to decide; see `modelops audit " + model + "`")
+    rule = effective_policy(approval_spec(platform, mv)).human_approvals
     request = platform.store.approval_request(model, version)
-    if request is not None and not request.open:
+    if request is None and open_one:
+        open_request(platform, mv, rules, rule, None)
+        request = platform.store.approval_request(model, version)
+    if request is None:
+        raise ModelOpsError(f"nobody has been asked to approve {model} v{version} yet",
+                            f"run `modelops approve {model} --version {version}` first (or decide without --sign)")
+    if request.open and request.deadline <= datetime.now(timezone.utc):
+        expire(platform, mv, request)  # the deadline run may not have come yet: its rejection stands anyway
+        request = platform.store.approval_request(model, version)
+    if not request.open:
         raise ModelOpsError(f"{model} v{version} was decided already ({request.outcome})",
                             "register and validate a new version to ask again")
-    rule = effective_policy(mv.spec).human_approvals
-    if request is None:
-        open_request(platform, mv, rules, rule, None)
+    return platform, mv, rule, request
+
+
+def approval_code(model: str, version: str, decision: str, comment: str) -> str:
+    """The code that signs this decision with the approver token in the environment (`approve --sign`)."""
+    from modelops.approval_signing import sign
+    from modelops.people import TOKEN_ENV
+    from tasks.human_approval import statement_for
+
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token.strip():
+        raise NotPermittedError(f"{TOKEN_ENV} is not set", "export your approver token (`modelops people token "
+                                                           "<you>` prints it) and sign again")
+    _, mv, _, request = _request_to_decide(model, version, open_one=False)
+    code = sign(token, statement_for(mv, request, decision, comment))
+    if code is None:
+        raise NotPermittedError(f"{TOKEN_ENV} does not hold an approver token (expected mop_<id>_<secret>)",
+                                "export the token `modelops people token <you>` printed")
+    return code
+
+
+def decide(model: str, version: str, decision: str, comment: str) -> dict[str, Any]:
+    """A person's decision from the command line, signed with the approver token from the environment: judged and
+    recorded as a form would be; a final decision cancels the run still waiting for it."""
+    from modelops.approval_signing import sign
+    from modelops.lifecycle import ApprovalStatus
+    from modelops.people import TOKEN_ENV
+    from tasks.human_approval import Submission, people_decision, record_submission, statement_for, stop_waiting
+
+    platform, mv, rule, request = _request_to_decide(model, version, open_one=True)
+    token = os.environ.get(TOKEN_ENV, "")
+    code = sign(token, statement_for(mv, request, decision, comment)) if token.strip() else None
     counted, refusal = record_submission(platform, mv, Submission(
-        decision=decision, comment=comment, token=os.environ.get(TOKEN_ENV), via="cli"), rule)
+        decision=decision, comment=comment, code=code, via="cli"), rule)
     if not counted:
         raise NotPermittedError(f"the decision was refused and recorded: {refusal}",
                                 f"set {TOKEN_ENV} to your own approver token (`modelops people token <you>`); the "
                                 "approver role is needed, and nobody approves a version they registered or retrained")
-    outcome = people_decision(platform, mv, rule.count)
+    outcome = people_decision(platform, mv, rule)
     waiting = platform.store.approval_request(model, version)
     if outcome.status != ApprovalStatus.pending and waiting is not None:
         stop_waiting(waiting.flow_run_id, f"decided on the command line: {outcome.status}")
@@ -115,6 +155,13 @@ def decide(model: str, version: str, decision: str, comment: str) -> dict[str, A
 def cmd_approve_decision(args: argparse.Namespace) -> int:
     from modelops.cli_output import as_json
 
+    if args.sign:
+        code = approval_code(args.model, args.version, args.decision, args.comment or "")
+        print(as_json({"approval_code": code}) if args.json else code)
+        if not args.json:
+            print(f"signed: {args.decision} on {args.model} v{args.version} with the comment "
+                  f"{(args.comment or '')!r}. Enter exactly this decision and comment in the form.", file=sys.stderr)
+        return 0
     result = decide(args.model, args.version, args.decision, args.comment or "")
     if args.json:
         print(as_json(result))

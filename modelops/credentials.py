@@ -1,10 +1,11 @@
-"""The platform's bearer tokens, one format for both kinds: the gateway's API tokens (serving.tokens) and people's
-personal approver tokens (modelops.people).
+"""The platform's token format, for both kinds: the gateway's API tokens (serving.tokens), bearer tokens, and
+people's personal approver tokens (modelops.people), which never travel: their secret seeds the key that signs
+a person's decisions (modelops.approval_signing).
 
 A token reads `mop_<id>_<secret>`. The id is public (lists, logs, audit records); the secret is 32 random bytes,
-shown once when the token is issued. The store keeps only the SHA-256 of the whole text: the secret is random,
-so there is nothing to guess or look up, and a slow KDF (which protects low-entropy passwords) would only slow
-down every check.
+shown once when the token is issued. For an API token the store keeps only the SHA-256 of the whole text: the
+secret is random, so there is nothing to guess or look up, and a slow KDF (which protects low-entropy passwords)
+would only slow down every check. For an approver token it keeps only the public key.
 """
 
 from __future__ import annotations

@@ -57,3 +57,7 @@ class OutputPathError(ModelOpsError):
 
 class NotPermittedError(ModelOpsError):
     """The person (or service) acting may not do this: a role is missing, or a rule (four eyes) forbids it."""
+
+
+class ApprovalClosedError(ModelOpsError):
+    """A vote or decision came after the approval request was decided or its deadline passed."""

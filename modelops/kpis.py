@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
-from modelops.lifecycle import ApprovalStatus, Role, Stage
+from modelops.lifecycle import REGISTER_ACTIONS, ApprovalStatus, Role, Stage
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.audit_chain import AuditEntry
 from modelops.store.records import as_utc, utcnow
 from tasks.verdicts import BREACH, SKIPPED
 
-REGISTER_ACTIONS = ("train-and-register", "register-external")
 SERVE_AS_CHAMPION = f"serve-as-{Role.champion}"
 MONITORED_WITHIN_DAYS = 7  # a serving model without a monitoring run this recent is not monitored
 

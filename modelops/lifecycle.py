@@ -87,3 +87,7 @@ class AuditOutcome(StrEnum):
     challenger = "challenger"
     passed = "passed"
     failed = "failed"
+
+
+# The audit actions that register a version (trained here, or an external model file).
+REGISTER_ACTIONS = ("train-and-register", "register-external")

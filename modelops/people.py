@@ -20,7 +20,8 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Iterable
 
-from modelops.credentials import digest_matches, mint_token, parse_token, token_digest
+from modelops.approval_signing import Statement, parse_code, public_key_of, verifies
+from modelops.credentials import TOKEN, mint_token
 from modelops.errors import ModelOpsError, NotPermittedError
 from modelops.platform import SERVICE_ACTOR, current_actor
 from modelops.store.records import ACCESS_STAGE, PEOPLE_SCOPE, AuditFact, Change, GovernanceStore, PersonInfo
@@ -220,27 +221,43 @@ def issue_approver_token(admin: AdminPlatform, name: str, days: int = DEFAULT_TO
     if not 1 <= days <= 366:
         raise ModelOpsError(f"--days {days} is out of range", "give 1 to 366 days")
     token_id, token = mint_token()
+    public_key = public_key_of(token)
     expires = datetime.now(timezone.utc) + timedelta(days=days)
+    # The public key goes into the hash-chained record too: a key swapped in the table does not match it.
     _record(admin, "issue-approver-token", "issued", person_actor(name),
-            {"person": name, "approver_token_id": token_id, "expires_at": expires.isoformat()},
-            admin.store.add_person_token(token_id=token_id, person=name, token_hash=token_digest(token),
-                                         expires_at=expires))
+            {"person": name, "approver_token_id": token_id, "public_key": public_key,
+             "expires_at": expires.isoformat()},
+            admin.store.add_person_token(token_id=token_id, person=name, public_key=public_key, expires_at=expires))
     return token_id, token
 
 
-def token_holder(store: GovernanceStore, token: str | None) -> tuple[str | None, str | None]:
-    """(person, None) for a valid approver token whose holder exists; (None, why not) otherwise. The reason names
-    the token by its public id at most, never its text."""
-    if not token or not token.strip():
-        return None, "no approver token was given"
-    token_id = parse_token(token)
-    if token_id is None:
-        return None, "the approver token is malformed (expected mop_<id>_<secret>)"
+def approval_signer(store: GovernanceStore, code: str | None, statement: Statement, live: bool = True,
+                    now: datetime | None = None) -> tuple[str | None, str | None]:
+    """(person, None) when `code` is a valid signature of `statement` by an approver token the platform issued to
+    that person and, when `live`, neither replaced nor expired now (a vote already cast is checked again without
+    `live`: replacing one's token later does not undo it); (None, why not) otherwise. The reason names the token
+    by its public id at most."""
+    if not code or not code.strip():
+        return None, "no approval code was given (sign your decision with your approver token)"
+    parsed = parse_code(code)
+    if parsed is None and TOKEN.fullmatch(code.strip()):
+        return None, ("that is an approver token, not an approval code: the token is exposed now (anyone who can "
+                      "read the run's input saw it), issue a new one with `modelops people token` and sign with it")
+    if parsed is None:
+        return None, ("the approval code is malformed (expected <token id>.<signature>, as `modelops approve "
+                      "--sign` prints it; an approver token itself is never pasted anywhere)")
+    token_id, signature = parsed
     credential = store.person_credential(token_id)
-    if credential is None or not digest_matches(token, credential.token_hash):
+    if credential is None:
         return None, f"approver token {token_id} is not valid"
-    if credential.revoked:
+    if credential.public_key is None:
+        return None, f"approver token {token_id} predates signed approvals: issue a new one (`modelops people token`)"
+    if not verifies(credential.public_key, statement, signature):
+        return None, (f"the approval code is no signature of this decision by approver token {token_id}: a wrong "
+                      "token, or signed for another version, request, decision or comment (sign exactly what you "
+                      "submit)")
+    if live and credential.revoked:
         return None, f"approver token {token_id} was replaced or revoked"
-    if credential.expires_at <= datetime.now(timezone.utc):
+    if live and credential.expires_at <= (now or datetime.now(timezone.utc)):
         return None, f"approver token {token_id} expired at {credential.expires_at:%Y-%m-%d %H:%M} UTC"
     return credential.person, None

@@ -8,7 +8,10 @@ from typing import Any
 from modelops import events
 from modelops.catalog import CHALLENGER, CHAMPION, TAG_APPROVAL, TAG_RETIRED_REASON, TAG_SECURITY, TAG_STATE, \
     TAG_VALIDATION, TAG_VALIDATION_RUN
-from modelops.lifecycle import ApprovalStatus, AuditOutcome, ComparisonOutcome, GateStatus, Stage, VersionState
+from modelops.lifecycle import (
+    REGISTER_ACTIONS, ApprovalStatus, AuditOutcome, ComparisonOutcome, GateStatus, Stage, VersionState,
+)
+from modelops.spec import LifecycleSpec, RiskTier
 from modelops.platform import Platform, current_actor
 from modelops.store.records import AuditEntry, Change, chained
 from tasks import as_task
@@ -57,13 +60,29 @@ def revoke_approval(platform: Platform, mv: ModelVersion, failures: list[str]) -
     platform.catalog.set_tags(mv.model, mv.version, {TAG_APPROVAL: ApprovalStatus.rejected})
 
 
+_TIERS = list(RiskTier)  # low, medium, high: the order of strictness
+
+
+def approval_spec(platform: Platform, mv: ModelVersion) -> LifecycleSpec:
+    """The spec approval judges the version by: its risk tier never below the one recorded when the version was
+    registered, so a spec edited down to `low` afterwards does not skip the people the version's tier asked for
+    (a tier raised since is honoured)."""
+    registered = next((r for r in reversed(platform.store.audit_trail(mv.model)) if r.version == mv.version
+                       and r.stage == Stage.register and r.action in REGISTER_ACTIONS), None)
+    recorded = registered.evidence.get("risk_tier") if registered else None
+    if recorded not in _TIERS or _TIERS.index(RiskTier(recorded)) <= _TIERS.index(mv.spec.risk_tier):
+        return mv.spec
+    return mv.spec.model_copy(update={"risk_tier": RiskTier(recorded)})
+
+
 def apply_approval_policy(platform: Platform, mv: ModelVersion) -> Decision:
     """The spec's approval policy over the store's evidence, including whether a retrain kept the champion over
     this version (decided afresh each time)."""
     compared = {outcome: platform.store.has_record(mv.model, mv.version, Stage.retrain, "compare-with-champion",
                                                    outcome) for outcome in ComparisonOutcome}
     lost = compared[ComparisonOutcome.champion_kept] and not compared[ComparisonOutcome.challenger_wins]
-    return decide_approval(mv.spec, mv.governed, lost_comparison=lost, evidence=recorded_evidence(platform, mv))
+    return decide_approval(approval_spec(platform, mv), mv.governed, lost_comparison=lost,
+                           evidence=recorded_evidence(platform, mv))
 
 
 def recorded_evidence(platform: Platform, mv: ModelVersion) -> Evidence:

@@ -1,22 +1,25 @@
 """People approving a version: the request they are asked (recorded, announced in Slack with the evidence and a link
-to the waiting run), the votes they submit (each judged: a valid approver token, the approver role, four eyes;
-every refusal recorded with its reason), the decision their votes add up to, and the timeout that rejects and
-escalates."""
+to the waiting run), the votes they submit (each judged: a signature of exactly this decision by a live approver
+token (modelops.approval_signing), the approver role, four eyes, the request still open; every refusal recorded
+with its reason), the decision the counted votes add up to, and the timeout that rejects and escalates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from prefect.input import RunInput
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from modelops.approval_policy import HumanApprovals, load_policies
+from modelops.approval_signing import Statement, parse_code
+from modelops.errors import ApprovalClosedError
 from modelops.lifecycle import ApprovalStatus, Stage
-from modelops.people import APPROVER, person_actor, token_holder
+from modelops.people import APPROVER, approval_signer, person_actor
 from modelops.platform import Platform
-from modelops.store.records import ApprovalRequestInfo
+from modelops.store.records import ApprovalRequestInfo, Vote
 from tasks import as_task
 from tasks.approval import Decision, tally
 from tasks.audit import record_stage
@@ -29,24 +32,36 @@ NO_TOKEN_ACTOR = "unknown:no-valid-approver-token"
 MAX_INPUTS = 20
 
 
+# A comment is free text for people, never bytes a database or a terminal chokes on (NUL ends a PostgreSQL text).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class ApprovalForm(RunInput):
     """The form the Prefect UI shows on a run waiting for approval."""
 
     decision: Literal["approve", "reject"] = Field(description="Approve or reject this version.")
-    comment: str = Field("", max_length=2000, description="Why: recorded in the audit trail with your decision.")
-    approver_token: SecretStr = Field(description="Your personal approver token (`modelops people token <you>`): "
-                                                  "it says who decides. Without a valid one the decision is "
-                                                  "refused and recorded.")
+    comment: str = Field("", max_length=2000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+                         description="Why: recorded in the audit trail with your decision.")
+    approval_code: str = Field(max_length=200, description=(
+        "Your signature of this decision: `modelops approve <model> --version <v> --decision <d> --comment '<the "
+        "comment above>' --sign` prints it, with your approver token in MODELOPS_APPROVER_TOKEN. It is good for "
+        "this version, decision and comment only; never paste the token itself."))
 
 
 @dataclass(frozen=True)
 class Submission:
     decision: str
     comment: str
-    token: str | None = field(repr=False)  # never in a log line or a task's repr
+    code: str | None  # the approval code: a signature, useless for any other decision
     via: Literal["form", "cli"]
     flow_run_id: str | None = None
     input_key: str | None = None
+
+
+def statement_for(mv: ModelVersion, request: ApprovalRequestInfo, decision: str, comment: str) -> Statement:
+    """What an approver signs to decide on `mv` in answer to `request`."""
+    return Statement(model=mv.model, version=mv.version, content_hash=mv.governed.content_hash,
+                     request_opened_at=request.opened_at, decision=decision, comment=comment)
 
 
 def _version_authors(platform: Platform, mv: ModelVersion) -> set[str]:
@@ -59,64 +74,141 @@ def _version_authors(platform: Platform, mv: ModelVersion) -> set[str]:
     return authors
 
 
-def judge(platform: Platform, mv: ModelVersion, submission: Submission, rule: HumanApprovals) -> tuple[str | None,
-                                                                                                       str | None]:
-    """(person, None) when the submission counts; (person or None, why not) when it is refused."""
-    person, problem = token_holder(platform.store, submission.token)
-    if person is None:
-        return None, problem
+def _role_problem(platform: Platform, person: str, rule: HumanApprovals) -> str | None:
     held = platform.store.person(person)
     roles = set(held.roles) if held else set()
-    if APPROVER not in roles or not roles & set(rule.roles):
-        return person, (f"{person} may not approve: it needs the approver role"
-                        + (f" and one of {', '.join(rule.roles)}" if set(rule.roles) != {APPROVER} else "")
-                        + f"; {person} holds {', '.join(sorted(roles)) or 'none'}")
+    if APPROVER in roles and roles & set(rule.roles):
+        return None
+    return (f"{person} may not approve: it needs the approver role"
+            + (f" and one of {', '.join(rule.roles)}" if set(rule.roles) != {APPROVER} else "")
+            + f"; {person} holds {', '.join(sorted(roles)) or 'none'}")
+
+
+def counted_votes(platform: Platform, mv: ModelVersion, request: ApprovalRequestInfo,
+                  rule: HumanApprovals) -> list[Vote]:
+    """The votes that count now, read from the hash-chained audit records (a row written into the votes table
+    around the platform counts for nothing): each one's signature verifies again for this request, and its
+    person still holds an approving role (a vote does not outlive the role)."""
+    votes = []
+    for record in platform.store.audit_trail(mv.model):
+        if record.version != mv.version or record.stage != Stage.approve or record.action != "human-vote":
+            continue
+        ev = record.evidence
+        statement = statement_for(mv, request, str(ev.get("decision")), str(ev.get("comment", "")))
+        person, _ = approval_signer(platform.store, ev.get("approval_code"), statement, live=False)
+        if person is None or person_actor(person) != record.actor or _role_problem(platform, person, rule):
+            continue
+        votes.append(Vote(person=person, decision=statement.decision, comment=statement.comment, accepted=True,
+                          refusal=None, via=str(ev.get("via")), flow_run_id=record.flow_run_id,
+                          input_key=ev.get("input_key"), at=record.at))
+    return votes
+
+
+def judge(platform: Platform, mv: ModelVersion, submission: Submission, rule: HumanApprovals,
+          request: ApprovalRequestInfo | None) -> tuple[str | None, str | None]:
+    """(person, None) when the submission counts; (person or None, why not) when it is refused."""
+    if request is None or not request.open:
+        return None, (f"{mv.model} v{mv.version} has no open approval request"
+                      + (f" (decided: {request.outcome})" if request else ""))
+    if request.deadline <= datetime.now(timezone.utc):
+        return None, f"the approval deadline passed ({request.deadline:%Y-%m-%d %H:%M} UTC)"
+    statement = statement_for(mv, request, submission.decision, submission.comment)
+    person, problem = approval_signer(platform.store, submission.code, statement)
+    if person is None:
+        return None, problem
+    if CONTROL.search(submission.comment):
+        return person, "the comment holds control characters: write it as plain text"
+    if (problem := _role_problem(platform, person, rule)) is not None:
+        return person, problem
     if person_actor(person) in _version_authors(platform, mv):
         return person, f"four eyes: {person} registered or retrained {mv.model} v{mv.version} and cannot approve it"
-    if any(v.accepted and v.person == person for v in platform.store.votes(mv.model, mv.version)):
+    if any(v.person == person for v in counted_votes(platform, mv, request, rule)):
         return person, f"{person} has decided on {mv.model} v{mv.version} already"
     return person, None
+
+
+def _printable(text: str) -> str:
+    """Control characters spelled out, so a refused comment can be stored and shown as it came."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def record_submission(platform: Platform, mv: ModelVersion, submission: Submission,
                       rule: HumanApprovals) -> tuple[bool, str | None]:
     """Judge the submission and record it (vote row and audit record together); (counted, refusal reason). A form
-    input is recorded once: judging it again on a later run of the flow changes nothing."""
-    person, refusal = judge(platform, mv, submission, rule)
-    outcome = "refused" if refusal else submission.decision
-    record_stage(stage=Stage.approve, action="refused-vote" if refusal else "human-vote", model=mv.model,
-                 version=mv.version, outcome=outcome, actor=person_actor(person) if person else NO_TOKEN_ACTOR,
-                 evidence={"decision": submission.decision, "comment": submission.comment, "refusal": refusal,
-                           "via": submission.via, "input_key": submission.input_key,
-                           "content_hash": mv.governed.content_hash},
-                 event=None,
-                 change=platform.store.add_vote(model=mv.model, version=mv.version, person=person,
-                                                decision=submission.decision, comment=submission.comment,
-                                                accepted=refusal is None, refusal=refusal, via=submission.via,
-                                                flow_run_id=submission.flow_run_id, input_key=submission.input_key))
+    input is recorded once: judging it again on a later run of the flow changes nothing. A vote the request
+    closed on in the meantime (decided, or its deadline passed) is recorded as refused."""
+    request = platform.store.approval_request(mv.model, mv.version)
+    person, refusal = judge(platform, mv, submission, rule, request)
+    try:
+        _record_vote(platform, mv, submission, person, refusal)
+    except ApprovalClosedError as closed:
+        person, refusal = person, closed.what
+        _record_vote(platform, mv, submission, person, refusal)
     return refusal is None, refusal
 
 
-def people_decision(platform: Platform, mv: ModelVersion, required: int) -> Decision:
-    """What the accepted votes add up to; a final one is recorded (approval row, audit record, event), with the
-    approval request closed."""
-    decision = tally(platform.store.votes(mv.model, mv.version), required)
-    if decision.status != ApprovalStatus.pending:
-        deciders = [v.person for v in platform.store.votes(mv.model, mv.version) if v.accepted]
-        record_approval(platform, mv, decision, actor=person_actor(deciders[-1]), action="human-decision",
+def record_refusal(platform: Platform, mv: ModelVersion, submission: Submission, reason: str) -> tuple[bool, str]:
+    """Record a submission as refused without judging it (it could not be judged or recorded as it came)."""
+    _record_vote(platform, mv, submission, None, reason)
+    return False, reason
+
+
+def _record_vote(platform: Platform, mv: ModelVersion, submission: Submission, person: str | None,
+                 refusal: str | None) -> None:
+    comment = submission.comment if refusal is None else _printable(submission.comment)
+    parsed = parse_code(submission.code or "")
+    record_stage(stage=Stage.approve, action="refused-vote" if refusal else "human-vote", model=mv.model,
+                 version=mv.version, outcome="refused" if refusal else submission.decision,
+                 actor=person_actor(person) if person else NO_TOKEN_ACTOR,
+                 # The code is a signature, not a secret: kept so anyone can verify the vote later.
+                 evidence={"decision": submission.decision, "comment": comment, "refusal": refusal,
+                           "via": submission.via, "input_key": submission.input_key,
+                           "content_hash": mv.governed.content_hash,
+                           "approver_token_id": parsed[0] if parsed else None,
+                           "approval_code": submission.code if refusal is None else None},
+                 event=None,
+                 change=platform.store.add_vote(model=mv.model, version=mv.version, person=person,
+                                                decision=submission.decision, comment=comment,
+                                                accepted=refusal is None, refusal=refusal, via=submission.via,
+                                                flow_run_id=submission.flow_run_id, input_key=submission.input_key))
+
+
+def people_decision(platform: Platform, mv: ModelVersion, rule: HumanApprovals) -> Decision:
+    """What the counted votes add up to; a final one is recorded (approval row, audit record, event), with the
+    approval request closed in the same transaction. When the request closed first (the deadline), that stands."""
+    request = platform.store.approval_request(mv.model, mv.version)
+    if request is None:
+        return Decision(ApprovalStatus.pending, ["no approval request is open"], approvals_needed=rule.count)
+    votes = counted_votes(platform, mv, request, rule)
+    decision = tally(votes, rule.count)
+    if decision.status == ApprovalStatus.pending:
+        return decision
+    # Who decided: the rejection that rejects, else the approval that completed the count.
+    decider = next((v for v in votes if v.decision == "reject"), votes[-1])
+    try:
+        record_approval(platform, mv, decision, actor=person_actor(decider.person or ""), action="human-decision",
                         also=platform.store.close_approval_request(mv.model, mv.version, decision.status))
+    except ApprovalClosedError as closed:
+        return Decision(platform.store.approval_status(mv.model, mv.version) or ApprovalStatus.rejected,
+                        [closed.what])
     return decision
 
 
 def expire(platform: Platform, mv: ModelVersion, request: ApprovalRequestInfo) -> Decision:
-    """No decision by the deadline: rejected (recorded), and escalated to the approval channel."""
+    """No decision by the deadline: rejected (recorded), and escalated to the approval channel. A decision people
+    recorded first stands."""
     votes = platform.store.votes(mv.model, mv.version)
     counted = sum(v.accepted for v in votes)
     decision = Decision(ApprovalStatus.rejected, [
         f"no decision within the approval timeout: {counted} of {request.required} approval(s) by "
         f"{request.deadline:%Y-%m-%d %H:%M} UTC"])
-    record_approval(platform, mv, decision, actor=TIMEOUT_ACTOR, action="approval-timeout",
-                    also=platform.store.close_approval_request(mv.model, mv.version, "timed-out"))
+    try:
+        record_approval(platform, mv, decision, actor=TIMEOUT_ACTOR, action="approval-timeout",
+                        also=platform.store.close_approval_request(mv.model, mv.version, "timed-out",
+                                                                   by_deadline=True))
+    except ApprovalClosedError as closed:
+        return Decision(platform.store.approval_status(mv.model, mv.version) or ApprovalStatus.rejected,
+                        [closed.what])
     notify(platform, mv, "approval-timeout", f"{mv.model} v{mv.version}: approval TIMED OUT, rejected",
            [f"Nobody decided by {request.deadline:%Y-%m-%d %H:%M} UTC ({counted} of {request.required} approval(s)"
             f"; {len(votes) - counted} refused submission(s)). The version is rejected: register, validate and "
@@ -199,6 +291,7 @@ def notify(platform: Platform, mv: ModelVersion, check: str, title: str, lines: 
 
 
 record_submission_task = as_task(record_submission)
+record_refusal_task = as_task(record_refusal)
 people_decision_task = as_task(people_decision)
 expire_task = as_task(expire)
 open_request_task = as_task(open_request)

@@ -88,8 +88,9 @@ def pin_and_record(platform: Platform, spec: LifecycleSpec, registration: Regist
     platform.store.record_lineage(model=spec.name, version=r.version, source=r.source, model_uri=r.model_uri,
                                   run_id=r.run_id, parent_version=r.parent_version, train_start=r.train_start,
                                   train_end=r.train_end, data_hash=r.data_hash, code_version=r.code_version)
+    # The risk tier as registered: approval never judges the version by a lower one (tasks.decisions).
     evidence = {"run_id": r.run_id, "model_uri": r.model_uri, "source": r.source, "parent_version": r.parent_version,
-                "fingerprint": r.fingerprint}
+                "fingerprint": r.fingerprint, "risk_tier": spec.risk_tier.value}
     if r.source == "trained":
         # The loader and parameters too: `modelops reproduce` retrains from this record (the fingerprint proves
         # the parameters are the ones trained with).

@@ -10,9 +10,9 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from modelops.errors import CatalogError, ModelOpsError, StoreIntegrityError
+from modelops.errors import ApprovalClosedError, CatalogError, ModelOpsError, StoreIntegrityError
 from modelops.store.audit_chain import (
-    AuditEntry, AuditFact, ChainHead, ChainRow, ChainVerdict, normalise_evidence, record_hash, verify_chain,
+    GENESIS, AuditEntry, AuditFact, ChainHead, ChainRow, ChainVerdict, normalise_evidence, record_hash, verify_chain,
 )
 from modelops.store.db import engine_for, session_scope
 from modelops.store.schema import (
@@ -211,11 +211,13 @@ class PersonInfo:
 
 @dataclass(frozen=True)
 class PersonCredential:
+    """An approver token as its hash-chained issue record states it (the table row must agree)."""
+
     token_id: str
     person: str
-    token_hash: str
+    public_key: str | None  # None: issued before approvals were signed, good for nothing now
     expires_at: datetime
-    revoked: bool
+    revoked: bool  # replaced by a newer token of the person
 
 
 @dataclass(frozen=True)
@@ -248,19 +250,63 @@ class Vote:
     at: datetime
 
 
+def _require_open(row: ApprovalRequest, at_deadline: bool = False) -> None:
+    """ApprovalClosedError unless the request is open and, for people's votes and decisions, before its deadline."""
+    where = f"the approval request of {row.model} v{row.version}"
+    if row.closed_at is not None:
+        closed = _aware(row.closed_at)
+        raise ApprovalClosedError(f"{where} was decided already ({row.outcome}, {closed:%Y-%m-%d %H:%M} UTC)",
+                                  "nothing to decide; a new version asks anew")
+    if not at_deadline and _aware(row.deadline) <= datetime.now(timezone.utc):
+        raise ApprovalClosedError(f"{where} passed its deadline ({_aware(row.deadline):%Y-%m-%d %H:%M} UTC)",
+                                  "it is rejected at the deadline; register and validate a new version to ask anew")
+
+
 def _request_info(row: ApprovalRequest) -> ApprovalRequestInfo:
     return ApprovalRequestInfo(model=row.model, version=row.version, required=row.required, roles=tuple(row.roles),
                                opened_at=_aware(row.opened_at), deadline=_aware(row.deadline),
                                flow_run_id=row.flow_run_id, closed_at=_aware(row.closed_at), outcome=row.outcome)
 
 
+def _intact(session: Session, rows: Sequence[AuditEvent]) -> list[AuditEvent]:
+    """The records that back state rows and are intact links of the chain: each one's own hash computes, its
+    predecessor's hash is its prev_hash and its successor's prev_hash is its hash. A record edited in place (its
+    evidence rewritten to name another person or key) fails this without a full verification of the chain. The
+    neighbours of all `rows` are read in one query."""
+    if not rows:
+        return []
+    wanted = {row.seq + step for row in rows for step in (-1, 1)}
+    neighbours = {seq: (prev, own) for seq, prev, own in session.execute(
+        select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.record_hash).where(AuditEvent.seq.in_(wanted)))}
+
+    def linked(row: AuditEvent) -> bool:
+        before = neighbours.get(row.seq - 1, (None, None))[1] if row.seq > 1 else GENESIS
+        after = neighbours.get(row.seq + 1, (None, None))[0]
+        return (_chain_row(row).computed_hash() == row.record_hash and before == row.prev_hash
+                and after in (None, row.record_hash))
+    return [row for row in rows if linked(row)]
+
+
+def _access_records(session: Session, *actions: str) -> list[AuditEvent]:
+    """The intact people/role/token records of these actions, oldest first."""
+    return _intact(session, session.scalars(select(AuditEvent).where(
+        AuditEvent.stage == ACCESS_STAGE, AuditEvent.model == PEOPLE_SCOPE, AuditEvent.action.in_(actions))
+        .order_by(AuditEvent.seq)).all())
+
+
 def _backed_grants(grants: Sequence[RoleGrant], access: Sequence[AuditEvent]) -> list[RoleGrant]:
-    """The grants the access records account for: a grant written into the table around the platform (a person
-    granting themselves `approver` in the database) is never honoured."""
-    granted = {a.evidence.get("grant_id") for a in access if a.action == "grant-role"} | {
-        grant for a in access if a.action == "add-person" for grant in a.evidence.get("grant_ids", [])}
+    """The grants the access records account for, person and role included: a grant written into the table
+    around the platform (a person granting themselves `approver` in the database, or turning a recorded grant of
+    another role into one) is never honoured."""
+    def backs(record: AuditEvent, grant: RoleGrant) -> bool:
+        ev = record.evidence
+        if record.action == "grant-role":
+            return ev.get("grant_id") == grant.id and ev.get("person") == grant.person and ev.get("role") == grant.role
+        return grant.id in ev.get("grant_ids", []) and ev.get("person") == grant.person and grant.role in ev.get(
+            "roles", [])
     revoked = {a.evidence.get("grant_id") for a in access if a.action == "revoke-role"}
-    return [g for g in grants if g.id in granted and (g.revoked_at is None) == (g.id not in revoked)]
+    return [g for g in grants if any(backs(a, g) for a in access if a.action in ("grant-role", "add-person"))
+            and (g.revoked_at is None) == (g.id not in revoked)]
 
 
 def _token_problems(row: ApiToken, audits: Sequence[AuditEvent]) -> list[str]:
@@ -581,10 +627,20 @@ class GovernanceStore:
                 for r in newest.values()]
 
     def first_served_at(self, model: str, version: str) -> datetime | None:
+        """When the version first served as champion, by a deployment an intact deploy record backs: a champion
+        row written around the platform (say, an ended one, to pass a promotion off as a rollback) counts for
+        nothing."""
         with session_scope(self.url) as session:
-            return _aware(session.scalar(select(Deployment.deployed_at).where(
+            rows = session.scalars(select(Deployment).where(
                 Deployment.model == model, Deployment.version == version, Deployment.role == "champion",
-            ).order_by(Deployment.deployed_at).limit(1)))
+            ).order_by(Deployment.deployed_at)).all()
+            if not rows:
+                return None
+            records = session.scalars(select(AuditEvent).where(
+                AuditEvent.model == model, AuditEvent.version == version, AuditEvent.stage == "deploy",
+                AuditEvent.action == "serve-as-champion")).all()
+            backed = {r.evidence.get("deployment_id") for r in _intact(session, records)}
+            return next((_aware(row.deployed_at) for row in rows if row.id in backed), None)
 
     # --- lineage -----------------------------------------------------------------------------------------
     def record_lineage(self, *, model: str, version: str, source: str, model_uri: str, run_id: str | None,
@@ -774,9 +830,7 @@ class GovernanceStore:
         with session_scope(self.url) as session:
             people = session.scalars(select(Person).order_by(Person.name)).all()
             grants = session.scalars(select(RoleGrant).where(RoleGrant.revoked_at.is_(None))).all()
-            access = session.scalars(select(AuditEvent).where(
-                AuditEvent.stage == ACCESS_STAGE, AuditEvent.model == PEOPLE_SCOPE,
-                AuditEvent.action.in_(["add-person", "grant-role", "revoke-role"]))).all() if grants else []
+            access = _access_records(session, "add-person", "grant-role", "revoke-role") if grants else []
             backed = _backed_grants(grants, access)
             return [PersonInfo(name=p.name, roles=tuple(sorted({g.role for g in backed if g.person == p.name})),
                                created_at=_aware(p.created_at), created_by=p.created_by) for p in people]
@@ -785,8 +839,12 @@ class GovernanceStore:
         return next((p for p in self.people() if p.name == name), None)
 
     def has_people(self) -> bool:
+        """Whether access is checked: a person row, or a record that one was added. Deleting the people rows
+        makes nobody a person (every check refuses), it never switches the checks off."""
         with session_scope(self.url) as session:
-            return session.scalar(select(Person.name).limit(1)) is not None
+            return session.scalar(select(Person.name).limit(1)) is not None or session.scalar(
+                select(AuditEvent.id).where(AuditEvent.stage == ACCESS_STAGE, AuditEvent.model == PEOPLE_SCOPE,
+                                            AuditEvent.action == "add-person").limit(1)) is not None
 
     def add_person(self, name: str, created_by: str, first_roles: Sequence[str] = ()) -> Change:
         """A new person (nothing when the name exists), holding `first_roles`."""
@@ -826,33 +884,40 @@ class GovernanceStore:
             return {"grant_id": grant.id}
         return change
 
-    def add_person_token(self, *, token_id: str, person: str, token_hash: str, expires_at: datetime) -> Change:
-        """The person's new approver token; their older live tokens stop working."""
+    def add_person_token(self, *, token_id: str, person: str, public_key: str, expires_at: datetime) -> Change:
+        """The person's new approver token (its public key); their older live tokens stop working."""
         def change(session: Session) -> dict[str, Any] | None:
             older = session.scalars(select(PersonToken).where(PersonToken.person == person,
                                                               PersonToken.revoked_at.is_(None))).all()
             for row in older:
                 row.revoked_at = utcnow()
-            session.add(PersonToken(id=token_id, person=person, token_hash=token_hash, created_at=utcnow(),
+            session.add(PersonToken(id=token_id, person=person, public_key=public_key, created_at=utcnow(),
                                     expires_at=as_utc(expires_at)))
             session.flush()
             return {"revoked_token_ids": [row.id for row in older]}
         return change
 
     def person_credential(self, token_id: str) -> PersonCredential | None:
+        """The token as its issue record states it, when the table row agrees with that record; None for a token
+        no intact issue record backs (written or altered around the platform), which is never honoured."""
         with session_scope(self.url) as session:
             row = session.get(PersonToken, token_id)
             if row is None:
                 return None
-            # A token no issue record backs (written around the platform) is never honoured.
-            issued = session.scalars(select(AuditEvent).where(
-                AuditEvent.stage == ACCESS_STAGE, AuditEvent.model == PEOPLE_SCOPE,
-                AuditEvent.action == "issue-approver-token")).all()
-            if not any(a.evidence.get("approver_token_id") == token_id and a.evidence.get("person") == row.person
-                       for a in issued):
+            issued = _access_records(session, "issue-approver-token")
+            mine = [a for a in issued if a.evidence.get("approver_token_id") == token_id]
+            if len(mine) != 1:  # an id is issued once: a second record of it is forged
                 return None
-            return PersonCredential(token_id=row.id, person=row.person, token_hash=row.token_hash,
-                                    expires_at=_aware(row.expires_at), revoked=row.revoked_at is not None)
+            ev = mine[0].evidence
+            expires = datetime.fromisoformat(str(ev.get("expires_at")))
+            if ev.get("person") != row.person or ev.get("public_key") != row.public_key or \
+                    _aware(row.expires_at) != expires:
+                return None
+            # Issuing a token replaces the person's older ones: a later issue record revokes this one, whatever
+            # the row's revoked_at says.
+            replaced = any(a.seq > mine[0].seq and a.evidence.get("person") == row.person for a in issued)
+            return PersonCredential(token_id=row.id, person=row.person, public_key=row.public_key,
+                                    expires_at=expires, revoked=replaced or row.revoked_at is not None)
 
     # --- approval requests and people's votes ----------------------------------------------------------------
     def open_approval_request(self, *, model: str, version: str, required: int, roles: Sequence[str],
@@ -879,23 +944,37 @@ class GovernanceStore:
                                                                ApprovalRequest.version == version))
             return None if row is None else _request_info(row)
 
-    def close_approval_request(self, model: str, version: str, outcome: str) -> Change:
+    def close_approval_request(self, model: str, version: str, outcome: str, *, by_deadline: bool = False) -> Change:
+        """Close the open request with `outcome`. ApprovalClosedError (nothing written) when it was closed already,
+        or when people decide after the deadline (only the deadline's own rejection closes it then): the first
+        decision stands, whichever came first."""
         def change(session: Session) -> dict[str, Any] | None:
             row = session.scalar(select(ApprovalRequest).where(ApprovalRequest.model == model,
                                                                ApprovalRequest.version == version))
-            if row is not None and row.closed_at is None:
-                row.closed_at, row.outcome = utcnow(), outcome
+            if row is None:
+                return {}
+            _require_open(row, at_deadline=by_deadline)
+            row.closed_at, row.outcome = utcnow(), outcome
             return {}
         return change
 
     def add_vote(self, *, model: str, version: str, person: str | None, decision: str, comment: str,
                  accepted: bool, refusal: str | None, via: str, flow_run_id: str | None,
                  input_key: str | None) -> Change:
-        """A submitted decision, counted once per form input (nothing when this input was recorded already)."""
+        """A submitted decision, counted once per form input (nothing when this input was recorded already). An
+        accepted vote needs the request open and its deadline ahead, checked in the same transaction:
+        ApprovalClosedError otherwise (the caller records it as refused)."""
         def change(session: Session) -> dict[str, Any] | None:
             if flow_run_id and input_key and session.scalar(select(ApprovalVote.id).where(
                     ApprovalVote.flow_run_id == flow_run_id, ApprovalVote.input_key == input_key)) is not None:
                 return None
+            if accepted:
+                request = session.scalar(select(ApprovalRequest).where(ApprovalRequest.model == model,
+                                                                       ApprovalRequest.version == version))
+                if request is None:
+                    raise ApprovalClosedError(f"{model} v{version} has no approval request to vote on",
+                                              f"run `modelops approve {model} --version {version}` first")
+                _require_open(request)
             session.add(ApprovalVote(model=model, version=version, person=person, decision=decision, comment=comment,
                                      accepted=accepted, refusal=refusal, via=via, flow_run_id=flow_run_id,
                                      input_key=input_key, at=utcnow()))

@@ -281,13 +281,13 @@ class RoleGrant(Base):
 
 
 class PersonToken(Base):
-    """A person's approver token (modelops.credentials format; only its SHA-256 is kept). One live token a person:
-    issuing a new one revokes the old."""
+    """A person's approver token (modelops.credentials format): only the public key of the signing key its secret
+    seeds is kept (modelops.approval_signing). One live token a person: issuing a new one revokes the old."""
 
     __tablename__ = "person_tokens"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     person: Mapped[str] = mapped_column(ForeignKey("people.name"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -143,13 +143,26 @@ def waiting_run(version: str, timeout: float = 240) -> Any:
     return wait_until(suspended, timeout, f"the approve run of v{version} to suspend for people")
 
 
-def submit_form(run: Any, decision: str, token: str, comment: str = "") -> None:
+def signed(version: str, decision: str, token: str, comment: str) -> str:
+    """The approval code `modelops approve --sign` prints, made on the approver's side with their token."""
+    from modelops.approval_signing import sign
+    from modelops.platform import get_platform
+    from tasks.context import resolve_model_version
+    from tasks.human_approval import statement_for
+
+    request = get_platform().store.approval_request(MODEL, version)
+    code = sign(token, statement_for(resolve_model_version(MODEL, version), request, decision, comment))
+    assert code is not None
+    return code
+
+
+def submit_form(run: Any, decision: str, code: str, comment: str = "") -> None:
     """What the UI does with the form: resume the run with its input."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
         result = client.resume_flow_run(run.id, run_input={"decision": decision, "comment": comment,
-                                                           "approver_token": token})
+                                                           "approval_code": code})
     assert result.status.value == "ACCEPT", result.details
 
 
@@ -173,12 +186,19 @@ def test_a_high_risk_version_is_approved_through_the_suspended_runs_form_and_the
     assert button["url"] == f"http://prefect.example.test/runs/flow-run/{run.id}"
     assert "Risk tier" in str(request[0]["blocks"]) and "holdout r2" in str(request[0]["blocks"])
 
-    submit_form(run, "approve", stack.tokens["bob"], "reviewed the holdout and the data quality")
+    # bob signs on his side (the token stays there) and pastes the printed code into the form
+    comment = "reviewed the holdout and the data quality"
+    printed = cli(stack, "approve", MODEL, "--version", version, "--decision", "approve", "--comment", comment,
+                  "--sign", token=stack.tokens["bob"])
+    assert printed.returncode == 0, printed.stderr
+    code = printed.stdout.strip()
+    assert stack.tokens["bob"] not in printed.stdout + printed.stderr
+    submit_form(run, "approve", code, comment)
     wait_until(lambda: store.serving_version(MODEL, "champion") == version, 240, f"v{version} to serve")
     assert store.approval_status(MODEL, version) == "approved"
     [vote] = records(version, "human-vote")
     assert vote.actor == "person:bob" and vote.outcome == "approve"
-    assert vote.evidence["comment"] == "reviewed the holdout and the data quality"
+    assert vote.evidence["comment"] == comment and vote.evidence["approval_code"] == code
     [decided] = records(version, "human-decision")
     assert decided.actor == "person:bob" and decided.outcome == "approved"
     [registered] = records(version, "train-and-register")
@@ -189,14 +209,14 @@ def test_a_high_risk_version_is_approved_through_the_suspended_runs_form_and_the
     assert deployed.actor == "service:modelops"
 
 
-def test_the_form_keeps_no_approver_token_once_read(stack: Stack) -> None:
+def test_the_form_input_is_deleted_once_counted(stack: Stack) -> None:
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
 
     version = register_as("carol", date(2011, 1, 8), date(2011, 3, 16))
     run = waiting_run(version)
-    submit_form(run, "reject", stack.tokens["bob"], "too little data")
+    submit_form(run, "reject", signed(version, "reject", stack.tokens["bob"], "too little data"), "too little data")
     wait_until(lambda: records(version, "human-decision"), 240, "bob's rejection to be recorded")
     with get_client(sync_client=True) as client:
         stored = client.filter_flow_run_input(UUID(str(run.id)), key_prefix="suspended-decision-1", limit=10,
@@ -205,17 +225,17 @@ def test_the_form_keeps_no_approver_token_once_read(stack: Stack) -> None:
     assert records(version, "human-decision")[0].outcome == "rejected"
 
 
-def test_a_form_without_a_valid_token_is_refused_recorded_and_the_run_waits_on(stack: Stack) -> None:
+def test_a_form_without_a_valid_approval_code_is_refused_recorded_and_the_run_waits_on(stack: Stack) -> None:
     from modelops.platform import get_platform
 
     version = register_as("carol", date(2011, 1, 15), date(2011, 3, 16))
     run = waiting_run(version)
-    forged = "mop_0123456789abcdef_" + "A" * 43
+    forged = "0123456789abcdef." + "A" * 86
     submit_form(run, "approve", forged, "trust me")
     [refused] = wait_until(lambda: records(version, "refused-vote"), 240, "the forged form to be refused")
     assert refused.actor == "unknown:no-valid-approver-token"
     assert refused.evidence["refusal"] == "approver token 0123456789abcdef is not valid"
-    assert forged not in str(refused.evidence)
+    assert forged not in str(refused.evidence)  # a refused code is not kept as if it were a signature
     again = waiting_run(version)  # suspended again, for the next form
     assert again.id == run.id
     assert get_platform().store.approval_status(MODEL, version) == "pending"
@@ -226,7 +246,8 @@ def test_the_person_who_registered_the_version_cannot_approve_it(stack: Stack) -
 
     version = register_as("carol", date(2011, 1, 22), date(2011, 3, 16))
     run = waiting_run(version)
-    submit_form(run, "approve", stack.tokens["carol"], "looks good to me")
+    submit_form(run, "approve", signed(version, "approve", stack.tokens["carol"], "looks good to me"),
+                "looks good to me")
     [refused] = wait_until(lambda: records(version, "refused-vote"), 240, "carol's own approval to be refused")
     assert refused.actor == "person:carol"
     assert refused.evidence["refusal"].startswith("four eyes: carol registered or retrained")
@@ -257,11 +278,13 @@ def test_a_policy_asking_for_two_approvers_waits_for_the_second(stack: Stack) ->
     with edited_spec(stack, human_approvals=2):
         version = register_as("carol", date(2011, 2, 19), date(2011, 3, 16))
         run = waiting_run(version)
-        submit_form(run, "approve", stack.tokens["bob"], "first pair of eyes")
+        submit_form(run, "approve", signed(version, "approve", stack.tokens["bob"], "first pair of eyes"),
+                    "first pair of eyes")
         wait_until(lambda: records(version, "human-vote"), 240, "bob's vote to be counted")
         waiting_run(version)  # suspended again: one approval of two
         assert store.approval_status(MODEL, version) == "pending"
-        submit_form(run, "approve", stack.tokens["erin"], "second pair of eyes")
+        submit_form(run, "approve", signed(version, "approve", stack.tokens["erin"], "second pair of eyes"),
+                    "second pair of eyes")
         wait_until(lambda: store.approval_status(MODEL, version) == "approved", 240, "the second approval")
     assert [r.actor for r in records(version, "human-vote")] == ["person:bob", "person:erin"]
     [decided] = records(version, "human-decision")
@@ -351,6 +374,6 @@ def test_a_decision_from_the_command_line_without_a_token_is_refused_and_recorde
     waiting_run(version)
     refused = cli(stack, "approve", MODEL, "--version", version, "--decision", "approve")
     assert refused.returncode == 2
-    assert "refused and recorded: no approver token was given" in refused.stderr
+    assert "refused and recorded: no approval code was given" in refused.stderr
     [record] = records(version, "refused-vote")
     assert record.evidence["via"] == "cli" and record.actor == "unknown:no-valid-approver-token"

@@ -8,10 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from modelops.errors import NotPermittedError
-from modelops.people import add_person, authorize_stage, grant_role, issue_approver_token, revoke_role, token_holder
+from modelops.approval_signing import Statement, sign
+from modelops.people import add_person, approval_signer, authorize_stage, grant_role, issue_approver_token, revoke_role
+
+# What an approver signs; the signature (not the token) is what the store is shown.
+DECISION = Statement(model="bike-demand", version="3", content_hash="c" * 64,
+                     request_opened_at=datetime(2026, 11, 29, 9, 0, tzinfo=timezone.utc), decision="approve",
+                     comment="reviewed")
+
+
+def signer(store: Any, token: str, **kwargs: Any) -> tuple[str | None, str | None]:
+    return approval_signer(store, sign(token, DECISION), DECISION, **kwargs)
 
 
 @pytest.fixture
@@ -130,14 +140,23 @@ def test_a_new_token_replaces_the_old_one(platform: Any, monkeypatch: pytest.Mon
     act_as(monkeypatch, "bob")
     old_id, old = issue_approver_token(platform, "bob")
     _, new = issue_approver_token(platform, "bob")
-    assert token_holder(platform.store, new) == ("bob", None)
-    assert token_holder(platform.store, old) == (None, f"approver token {old_id} was replaced or revoked")
+    assert signer(platform.store, new) == ("bob", None)
+    assert signer(platform.store, old) == (None, f"approver token {old_id} was replaced or revoked")
     issued = [r for r in platform.store.audit_trail("*") if r.action == "issue-approver-token"]
     assert [r.actor for r in issued] == ["person:bob", "person:bob"]
     assert old not in str([r.evidence for r in issued]) and new not in str([r.evidence for r in issued])
 
 
 def test_an_expired_token_is_refused(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    team(platform, monkeypatch)
+    act_as(monkeypatch, "bob")
+    token_id, token = issue_approver_token(platform, "bob", days=1)
+    assert signer(platform.store, token, now=datetime.now(timezone.utc) + timedelta(hours=23)) == ("bob", None)
+    person, reason = signer(platform.store, token, now=datetime.now(timezone.utc) + timedelta(days=1, minutes=1))
+    assert person is None and reason.startswith(f"approver token {token_id} expired")
+
+
+def test_an_expiry_extended_in_the_table_is_not_honoured(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from modelops.store.db import session_scope
     from modelops.store.schema import PersonToken
 
@@ -145,17 +164,92 @@ def test_an_expired_token_is_refused(platform: Any, monkeypatch: pytest.MonkeyPa
     act_as(monkeypatch, "bob")
     token_id, token = issue_approver_token(platform, "bob", days=1)
     with session_scope(platform.store.url) as session:
-        session.execute(update(PersonToken).values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
-    person, reason = token_holder(platform.store, token)
-    assert person is None and reason.startswith(f"approver token {token_id} expired")
+        session.execute(update(PersonToken).values(expires_at=datetime.now(timezone.utc) + timedelta(days=3650)))
+    assert signer(platform.store, token) == (None, f"approver token {token_id} is not valid")
 
 
 def test_a_token_with_a_wrong_secret_is_refused(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     team(platform, monkeypatch)
     act_as(monkeypatch, "bob")
     token_id, token = issue_approver_token(platform, "bob")
-    forged = token[:-1] + ("A" if token[-1] != "A" else "B")
-    assert token_holder(platform.store, forged) == (None, f"approver token {token_id} is not valid")
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    person, reason = signer(platform.store, forged)
+    assert person is None and reason.startswith(f"the approval code is no signature of this decision by approver "
+                                                f"token {token_id}")
+
+
+def test_the_store_keeps_no_approver_secret(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelops.approval_signing import public_key_of
+    from modelops.store.db import session_scope
+    from modelops.store.schema import PersonToken
+
+    team(platform, monkeypatch)
+    act_as(monkeypatch, "bob")
+    token_id, token = issue_approver_token(platform, "bob")
+    secret = token.rsplit("_", 1)[1]
+    with session_scope(platform.store.url) as session:
+        [row] = session.scalars(select(PersonToken)).all()
+        stored = str({c.name: getattr(row, c.name) for c in PersonToken.__table__.columns})
+    trail = str([r.evidence for r in platform.store.audit_trail("*")])
+    assert secret not in stored and secret not in trail
+    assert row.public_key == public_key_of(token) and public_key_of(token) in trail
+
+
+def test_a_public_key_swapped_in_the_table_is_not_honoured(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone who can write the store (not the audit chain) puts their own key on bob's token."""
+    from modelops.approval_signing import public_key_of
+    from modelops.credentials import mint_token
+    from modelops.store.db import session_scope
+    from modelops.store.schema import PersonToken
+
+    team(platform, monkeypatch)
+    act_as(monkeypatch, "bob")
+    token_id, _ = issue_approver_token(platform, "bob")
+    _, mallory = mint_token()
+    with session_scope(platform.store.url) as session:
+        session.execute(update(PersonToken).values(public_key=public_key_of(mallory)))
+    as_bob = mallory.replace(mallory.split("_")[1], token_id)  # mallory's secret under bob's token id
+    assert signer(platform.store, as_bob) == (None, f"approver token {token_id} is not valid")
+
+
+def test_an_issue_record_edited_in_place_backs_no_token(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The append-only trigger dropped, the issue record and the row both rewritten to mallory's key: the record
+    no longer matches its hash, so it backs nothing."""
+    from sqlalchemy import text
+
+    from modelops.approval_signing import public_key_of
+    from modelops.credentials import mint_token
+    from modelops.store.db import session_scope
+    from modelops.store.schema import AuditEvent, PersonToken
+
+    team(platform, monkeypatch)
+    act_as(monkeypatch, "bob")
+    token_id, token = issue_approver_token(platform, "bob")
+    assert signer(platform.store, token) == ("bob", None)
+    _, mallory = mint_token()
+    with session_scope(platform.store.url) as session:
+        session.execute(text("DROP TRIGGER audit_events_no_update"))
+        record = session.scalars(select(AuditEvent).where(AuditEvent.action == "issue-approver-token")).one()
+        record.evidence = {**record.evidence, "public_key": public_key_of(mallory)}
+        session.execute(update(PersonToken).values(public_key=public_key_of(mallory)))
+    as_bob = mallory.replace(mallory.split("_")[1], token_id)
+    assert signer(platform.store, as_bob) == (None, f"approver token {token_id} is not valid")
+
+
+def test_deleting_every_person_row_does_not_switch_access_checks_off(platform: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import delete
+
+    from modelops.store.db import session_scope
+    from modelops.store.schema import Person, PersonToken, RoleGrant
+
+    team(platform, monkeypatch)
+    act_as(monkeypatch, "dana")
+    with session_scope(platform.store.url) as session:
+        for table in (RoleGrant, PersonToken, Person):
+            session.execute(delete(table))
+    with pytest.raises(NotPermittedError, match="dana.*is not a person of this platform"):
+        authorize_stage("register", "bike-demand")
 
 
 def test_people_changes_keep_the_audit_chain_intact(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
