@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 
 from prefect import flow
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
@@ -20,6 +20,7 @@ from modelops.approval_policy import HumanApprovals, effective_policy
 from modelops.lineage_events import STAGE_HOOKS
 from modelops.lifecycle import ApprovalStatus, Stage
 from modelops.platform import Platform, get_platform
+from modelops.store.records import ApprovalRequestInfo
 from tasks.approval import Decision
 from tasks.context import ModelVersion, resolve_model_version
 from tasks.decisions import apply_approval_policy_task, approval_spec, record_approval_task
@@ -87,7 +88,7 @@ def _await_people(platform: Platform, mv: ModelVersion, decision: Decision, rule
     if request is not None and 0 < early <= DEADLINE_EARLY_SECONDS and is_deadline_run():
         time.sleep(early)  # the runner may start a scheduled run a few seconds before its time
     if request is not None and request.deadline <= datetime.now(timezone.utc):
-        outcome = expire_task(platform, mv, request)
+        outcome = expire_task(platform, mv, request, rule)
         stop_waiting(request.flow_run_id, "the approval deadline passed: rejected")
         return _outcome(mv, outcome.status, outcome.reasons)
     run_id, deployment_id = waiting_run()
@@ -111,8 +112,6 @@ def _await_people(platform: Platform, mv: ModelVersion, decision: Decision, rule
 def _wait_for_forms(platform: Platform, mv: ModelVersion, rule: HumanApprovals, run_id: str) -> ApprovalOutcome:
     """Suspend for the next form; after each (this run resumes from the top and gets here again, the inputs it
     counted before are skipped by key) judge and record it, until the votes decide."""
-    from prefect.flow_runs import suspend_flow_run
-
     for _ in range(MAX_INPUTS):
         request = platform.store.approval_request(mv.model, mv.version)
         assert request is not None  # opened before waiting
@@ -121,13 +120,15 @@ def _wait_for_forms(platform: Platform, mv: ModelVersion, rule: HumanApprovals, 
             return _outcome(mv, status, [f"decided: {request.outcome}"])
         key = f"decision-{len(platform.store.inputs_seen(run_id)) + 1}"
         remaining = max(1, int((request.deadline - datetime.now(timezone.utc)).total_seconds()))
-        form = suspend_flow_run(wait_for_input=ApprovalForm.with_initial_data(description=(
-            f"**{mv.model} v{mv.version}** waits for {request.required} approval(s) from "
-            f"{', '.join(request.roles)} by {request.deadline:%Y-%m-%d %H:%M} UTC. Sign your decision: "
-            f"`modelops approve {mv.model} --version {mv.version} --decision approve|reject --comment '...' --sign` "
-            "(your approver token in MODELOPS_APPROVER_TOKEN) prints the approval code for this form; a form "
-            "without a valid one is refused and recorded, and the run waits on.")),
-            key=key, timeout=remaining + SUSPEND_GRACE_SECONDS)
+        try:
+            form = _next_form(mv, request, key, remaining)
+        except ValidationError as exc:  # an input posted around the form (straight to Prefect's API)
+            record_refusal_task(platform, mv, Submission(decision="?", comment="", code=None, via="form",
+                                                         flow_run_id=run_id, input_key=key),
+                                f"the submitted input is not the approval form: {exc.error_count()} invalid "
+                                "field(s)")
+            forget_input(run_id, key)
+            continue
         submission = Submission(decision=form.decision, comment=form.comment, code=form.approval_code, via="form",
                                 flow_run_id=run_id, input_key=key)
         try:
@@ -145,3 +146,16 @@ def _wait_for_forms(platform: Platform, mv: ModelVersion, rule: HumanApprovals, 
         if decision.status != ApprovalStatus.pending:
             return _outcome(mv, decision.status, decision.reasons)
     return _outcome(mv, ApprovalStatus.pending, [f"{MAX_INPUTS} submissions and no decision: run approve again"])
+
+
+def _next_form(mv: ModelVersion, request: ApprovalRequestInfo, key: str, remaining: int) -> ApprovalForm:
+    """Suspend for the next form (the first call raises to suspend; on resume it returns the validated input)."""
+    from prefect.flow_runs import suspend_flow_run
+
+    return suspend_flow_run(wait_for_input=ApprovalForm.with_initial_data(description=(
+        f"**{mv.model} v{mv.version}** waits for {request.required} approval(s) from "
+        f"{', '.join(request.roles)} by {request.deadline:%Y-%m-%d %H:%M} UTC. Sign your decision: "
+        f"`modelops approve {mv.model} --version {mv.version} --decision approve|reject --comment '...' --sign` "
+        "(your approver token in MODELOPS_APPROVER_TOKEN) prints the approval code for this form; a form "
+        "without a valid one is refused and recorded, and the run waits on.")),
+        key=key, timeout=remaining + SUSPEND_GRACE_SECONDS)

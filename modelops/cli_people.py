@@ -101,7 +101,11 @@ def _request_to_decide(model: str, version: str, open_one: bool) -> tuple[Any, A
         raise ModelOpsError(f"nobody has been asked to approve {model} v{version} yet",
                             f"run `modelops approve {model} --version {version}` first (or decide without --sign)")
     if request.open and request.deadline <= datetime.now(timezone.utc):
-        expire(platform, mv, request)  # the deadline run may not have come yet: its rejection stands anyway
+        if not open_one:  # signing records nothing
+            raise ModelOpsError(f"the approval deadline of {model} v{version} passed "
+                                f"({request.deadline:%Y-%m-%d %H:%M} UTC)", "register and validate a new version "
+                                                                            "to ask again")
+        expire(platform, mv, request, rule)  # the deadline run may not have come yet: the outcome is the same
         request = platform.store.approval_request(model, version)
     if not request.open:
         raise ModelOpsError(f"{model} v{version} was decided already ({request.outcome})",

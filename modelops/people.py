@@ -15,12 +15,12 @@ yourself. From then on every command and stage checks roles.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace as with_fields
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Iterable
 
-from modelops.approval_signing import Statement, parse_code, public_key_of, verifies
+from modelops.approval_signing import Statement, age_problem, parse_code, public_key_of, verifies
 from modelops.credentials import TOKEN, mint_token
 from modelops.errors import ModelOpsError, NotPermittedError
 from modelops.platform import SERVICE_ACTOR, current_actor
@@ -246,16 +246,18 @@ def approval_signer(store: GovernanceStore, code: str | None, statement: Stateme
     if parsed is None:
         return None, ("the approval code is malformed (expected <token id>.<signature>, as `modelops approve "
                       "--sign` prints it; an approver token itself is never pasted anywhere)")
-    token_id, signature = parsed
+    token_id = parsed.token_id
     credential = store.person_credential(token_id)
     if credential is None:
         return None, f"approver token {token_id} is not valid"
     if credential.public_key is None:
         return None, f"approver token {token_id} predates signed approvals: issue a new one (`modelops people token`)"
-    if not verifies(credential.public_key, statement, signature):
+    if not verifies(credential.public_key, with_fields(statement, signed_at=parsed.signed_at), parsed.signature):
         return None, (f"the approval code is no signature of this decision by approver token {token_id}: a wrong "
                       "token, or signed for another version, request, decision or comment (sign exactly what you "
                       "submit)")
+    if live and (too_old := age_problem(parsed.signed_at, now)):
+        return None, too_old
     if live and credential.revoked:
         return None, f"approver token {token_id} was replaced or revoked"
     if live and credential.expires_at <= (now or datetime.now(timezone.utc)):

@@ -65,11 +65,13 @@ _TIERS = list(RiskTier)  # low, medium, high: the order of strictness
 
 def approval_spec(platform: Platform, mv: ModelVersion) -> LifecycleSpec:
     """The spec approval judges the version by: its risk tier never below the one recorded when the version was
-    registered, so a spec edited down to `low` afterwards does not skip the people the version's tier asked for
-    (a tier raised since is honoured)."""
-    registered = next((r for r in reversed(platform.store.audit_trail(mv.model)) if r.version == mv.version
-                       and r.stage == Stage.register and r.action in REGISTER_ACTIONS), None)
-    recorded = registered.evidence.get("risk_tier") if registered else None
+    registered (for a version registered before that was recorded: at its first approval), so a spec edited down
+    to `low` afterwards does not skip the people the version's tier asked for (a tier raised since is honoured)."""
+    mine = [r for r in platform.store.audit_trail(mv.model) if r.version == mv.version]
+    registered = next((r for r in mine if r.stage == Stage.register and r.action in REGISTER_ACTIONS
+                       and "risk_tier" in r.evidence), None)
+    first_judged = next((r for r in mine if r.stage == Stage.approve and r.action == "apply-policy"), None)
+    recorded = (registered or first_judged).evidence.get("risk_tier") if (registered or first_judged) else None
     if recorded not in _TIERS or _TIERS.index(RiskTier(recorded)) <= _TIERS.index(mv.spec.risk_tier):
         return mv.spec
     return mv.spec.model_copy(update={"risk_tier": RiskTier(recorded)})
@@ -109,7 +111,7 @@ def record_approval(platform: Platform, mv: ModelVersion, decision: Decision, ac
     status = ApprovalStatus(decision.status)
     change = platform.store.set_approval(mv.model, mv.version, status, decision.reasons, actor)
     record_stage(stage=Stage.approve, action=action, model=mv.model, version=mv.version, outcome=status,
-                 evidence={"reasons": decision.reasons, "risk_tier": mv.spec.risk_tier.value,
+                 evidence={"reasons": decision.reasons, "risk_tier": approval_spec(platform, mv).risk_tier.value,
                            "content_hash": mv.governed.content_hash}, actor=actor,
                  event=APPROVAL_EVENTS[status], labels={events.CHAIN_LABEL: mv.chain},
                  change=chained(change, also) if also else change)

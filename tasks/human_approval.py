@@ -15,6 +15,7 @@ from pydantic import Field
 
 from modelops.approval_policy import HumanApprovals, load_policies
 from modelops.approval_signing import Statement, parse_code
+from modelops.credentials import TOKEN
 from modelops.errors import ApprovalClosedError
 from modelops.lifecycle import ApprovalStatus, Stage
 from modelops.people import APPROVER, approval_signer, person_actor
@@ -34,6 +35,7 @@ MAX_INPUTS = 20
 
 # A comment is free text for people, never bytes a database or a terminal chokes on (NUL ends a PostgreSQL text).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TOKEN_TEXT = re.compile(TOKEN.pattern)  # a token anywhere in a text
 
 
 class ApprovalForm(RunInput):
@@ -118,6 +120,9 @@ def judge(platform: Platform, mv: ModelVersion, submission: Submission, rule: Hu
         return None, problem
     if CONTROL.search(submission.comment):
         return person, "the comment holds control characters: write it as plain text"
+    if TOKEN_TEXT.search(submission.comment):
+        return person, ("the comment holds an approver token: it is exposed now (anyone who can read the run's "
+                        "input saw it), issue a new one with `modelops people token` and write the comment again")
     if (problem := _role_problem(platform, person, rule)) is not None:
         return person, problem
     if person_actor(person) in _version_authors(platform, mv):
@@ -128,8 +133,10 @@ def judge(platform: Platform, mv: ModelVersion, submission: Submission, rule: Hu
 
 
 def _printable(text: str) -> str:
-    """Control characters spelled out, so a refused comment can be stored and shown as it came."""
-    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """A refused comment as it can be stored and shown: control characters spelled out, and any approver token
+    in it reduced to its public id (the hash-chained record keeps what it is given for good)."""
+    redacted = TOKEN_TEXT.sub(lambda m: f"mop_{m.group(1)}_[redacted]", text)
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redacted)
 
 
 def record_submission(platform: Platform, mv: ModelVersion, submission: Submission,
@@ -164,7 +171,7 @@ def _record_vote(platform: Platform, mv: ModelVersion, submission: Submission, p
                  evidence={"decision": submission.decision, "comment": comment, "refusal": refusal,
                            "via": submission.via, "input_key": submission.input_key,
                            "content_hash": mv.governed.content_hash,
-                           "approver_token_id": parsed[0] if parsed else None,
+                           "approver_token_id": parsed.token_id if parsed else None,
                            "approval_code": submission.code if refusal is None else None},
                  event=None,
                  change=platform.store.add_vote(model=mv.model, version=mv.version, person=person,
@@ -175,28 +182,41 @@ def _record_vote(platform: Platform, mv: ModelVersion, submission: Submission, p
 
 def people_decision(platform: Platform, mv: ModelVersion, rule: HumanApprovals) -> Decision:
     """What the counted votes add up to; a final one is recorded (approval row, audit record, event), with the
-    approval request closed in the same transaction. When the request closed first (the deadline), that stands."""
-    request = platform.store.approval_request(mv.model, mv.version)
-    if request is None:
-        return Decision(ApprovalStatus.pending, ["no approval request is open"], approvals_needed=rule.count)
-    votes = counted_votes(platform, mv, request, rule)
-    decision = tally(votes, rule.count)
-    if decision.status == ApprovalStatus.pending:
-        return decision
-    # Who decided: the rejection that rejects, else the approval that completed the count.
-    decider = next((v for v in votes if v.decision == "reject"), votes[-1])
-    try:
-        record_approval(platform, mv, decision, actor=person_actor(decider.person or ""), action="human-decision",
-                        also=platform.store.close_approval_request(mv.model, mv.version, decision.status))
-    except ApprovalClosedError as closed:
-        return Decision(platform.store.approval_status(mv.model, mv.version) or ApprovalStatus.rejected,
-                        [closed.what])
-    return decision
+    approval request closed in the same transaction. That transaction refuses an approval when a rejection was
+    recorded after the votes were counted: they are counted again (one rejection rejects). When the request was
+    closed first, that decision stands."""
+    for _ in range(3):
+        request = platform.store.approval_request(mv.model, mv.version)
+        if request is None:
+            return Decision(ApprovalStatus.pending, ["no approval request is open"], approvals_needed=rule.count)
+        votes = counted_votes(platform, mv, request, rule)
+        decision = tally(votes, rule.count)
+        if decision.status == ApprovalStatus.pending:
+            return decision
+        # Who decided: the rejection that rejects, else the approval that completed the count.
+        decider = next((v for v in votes if v.decision == "reject"), votes[-1])
+        try:
+            record_approval(platform, mv, decision, actor=person_actor(decider.person or ""),
+                            action="human-decision",
+                            also=platform.store.close_approval_request(mv.model, mv.version, decision.status))
+            return decision
+        except ApprovalClosedError as closed:
+            if not (platform.store.approval_request(mv.model, mv.version) or request).open:
+                return Decision(platform.store.approval_status(mv.model, mv.version) or ApprovalStatus.rejected,
+                                [closed.what])
+    raise ApprovalClosedError(f"{mv.model} v{mv.version}: votes kept changing while they were counted",
+                              f"run `modelops approve {mv.model} --version {mv.version}` again")
 
 
-def expire(platform: Platform, mv: ModelVersion, request: ApprovalRequestInfo) -> Decision:
-    """No decision by the deadline: rejected (recorded), and escalated to the approval channel. A decision people
-    recorded first stands."""
+def expire(platform: Platform, mv: ModelVersion, request: ApprovalRequestInfo,
+           rule: HumanApprovals | None = None) -> Decision:
+    """The deadline passed. Votes accepted in time that decide are people's decision (recorded as theirs: the
+    deadline run may come before the run that counts them); otherwise the version is rejected (recorded) and
+    escalated to the approval channel. A decision recorded first stands."""
+    if rule is not None:
+        decided = people_decision(platform, mv, rule)
+        if decided.status != ApprovalStatus.pending:
+            return decided
     votes = platform.store.votes(mv.model, mv.version)
     counted = sum(v.accepted for v in votes)
     decision = Decision(ApprovalStatus.rejected, [
@@ -204,8 +224,7 @@ def expire(platform: Platform, mv: ModelVersion, request: ApprovalRequestInfo) -
         f"{request.deadline:%Y-%m-%d %H:%M} UTC"])
     try:
         record_approval(platform, mv, decision, actor=TIMEOUT_ACTOR, action="approval-timeout",
-                        also=platform.store.close_approval_request(mv.model, mv.version, "timed-out",
-                                                                   by_deadline=True))
+                        also=platform.store.close_approval_request(mv.model, mv.version, "timed-out"))
     except ApprovalClosedError as closed:
         return Decision(platform.store.approval_status(mv.model, mv.version) or ApprovalStatus.rejected,
                         [closed.what])

@@ -250,14 +250,14 @@ class Vote:
     at: datetime
 
 
-def _require_open(row: ApprovalRequest, at_deadline: bool = False) -> None:
-    """ApprovalClosedError unless the request is open and, for people's votes and decisions, before its deadline."""
+def _require_open(row: ApprovalRequest, before_deadline: bool) -> None:
+    """ApprovalClosedError unless the request is open and, for people's votes, before its deadline."""
     where = f"the approval request of {row.model} v{row.version}"
     if row.closed_at is not None:
         closed = _aware(row.closed_at)
         raise ApprovalClosedError(f"{where} was decided already ({row.outcome}, {closed:%Y-%m-%d %H:%M} UTC)",
                                   "nothing to decide; a new version asks anew")
-    if not at_deadline and _aware(row.deadline) <= datetime.now(timezone.utc):
+    if before_deadline and _aware(row.deadline) <= datetime.now(timezone.utc):
         raise ApprovalClosedError(f"{where} passed its deadline ({_aware(row.deadline):%Y-%m-%d %H:%M} UTC)",
                                   "it is rejected at the deadline; register and validate a new version to ask anew")
 
@@ -278,20 +278,30 @@ def _intact(session: Session, rows: Sequence[AuditEvent]) -> list[AuditEvent]:
     wanted = {row.seq + step for row in rows for step in (-1, 1)}
     neighbours = {seq: (prev, own) for seq, prev, own in session.execute(
         select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.record_hash).where(AuditEvent.seq.in_(wanted)))}
+    head = session.scalar(select(AuditChainHead.seq).where(AuditChainHead.id == 1))
 
     def linked(row: AuditEvent) -> bool:
         before = neighbours.get(row.seq - 1, (None, None))[1] if row.seq > 1 else GENESIS
-        after = neighbours.get(row.seq + 1, (None, None))[0]
+        # Only the newest record has no successor: a missing one elsewhere was deleted.
+        after = neighbours.get(row.seq + 1, (None, None))[0] if row.seq != head else row.record_hash
         return (_chain_row(row).computed_hash() == row.record_hash and before == row.prev_hash
-                and after in (None, row.record_hash))
+                and after == row.record_hash)
     return [row for row in rows if linked(row)]
 
 
 def _access_records(session: Session, *actions: str) -> list[AuditEvent]:
-    """The intact people/role/token records of these actions, oldest first."""
-    return _intact(session, session.scalars(select(AuditEvent).where(
+    """The people/role/token records of these actions, oldest first. Fails closed: a broken one (which could be a
+    revocation made unreadable to bring a grant or token back) stops every access check until it is repaired."""
+    rows = session.scalars(select(AuditEvent).where(
         AuditEvent.stage == ACCESS_STAGE, AuditEvent.model == PEOPLE_SCOPE, AuditEvent.action.in_(actions))
-        .order_by(AuditEvent.seq)).all())
+        .order_by(AuditEvent.seq)).all()
+    intact = _intact(session, rows)
+    if len(intact) != len(rows):
+        broken = next(r for r in rows if r not in intact)
+        raise StoreIntegrityError(f"the access record seq {broken.seq} ({broken.action}) is not an intact link of "
+                                  "the audit chain: people, roles and tokens cannot be trusted",
+                                  "run `modelops audit verify`, restore the governance store from a backup")
+    return intact
 
 
 def _backed_grants(grants: Sequence[RoleGrant], access: Sequence[AuditEvent]) -> list[RoleGrant]:
@@ -909,7 +919,10 @@ class GovernanceStore:
             if len(mine) != 1:  # an id is issued once: a second record of it is forged
                 return None
             ev = mine[0].evidence
-            expires = datetime.fromisoformat(str(ev.get("expires_at")))
+            try:
+                expires = datetime.fromisoformat(str(ev.get("expires_at")))
+            except ValueError:
+                return None
             if ev.get("person") != row.person or ev.get("public_key") != row.public_key or \
                     _aware(row.expires_at) != expires:
                 return None
@@ -944,16 +957,22 @@ class GovernanceStore:
                                                                ApprovalRequest.version == version))
             return None if row is None else _request_info(row)
 
-    def close_approval_request(self, model: str, version: str, outcome: str, *, by_deadline: bool = False) -> Change:
-        """Close the open request with `outcome`. ApprovalClosedError (nothing written) when it was closed already,
-        or when people decide after the deadline (only the deadline's own rejection closes it then): the first
-        decision stands, whichever came first."""
+    def close_approval_request(self, model: str, version: str, outcome: str) -> Change:
+        """Close the open request with `outcome`. ApprovalClosedError (nothing written) when it was closed already
+        (the first decision stands), or when `outcome` is an approval and an accepted rejection is recorded (it
+        landed after the votes were counted: count again). No deadline check here: votes are checked against the
+        deadline when they are accepted, so votes in time decide even when counted after it."""
         def change(session: Session) -> dict[str, Any] | None:
             row = session.scalar(select(ApprovalRequest).where(ApprovalRequest.model == model,
                                                                ApprovalRequest.version == version))
             if row is None:
                 return {}
-            _require_open(row, at_deadline=by_deadline)
+            _require_open(row, before_deadline=False)
+            if outcome == "approved" and session.scalar(select(ApprovalVote.id).where(
+                    ApprovalVote.model == model, ApprovalVote.version == version, ApprovalVote.accepted.is_(True),
+                    ApprovalVote.decision == "reject").limit(1)) is not None:
+                raise ApprovalClosedError(f"a rejection of {model} v{version} was recorded while the votes were "
+                                          "counted", "count them again: one rejection rejects")
             row.closed_at, row.outcome = utcnow(), outcome
             return {}
         return change
@@ -974,7 +993,7 @@ class GovernanceStore:
                 if request is None:
                     raise ApprovalClosedError(f"{model} v{version} has no approval request to vote on",
                                               f"run `modelops approve {model} --version {version}` first")
-                _require_open(request)
+                _require_open(request, before_deadline=True)
             session.add(ApprovalVote(model=model, version=version, person=person, decision=decision, comment=comment,
                                      accepted=accepted, refusal=refusal, via=via, flow_run_id=flow_run_id,
                                      input_key=input_key, at=utcnow()))

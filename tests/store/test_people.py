@@ -20,8 +20,9 @@ DECISION = Statement(model="bike-demand", version="3", content_hash="c" * 64,
                      comment="reviewed")
 
 
-def signer(store: Any, token: str, **kwargs: Any) -> tuple[str | None, str | None]:
-    return approval_signer(store, sign(token, DECISION), DECISION, **kwargs)
+def signer(store: Any, token: str, now: datetime | None = None) -> tuple[str | None, str | None]:
+    """Signed and checked at `now` (default: the clock's)."""
+    return approval_signer(store, sign(token, DECISION, now), DECISION, now=now)
 
 
 @pytest.fixture
@@ -214,11 +215,12 @@ def test_a_public_key_swapped_in_the_table_is_not_honoured(platform: Any, monkey
 
 def test_an_issue_record_edited_in_place_backs_no_token(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The append-only trigger dropped, the issue record and the row both rewritten to mallory's key: the record
-    no longer matches its hash, so it backs nothing."""
+    no longer matches its hash, and every check of people and tokens stops (fails closed) until it is repaired."""
     from sqlalchemy import text
 
     from modelops.approval_signing import public_key_of
     from modelops.credentials import mint_token
+    from modelops.errors import StoreIntegrityError
     from modelops.store.db import session_scope
     from modelops.store.schema import AuditEvent, PersonToken
 
@@ -233,7 +235,30 @@ def test_an_issue_record_edited_in_place_backs_no_token(platform: Any, monkeypat
         record.evidence = {**record.evidence, "public_key": public_key_of(mallory)}
         session.execute(update(PersonToken).values(public_key=public_key_of(mallory)))
     as_bob = mallory.replace(mallory.split("_")[1], token_id)
-    assert signer(platform.store, as_bob) == (None, f"approver token {token_id} is not valid")
+    with pytest.raises(StoreIntegrityError, match="\\(issue-approver-token\\) is not an intact link"):
+        signer(platform.store, as_bob)
+
+
+def test_a_broken_revocation_record_stops_access_checks_rather_than_reviving_the_grant(
+        platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import text
+
+    from modelops.errors import StoreIntegrityError
+    from modelops.store.db import session_scope
+    from modelops.store.schema import AuditEvent, RoleGrant
+
+    team(platform, monkeypatch)
+    grant_role(platform, "dana", "approver")
+    revoke_role(platform, "dana", "approver")
+    assert platform.store.person("dana").roles == ("data_scientist",)
+    with session_scope(platform.store.url) as session:
+        session.execute(text("DROP TRIGGER audit_events_no_update"))
+        record = session.scalars(select(AuditEvent).where(AuditEvent.action == "revoke-role")).one()
+        record.evidence = {**record.evidence, "grant_id": -1}
+        session.execute(update(RoleGrant).where(RoleGrant.role == "approver").values(revoked_at=None,
+                                                                                      revoked_by=None))
+    with pytest.raises(StoreIntegrityError, match="access record seq .* \\(revoke-role\\) is not an intact link"):
+        platform.store.person("dana")
 
 
 def test_deleting_every_person_row_does_not_switch_access_checks_off(platform: Any,

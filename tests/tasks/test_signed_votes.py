@@ -67,9 +67,10 @@ def ask(team: Team, mv: ModelVersion, deadline: datetime | None = None) -> None:
                           deadline=deadline or datetime.now(timezone.utc) + timedelta(hours=1), flow_run_id=None))
 
 
-def code(team: Team, person: str, mv: ModelVersion, decision: str = "approve", comment: str = "ok") -> str:
+def code(team: Team, person: str, mv: ModelVersion, decision: str = "approve", comment: str = "ok",
+         now: datetime | None = None) -> str:
     request = team.store.approval_request(mv.model, mv.version)
-    signed = sign(team.tokens[person], statement_for(mv, request, decision, comment))
+    signed = sign(team.tokens[person], statement_for(mv, request, decision, comment), now)
     assert signed is not None
     return signed
 
@@ -139,6 +140,68 @@ def test_a_token_pasted_instead_of_a_code_is_refused_and_not_kept(team: Team) ->
     assert team.tokens["bob"] not in str(refused.evidence) + str(team.store.votes(mv.model, mv.version))
 
 
+def test_a_code_held_back_past_its_lifetime_is_refused(team: Team) -> None:
+    mv = version("1")
+    ask(team, mv)
+    held = code(team, "bob", mv, now=datetime.now(timezone.utc) - timedelta(minutes=31))
+    counted, refusal = submit(team, mv, held)
+    assert not counted and refusal.startswith("the approval code was signed 31 minutes ago")
+    assert submit(team, mv, code(team, "bob", mv)) == (True, None)  # signed now, the same decision counts
+
+
+def test_another_spelling_of_a_valid_code_is_refused(team: Team) -> None:
+    from modelops.approval_signing import parse_code
+
+    mv = version("1")
+    ask(team, mv)
+    signed = code(team, "bob", mv)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(signed[-1])
+    respelled = signed[:-1] + alphabet[last ^ 1]  # the last character's spare bits: the same 64 bytes
+    assert parse_code(respelled) is None and parse_code(signed) is not None
+    counted, refusal = submit(team, mv, respelled)
+    assert not counted and refusal.startswith("the approval code is malformed")
+
+
+def test_a_comment_holding_a_token_is_refused_and_kept_redacted(team: Team) -> None:
+    mv = version("1")
+    ask(team, mv)
+    comment = f"my token is {team.tokens['erin']}"
+    counted, refusal = submit(team, mv, code(team, "bob", mv, comment=comment), comment=comment)
+    assert not counted and refusal.startswith("the comment holds an approver token")
+    [refused] = refusals(team, mv)
+    secret = team.tokens["erin"].rsplit("_", 1)[1]
+    assert secret not in str(refused.evidence) + str(team.store.votes(mv.model, mv.version))
+    assert "[redacted]" in refused.evidence["comment"]
+
+
+def test_an_approval_is_not_closed_over_a_rejection_recorded_meanwhile(team: Team) -> None:
+    """Bob's approval was counted; erin's rejection lands before the approval is recorded: closing the request as
+    approved is refused in its transaction, so the votes are counted again."""
+    mv = version("1")
+    ask(team, mv)
+    assert submit(team, mv, code(team, "bob", mv)) == (True, None)
+    assert submit(team, mv, code(team, "erin", mv, "reject"), decision="reject") == (True, None)
+    decided = AuditFact(actor="person:bob", stage="approve", action="human-decision", model=mv.model,
+                        version=mv.version, outcome="approved", evidence={}, event=None, flow_run_id=None)
+    with pytest.raises(ApprovalClosedError, match="a rejection of flight-delay v1 was recorded"):
+        team.store.record(decided, team.store.close_approval_request(mv.model, mv.version, "approved"))
+    assert team.store.approval_request(mv.model, mv.version).open
+
+
+def test_votes_cast_in_time_decide_even_when_counted_after_the_deadline(team: Team) -> None:
+    mv = version("1")
+    ask(team, mv, deadline=datetime.now(timezone.utc) + timedelta(seconds=2))
+    assert submit(team, mv, code(team, "bob", mv)) == (True, None)
+    request = team.store.approval_request(mv.model, mv.version)
+    time.sleep(max(0.0, (request.deadline - datetime.now(timezone.utc)).total_seconds()) + 0.05)
+    assert datetime.now(timezone.utc) > request.deadline
+    decided = AuditFact(actor="person:bob", stage="approve", action="human-decision", model=mv.model,
+                        version=mv.version, outcome="approved", evidence={}, event=None, flow_run_id=None)
+    team.store.record(decided, team.store.close_approval_request(mv.model, mv.version, "approved"))
+    assert team.store.approval_request(mv.model, mv.version).outcome == "approved"
+
+
 def test_a_vote_after_the_deadline_is_refused_and_recorded(team: Team) -> None:
     mv = version("1")
     ask(team, mv, deadline=datetime.now(timezone.utc) + timedelta(seconds=2))
@@ -159,7 +222,7 @@ def test_a_vote_on_a_closed_request_is_refused_in_the_voting_transaction(team: T
     team.store.record(AuditFact(actor="policy:approval-timeout", stage="approve", action="approval-timeout",
                                 model=mv.model, version=mv.version, outcome="rejected", evidence={}, event=None,
                                 flow_run_id=None),
-                      team.store.close_approval_request(mv.model, mv.version, "timed-out", by_deadline=True))
+                      team.store.close_approval_request(mv.model, mv.version, "timed-out"))
     with pytest.raises(ApprovalClosedError, match="was decided already \\(timed-out"):
         team.store.record(AuditFact(actor="person:bob", stage="approve", action="human-vote", model=mv.model,
                                     version=mv.version, outcome="approve", evidence={}, event=None, flow_run_id=None),
@@ -176,8 +239,7 @@ def test_a_decided_request_cannot_be_closed_again(team: Team) -> None:
                       version=mv.version, outcome="approved", evidence={}, event=None, flow_run_id=None)
     team.store.record(close, team.store.close_approval_request(mv.model, mv.version, "approved"))
     with pytest.raises(ApprovalClosedError, match="was decided already \\(approved"):
-        team.store.record(close, team.store.close_approval_request(mv.model, mv.version, "timed-out",
-                                                                   by_deadline=True))
+        team.store.record(close, team.store.close_approval_request(mv.model, mv.version, "timed-out"))
     assert team.store.approval_request(mv.model, mv.version).outcome == "approved"
 
 
