@@ -89,17 +89,26 @@ def arrays_bytes(trained: Any) -> bytes:
     return buffer.getvalue()
 
 
+def save(folder: Path, trained: Any, model_class: str, pip_requirements: list[str], signature: Any = None,
+         mlflow_model: Any = None) -> Path:
+    """Write the arrays and an MLmodel naming the class (no pyfunc flavor: MLflow has nothing to import)."""
+    from mlflow.models import Model
+
+    mlflow_model = mlflow_model if mlflow_model is not None else Model()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DATA_FILE).write_bytes(arrays_bytes(trained))
+    (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in pip_requirements))
+    mlflow_model.signature = signature
+    mlflow_model.add_flavor(FLAVOR, model_class=model_class, data=DATA_FILE, format="npz")
+    mlflow_model.save(str(folder / "MLmodel"))
+    return folder
+
+
 def log(trained: Any, signature: Any, pip_requirements: list[str], model_class: str) -> Any:
-    """Log the arrays and an MLmodel naming the class (no pyfunc flavor: MLflow has nothing to import)."""
+    """Log the model inside the active run through MLflow's generic flavor hook (Model.log calls save_model)."""
     from mlflow.models import Model
 
     def save_model(path: str, mlflow_model: Model, **_: Any) -> None:
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / DATA_FILE).write_bytes(arrays_bytes(trained))
-        (folder / "requirements.txt").write_text("".join(f"{r}\n" for r in pip_requirements))
-        mlflow_model.signature = signature
-        mlflow_model.add_flavor(FLAVOR, model_class=model_class, data=DATA_FILE, format="npz")
-        mlflow_model.save(str(folder / "MLmodel"))
+        save(Path(path), trained, model_class, pip_requirements, signature, mlflow_model)
 
     return Model.log(artifact_path=None, name="model", flavor=SimpleNamespace(save_model=save_model))
