@@ -29,6 +29,7 @@ def train_flight_delay_lgbm(features: pd.DataFrame, target: pd.Series, params: d
                                free_raw_data=True)
     settings = {"objective": "binary", "learning_rate": float(params.get("learning_rate", 0.1)),
                 "num_leaves": int(params.get("num_leaves", 31)), "seed": int(params.get("random_state", 0)),
+                "min_data_in_leaf": int(params.get("min_data_in_leaf", 20)),
                 "num_threads": 1, "deterministic": True, "verbose": -1}
     return lightgbm.train(settings, dataset, num_boost_round=int(params.get("num_boost_round", 200)))
 
