@@ -4,15 +4,12 @@ register and validate (their specs are the shipped flight-delay spec with anothe
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_flight_delay_with_lightgbm_goes_from_register_to_monitor(state_home: Path) -> None:
@@ -47,28 +44,9 @@ def test_bike_demand_with_xgboost_goes_from_register_to_monitor(state_home: Path
     assert checked.performance_metric == "mae" and checked.performance_value > float(info.tags["holdout_mae"]) * 1.3
 
 
-@pytest.fixture
-def kinds_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shipped configuration plus flight-delay as ONNX and as a custom class (same data, gates and window)."""
-    folder = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs", folder)
-    base = yaml.safe_load((ROOT / "configs" / "models" / "flight-delay.yaml").read_text())
-    base.pop("flows")
-    for name, training in {
-        "flight-delay-onnx": {"entry_point": "examples.model_kinds:train_flight_delay_onnx", "kind": "onnx",
-                              "params": {"max_iter": 50, "random_state": 0}},
-        "flight-delay-scorecard": {"entry_point": "examples.model_kinds:train_flight_delay_scorecard",
-                                   "kind": "custom", "model_class": "examples.scorecard:Scorecard", "params": {}},
-    }.items():
-        spec = {**base, "name": name, "training": {**base["training"], **training}}
-        (folder / "models" / f"{name}.yaml").write_text(yaml.safe_dump(spec))
-    monkeypatch.setenv("MODELOPS_CONFIG_DIR", str(folder))
-    return folder
-
-
 @pytest.mark.parametrize("model", ["flight-delay-onnx", "flight-delay-scorecard"])
-def test_onnx_and_custom_class_models_register_and_validate_on_real_data(state_home: Path, kinds_config: Path,
-                                                                        model: str) -> None:
+@pytest.mark.usefixtures("kinds_config")
+def test_onnx_and_custom_class_models_register_and_validate_on_real_data(state_home: Path, model: str) -> None:
     from flows.register import register
     from flows.validate import validate
     from modelops.platform import get_platform
