@@ -10,6 +10,10 @@ or function it references, and refuses the file before anything in it is importe
 The scan ignores what the model says about itself (MLmodel's trusted-types list, a custom pyfunc loader or code
 paths could make MLflow's loader run anything), and `load_scanned_model` loads exactly the bytes that were
 scanned, trusting exactly the extra types the scan approved, through skops itself.
+
+Models of other kinds (XGBoost, LightGBM, ONNX, custom classes) are scanned and loaded by their own modules in
+tasks.model_kinds, dispatched on the MLmodel's flavor: the same guarantees (nothing the files name is imported
+before the scan passes; the loader reads only the scanned bytes), each kind's own format rules.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
@@ -56,3 +58,34 @@ def test_onnx_and_custom_class_models_register_and_validate_on_real_data(state_h
     assert validated.passed, validated.failures
     info = get_platform().catalog.version(model, version)
     assert float(info.tags["holdout_roc_auc"]) > 0.6
+
+
+def test_the_gateway_serves_the_lightgbm_champion_as_batch_scoring_scores_it(state_home: Path) -> None:
+    import orjson
+    from starlette.testclient import TestClient
+
+    from modelops.demo import onboard, write_traffic
+    from modelops.platform import get_platform
+    from modelops.spec import load_spec
+    from serving.app import create_app
+    from serving.tokens import issue_token
+    from tasks.integrity import load_verified_model
+    from tasks.scoring import conform_to_signature, predict_scores
+    from tests.conftest import wait_for
+
+    platform, spec = get_platform(), load_spec("flight-delay-lgbm")
+    assert onboard(spec.name) == "1"
+    batch, _ = write_traffic(platform, spec, date(2013, 3, 15), date(2013, 3, 16))
+    frame = pd.read_parquet(batch).head(50)[spec.data.features.all]
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
+    _, token = issue_token(platform, "test-app", [spec.name])
+    with TestClient(create_app()) as client:
+        assert wait_for(lambda: client.get("/readyz").status_code == 200)
+        answer = client.post(f"/v1/models/{spec.name}/predict", content=orjson.dumps({"rows": rows}),
+                             headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    online = np.array([p["score"] for p in answer.json()["predictions"]])
+    model = load_verified_model(platform, spec, "1", "test")
+    expected = predict_scores(model, conform_to_signature(frame, model.columns, "rows"), spec.task)
+    assert np.allclose(online, expected)
