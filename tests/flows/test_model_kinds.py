@@ -89,3 +89,13 @@ def test_the_gateway_serves_the_lightgbm_champion_as_batch_scoring_scores_it(sta
     model = load_verified_model(platform, spec, "1", "test")
     expected = predict_scores(model, conform_to_signature(frame, model.columns, "rows"), spec.task)
     assert np.allclose(online, expected)
+
+
+def test_a_registered_xgboost_version_reproduces_from_its_recorded_window_code_and_params(state_home: Path) -> None:
+    from flows.register import register
+    from modelops.platform import get_platform
+    from modelops.reproduce import reproduce_version
+
+    version = register(model="bike-demand-xgb").version
+    result = reproduce_version(get_platform(), "bike-demand-xgb", version)
+    assert result.matched and result.rows > 1000 and result.max_abs_difference <= 1e-6
