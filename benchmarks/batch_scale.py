@@ -24,6 +24,8 @@ import numpy as np
 
 MODEL, THROUGHPUT_ROWS, MEMORY_ROWS, BATCH_ROWS = "flight-delay", 1_000_000, 20_000_000, 100_000
 MAX_RSS_BYTES = 2 * 1024 ** 3
+# Prefect's ephemeral API server gets 20 s to start by default: too little on a busy 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def write_synthetic(path: Path, rows: int, seed: int = 0, piece: int = 1_000_000) -> None:
