@@ -36,7 +36,7 @@ def _unreadable(label: str, exc: Exception, kind: str) -> DataError:
 
 
 @dataclass
-class ParquetSource:
+class _FileSource:
     path: Path
 
     @property
@@ -46,6 +46,8 @@ class ParquetSource:
     def identity(self) -> str:
         return file_digest(self.path)
 
+
+class ParquetSource(_FileSource):
     def chunks(self, rows: int) -> Iterator[Chunk]:
         import pyarrow.parquet as pq
 
@@ -59,17 +61,7 @@ class ParquetSource:
             raise _unreadable(self.label, exc, "Parquet") from exc
 
 
-@dataclass
-class CsvSource:
-    path: Path
-
-    @property
-    def label(self) -> str:
-        return str(self.path)
-
-    def identity(self) -> str:
-        return file_digest(self.path)
-
+class CsvSource(_FileSource):
     def chunks(self, rows: int) -> Iterator[Chunk]:
         size = max(self.path.stat().st_size, 1)
         with self.path.open("rb") as handle:
