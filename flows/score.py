@@ -48,16 +48,16 @@ def score(model: ModelName, input_path: str | None = None, version: Version | No
     """Score a Parquet/CSV file (`input_path`) or a SQL table or query (`input_sql` with `input_table` or
     `input_query`) with `version`, or with the version the governance store deploys as champion, `batch_rows` rows
     at a time. `output_path` is a Parquet file name inside the output root (default
-    `<model>/<input>.v<version>.parquet`). A run killed midway, run again on the same input, resumes after its last completed chunk."""
+    `<model>/<input>.v<version>.parquet`). A run killed midway, run again on the same input, resumes after its last
+    completed chunk."""
     handed, result = hand_over(Stage.score, dict(model=model, input_path=input_path, version=version,
                                                  output_path=output_path, input_sql=input_sql,
                                                  input_table=input_table, input_query=input_query,
                                                  batch_rows=batch_rows))
     if handed:
         return result
-    spec = load_spec(model)
-    source = open_source(input_path, input_sql, input_table, input_query, spec.data.id_column)
-    return standard_score(spec, source, version, output_path, batch_rows)
+    return standard_score(load_spec(model), input_path, version, output_path, input_sql=input_sql,
+                          input_table=input_table, input_query=input_query, batch_rows=batch_rows)
 
 
 def _default_name(source: BatchSource) -> str:
@@ -66,8 +66,10 @@ def _default_name(source: BatchSource) -> str:
     return Path(source.label).stem
 
 
-def standard_score(spec: LifecycleSpec, source: BatchSource, version: str | None = None,
-                   output_path: str | None = None, batch_rows: int = DEFAULT_BATCH_ROWS) -> Scored:
+def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: str | None = None,
+                   output_path: str | None = None, *, input_sql: str | None = None, input_table: str | None = None,
+                   input_query: str | None = None, batch_rows: int = DEFAULT_BATCH_ROWS) -> Scored:
+    source = open_source(input_path, input_sql, input_table, input_query, spec.data.id_column)
     if batch_rows < 1:
         raise DataError(f"batch_rows is {batch_rows}", "give a positive number of rows per chunk, e.g. 100000")
     platform = get_platform()
