@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
+from prefect.futures import PrefectFuture
 from pydantic import BaseModel
 
 from modelops.lineage_events import STAGE_HOOKS
@@ -85,31 +86,38 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
     progress = ScoreProgress(spec.name, source.label, resumed)
     progress.start()
     chunks, start, rows, positives, challenger = 0, 0, 0, 0.0, ChallengerShare(None, 0)
-    for index, (frame, read) in enumerate(source.chunks(batch_rows)):
-        chunks, start = index + 1, start + len(frame)
-        if index < resumed:  # done by the killed run: its part and log rows are kept as they are
-            continue
-        # Chunk 0 keeps the batch's own digest: a batch of one chunk is logged exactly as before chunking.
-        chunk_digest = digest if index == 0 else f"{digest}:{batch_rows}:{index}"
-        try:
-            outputs, log = score_frame_task(spec, model, model.columns, frame, source.label)
-        except ModelOpsError as exc:
-            log_failed_batch_task(platform, spec, version, role, frame, source.label, chunk_digest, str(exc))
-            if index == 0:
-                raise
-            # Row numbers in the message count from the chunk's first row: say where that is in the input.
-            raise type(exc)(f"{exc.what} (in chunk {index} of {batch_rows} rows: rows {start - len(frame)} to "
-                            f"{start - 1} of the input, 0-based)", exc.fix) from exc
-        outputs["version"] = version
-        if role == Role.champion:
-            outputs, log, share = score_challenger_task(platform, spec, frame, outputs, log, source.label,
-                                                        chunk_digest)
-            challenger = ChallengerShare(share.version or challenger.version, challenger.rows + share.rows)
-        record_scored_chunk_task(platform, spec, version, role, outputs, log, source.label, chunk_digest, parts,
-                                 index)
-        rows += len(outputs)
-        positives += float(outputs["prediction"].sum())
-        progress.advance(read, rows)
+    recording: PrefectFuture[str] | None = None  # the previous chunk's log and part, written while this one scores
+    try:
+        for index, (frame, read) in enumerate(source.chunks(batch_rows)):
+            chunks, start = index + 1, start + len(frame)
+            if index < resumed:  # done by the killed run: its part and log rows are kept as they are
+                continue
+            # Chunk 0 keeps the batch's own digest: a batch of one chunk is logged exactly as before chunking.
+            chunk_digest = digest if index == 0 else f"{digest}:{batch_rows}:{index}"
+            try:
+                outputs, log = score_frame_task(spec, model, model.columns, frame, source.label)
+            except ModelOpsError as exc:
+                log_failed_batch_task(platform, spec, version, role, frame, source.label, chunk_digest, str(exc))
+                if index == 0:
+                    raise
+                # Row numbers in the message count from the chunk's first row: say where that is in the input.
+                raise type(exc)(f"{exc.what} (in chunk {index} of {batch_rows} rows: rows {start - len(frame)} to "
+                                f"{start - 1} of the input, 0-based)", exc.fix) from exc
+            outputs["version"] = version
+            if role == Role.champion:
+                outputs, log, share = score_challenger_task(platform, spec, frame, outputs, log, source.label,
+                                                            chunk_digest)
+                challenger = ChallengerShare(share.version or challenger.version, challenger.rows + share.rows)
+            if recording is not None:
+                recording.result()  # chunks are recorded in order: a part means every earlier one is there
+            recording = record_scored_chunk_task.submit(platform, spec, version, role, outputs, log, source.label,
+                                                        chunk_digest, parts, index)
+            rows += len(outputs)
+            positives += float(outputs["prediction"].sum())
+            progress.advance(read, rows)
+    finally:
+        if recording is not None:
+            recording.result()
     if chunks == 0:
         raise DataError(f"batch {source.label} has no rows", "score a batch with at least one row")
     written = record_scored_batch_task(spec, version, source.label, parts, chunks, target, batch_id, challenger)
