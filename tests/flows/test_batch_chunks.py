@@ -4,6 +4,7 @@ last completed chunk without a duplicate; a refused chunk names where it is in t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -90,7 +91,6 @@ def cli(*argv: str) -> subprocess.Popen[str]:
 
 
 def test_a_run_killed_midway_resumes_after_its_last_completed_chunk_without_duplicates(state_home: Path) -> None:
-    from flows.score import score
     from modelops.platform import get_platform
     from tasks.outputs import done_chunks, parts_dir
     from tasks.prediction_log import batch_id_for
@@ -111,10 +111,14 @@ def test_a_run_killed_midway_resumes_after_its_last_completed_chunk_without_dupl
     done_before = done_chunks(parts)
     assert 3 <= done_before < -(-len(frame) // rows) and not target.exists()
 
-    resumed = score(model=MODEL, input_path=str(batch), batch_rows=rows)
-
-    assert resumed.resumed_chunks == done_before and resumed.rows == len(frame)
-    outputs = pd.read_parquet(resumed.output_path)
+    # the same command again, with the progress bar a terminal would get
+    again = cli("score", MODEL, "--input-path", str(batch), "--batch-rows", str(rows), "--json", "--progress")
+    stdout, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr
+    resumed = json.loads(stdout)
+    assert resumed["resumed_chunks"] == done_before and resumed["rows"] == len(frame)
+    assert f"100.0% {len(frame) - done_before * rows:,} rows" in stderr  # the rows this run scored
+    outputs = pd.read_parquet(resumed["output_path"])
     assert outputs["prediction_id"].tolist() == frame["flight_id"].astype(str).tolist()
     logged = logged_rows()
     assert len(logged) == len(frame) and not logged["prediction_id"].duplicated().any()
