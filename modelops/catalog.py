@@ -9,7 +9,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from modelops.errors import CatalogError
 from modelops.lifecycle import PRE_SERVING_STATES, Role, VersionState
@@ -89,20 +89,28 @@ class MlflowCatalog:
         signature = infer_signature(input_example, output)
         # The types this very estimator needs; the validation stage re-scans the saved file against the spec.
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
-        self.activate()
         # MLflow loads the file it just wrote to check the input example against it. That file holds the
         # estimator trained in this very process, so loading it is safe; everywhere else deserialisation stays off
         # and models load only through the security scan (tasks/security.py).
-        with _env("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true"), \
-                mlflow.start_run(experiment_id=self.experiment_id(model), tags=run_tags) as run:
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            if metrics:
-                mlflow.log_metrics(metrics)
-            info = mlflow.sklearn.log_model(
+        with _env("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true"):
+            return self.log_model_run(model, params, metrics, run_tags, lambda: mlflow.sklearn.log_model(
                 estimator, name="model", signature=signature, input_example=input_example,
                 pip_requirements=pip_requirements, serialization_format="skops", skops_trusted_types=trusted,
                 pyfunc_predict_fn=predict_fn,
-            )
+            ))
+
+    def log_model_run(self, model: str, params: dict[str, Any], metrics: dict[str, float], run_tags: dict[str, str],
+                      log: Callable[[], Any]) -> tuple[str, str]:
+        """One training run: its params, metrics and tags, and the model `log()` logs inside it (any kind's
+        flavor, tasks.model_kinds); returns (run_id, model_uri)."""
+        import mlflow
+
+        self.activate()
+        with mlflow.start_run(experiment_id=self.experiment_id(model), tags=run_tags) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            if metrics:
+                mlflow.log_metrics(metrics)
+            info = log()
         return run.info.run_id, info.model_uri
 
     def log_validation_run(self, model: str, version: str, *, metrics: dict[str, float], report: dict[str, Any],

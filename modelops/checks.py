@@ -157,10 +157,13 @@ def check_spec(path: Path) -> tuple[LifecycleSpec | None, list[Problem]]:
     except SpecError as exc:  # its message already names the file and the field
         return None, [Problem(path, "", exc.what, exc.fix)]
     problems = [*cron_problems(spec, path), *metric_problems(spec, path)]
-    try:
-        resolve_entry_point(spec.training.entry_point)
-    except SpecError as exc:
-        problems.append(Problem(path, "training.entry_point", exc.what, exc.fix))
+    for field, entry in (("training.entry_point", spec.training.entry_point),
+                         ("training.model_class", spec.training.model_class)):
+        try:
+            if entry is not None:
+                resolve_entry_point(entry)
+        except SpecError as exc:
+            problems.append(Problem(path, field, exc.what, exc.fix))
     frame, sample_problems = _sample(spec, path)
     problems += sample_problems
     if frame is not None:

@@ -244,7 +244,7 @@ def approval_signer(store: GovernanceStore, code: str | None, statement: Stateme
         return None, ("that is an approver token, not an approval code: the token is exposed now (anyone who can "
                       "read the run's input saw it), issue a new one with `modelops people token` and sign with it")
     if parsed is None:
-        return None, ("the approval code is malformed (expected <token id>.<signature>, as `modelops approve "
+        return None, ("the approval code is malformed (expected <token id>.<signing time>.<signature>, as `modelops approve "
                       "--sign` prints it; an approver token itself is never pasted anywhere)")
     token_id = parsed.token_id
     credential = store.person_credential(token_id)

@@ -117,9 +117,15 @@ def choose_params(platform: Platform, spec: LifecycleSpec, governed: GovernedVer
     return params, source, False
 
 
-def fresh_scores(estimator: Any, features: pd.DataFrame, task: str) -> np.ndarray:
+def fresh_scores(estimator: Any, features: pd.DataFrame, task: str, kind: str = "sklearn") -> np.ndarray:
     """What the registered model's pyfunc answers, from an in-memory estimator: the positive-class probability of a
-    classifier (its pyfunc predicts with predict_proba), the value of a regressor."""
+    classifier (its pyfunc predicts with predict_proba), the value of a regressor. Other kinds score through the
+    predictor their loader builds (tasks.model_kinds)."""
+    if kind != "sklearn":
+        from tasks.model_kinds import KINDS
+        from tasks.scoring import predict_scores
+
+        return predict_scores(KINDS[kind].wrap(estimator), features, task)
     if task == "classification":
         return np.asarray(estimator.predict_proba(features))[:, -1].astype("float64")
     return np.asarray(estimator.predict(features)).reshape(len(features)).astype("float64")
@@ -151,7 +157,7 @@ def reproduce_version(platform: Platform, model: str, version: str,
     params, params_from, verified = choose_params(platform, spec, governed, lineage, window)
     features = features_of(spec, frame)
     estimator = spec.entry("trainer")(features, frame[spec.data.target], dict(params))
-    new = fresh_scores(estimator, features, spec.task)
+    new = fresh_scores(estimator, features, spec.task, spec.training.kind)
     # The registered model as pinned and scanned: a retired version too (reproducing it is reading, not serving).
     scan, registered = open_pinned_model(platform, spec, governed, "reproduction")
     if registered is None:

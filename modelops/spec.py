@@ -89,6 +89,18 @@ class DataSpec(Strict):
 
 class TrainingSpec(Strict):
     entry_point: str = Field(description="Importable 'module:function(features, target, params) -> estimator'.")
+    kind: Literal["sklearn", "xgboost", "lightgbm", "onnx", "custom"] = Field(
+        "sklearn",
+        description="What the trainer returns, and so how it is logged, scanned and loaded (README 'Model kinds'): "
+                    "a scikit-learn estimator (skops), an XGBoost booster or model (JSON/UBJ), a LightGBM booster "
+                    "or model (text format), an ONNX ModelProto, or an instance of training.model_class. "
+                    "Nothing is ever pickled.",
+    )
+    model_class: str | None = Field(
+        None,
+        description="kind 'custom' only: the reviewed 'module:Class' the model is; its files hold only arrays and "
+                    "this class rebuilds it (Class.from_arrays). A file naming another class is refused.",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Passed as-is to the training entry point.")
     window: Window = Field(description="Rows of the first version's training; its holdout follows it.")
     pip_requirements: list[str] = Field(
@@ -382,6 +394,11 @@ class LifecycleSpec(Strict):
     @classmethod
     def _training_entry_point_syntax(cls, value: TrainingSpec) -> TrainingSpec:
         _check_entry_point_syntax(value.entry_point)
+        if (value.kind == "custom") != (value.model_class is not None):
+            raise ValueError("training.model_class names the class of a custom model: give it exactly when "
+                             "training.kind is 'custom'")
+        if value.model_class is not None:
+            _check_entry_point_syntax(value.model_class)
         return value
 
     @model_validator(mode="after")

@@ -27,7 +27,8 @@ from modelops.spec import LifecycleSpec
 from modelops.store.records import GovernedVersion
 from tasks import as_task
 from tasks.scoring import file_digest
-from tasks.security import ScanResult, ScannedModel, load_scanned_model, scan_model_dir
+from tasks.model_kinds import Predictor, ScanContext
+from tasks.security import ScanResult, load_scanned_model, scan_model_dir
 
 ROLES = (CHAMPION, CHALLENGER)
 
@@ -107,7 +108,7 @@ def check_pinned_files(platform: Platform, spec: LifecycleSpec, governed: Govern
 class VerifiedModel:
     """A loaded model whose bytes are the pinned ones, with the inputs its pinned MLmodel declares."""
 
-    model: ScannedModel
+    model: Predictor
     columns: list[tuple[str, str]]
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -135,7 +136,7 @@ def open_pinned_model(platform: Platform, spec: LifecycleSpec, governed: Governe
     with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
         model_dir = platform.catalog.download_model(spec.name, governed.version, Path(folder))
         verify_pin(platform, spec, governed, model_dir, occasion)
-        scan = scan_model_dir(model_dir, spec.validation.security)
+        scan = scan_model_dir(model_dir, spec.validation.security, ScanContext(spec.training.model_class))
         _scanned_what_was_pinned(spec, governed, model_dir, scan, occasion)
         if not scan.passed:
             return scan, None

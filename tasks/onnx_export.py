@@ -134,6 +134,9 @@ def convert_to_onnx(mv: ModelVersion, model: VerifiedModel, features: pd.DataFra
     """Convert the validated model and compare it with the native scores on the holdout: (evidence, ONNX bytes
     when equal). Never raises for a model that does not convert: that is evidence too."""
     estimator = getattr(model.model, "estimator", None)
+    if estimator is None:  # an ONNX or custom-class model (tasks.model_kinds) has nothing to convert
+        return OnnxConversion(False, f"no ONNX conversion for a {type(model.model).__name__}: it scores with its own "
+                                     "runtime", flavor=type(model.model).__module__.partition(".")[0]), None
     flavor = flavor_of(estimator)
     converter = CONVERTERS.get(flavor)
     if converter is None:

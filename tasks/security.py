@@ -10,6 +10,10 @@ or function it references, and refuses the file before anything in it is importe
 The scan ignores what the model says about itself (MLmodel's trusted-types list, a custom pyfunc loader or code
 paths could make MLflow's loader run anything), and `load_scanned_model` loads exactly the bytes that were
 scanned, trusting exactly the extra types the scan approved, through skops itself.
+
+Models of other kinds (XGBoost, LightGBM, ONNX, custom classes) are scanned and loaded by their own modules in
+tasks.model_kinds, dispatched on the MLmodel's flavor: the same guarantees (nothing the files name is imported
+before the scan passes; the loader reads only the scanned bytes), each kind's own format rules.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import importlib
 import io
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,8 @@ import yaml
 from modelops.errors import UnsafeModelError
 from modelops.spec import SecuritySpec
 from tasks import as_task
+from tasks.model_kinds import KINDS, Predictor, ScanContext, ScanResult, kind_of
+from tasks.model_kinds.base import Described, read_model_file
 
 PREDICT_FNS = {"predict", "predict_proba"}
 
@@ -86,21 +92,6 @@ _SKOPS_DEFAULT_LISTS = (
     "NUMPY_DTYPE_TYPE_NAMES", "NUMPY_RANDOM_BIT_GENERATOR_TYPE_NAMES", "NUMPY_UFUNC_TYPE_NAMES",
     "SCIPY_UFUNC_TYPE_NAMES",
 )
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    passed: bool
-    serialization: str
-    findings: list[str] = field(default_factory=list)
-    trusted_types: list[str] = field(default_factory=list)  # what skops must be told to trust, all approved
-    model_file: str | None = None
-    predict_fn: str = "predict"
-    sha256: str | None = None  # of the scanned bytes: loading refuses any other content
-    # What the scan read from the MLmodel, so that nothing has to read it again: its sha256 (the caller compares
-    # it with the pin) and its signature (the model's inputs).
-    mlmodel_sha256: str | None = None
-    signature: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -243,33 +234,31 @@ def _read_mlmodel(model_dir: Path) -> tuple[dict[str, Any], str] | str:
     return document, hashlib.sha256(data).hexdigest()
 
 
-def _read_model_file(model_dir: Path, pickled_model: object) -> tuple[Path, bytes] | str:
-    """The bytes of the model file the MLmodel names, which must lie inside the model folder."""
-    path = (model_dir / str(pickled_model)).resolve()
-    if not path.is_relative_to(model_dir.resolve()):
-        return f"the model file {pickled_model!r} lies outside the model folder"
-    try:
-        return path, path.read_bytes()
-    except OSError as exc:
-        return f"the model file {pickled_model!r} cannot be read: {exc}"
-
-
-def scan_model_dir(model_dir: Path, policy: SecuritySpec) -> ScanResult:
+def scan_model_dir(model_dir: Path, policy: SecuritySpec, context: ScanContext = ScanContext()) -> ScanResult:
+    """Judge a model folder without importing anything it names: scikit-learn (skops) here, every other kind
+    through its own scan (tasks.model_kinds), dispatched on the MLmodel's flavor."""
     described = _read_mlmodel(model_dir)
     if isinstance(described, str):
         return ScanResult(False, "unknown", [described])
     document, mlmodel_sha256 = described
     flavors, signature = document["flavors"], document.get("signature")
-    sklearn = flavors.get("sklearn")
+    sklearn, kind = flavors.get("sklearn"), kind_of(flavors)
+    if sklearn is None and kind is not None:
+        return kind.scan(Described(model_dir, flavors, mlmodel_sha256,
+                                   signature if isinstance(signature, dict) else None), context)
     if sklearn is None:
         pyfunc = flavors.get("python_function", {})
         return ScanResult(False, str(pyfunc.get("loader_module", "unknown")),
                           [f"flavor {sorted(flavors)} is loaded with cloudpickle, which can run arbitrary code; "
-                           "log the model with mlflow.sklearn and serialization_format='skops'"])
+                           "log the model as one of the platform's kinds (scikit-learn with skops, XGBoost JSON/UBJ, "
+                           "LightGBM text, ONNX, or a reviewed custom class): see README 'Model kinds'"])
     fmt = str(sklearn.get("serialization_format", "pickle"))
     findings = _flavor_findings(flavors)
     predict_fn = str(flavors.get("python_function", {}).get("predict_fn", "predict"))
-    read = _read_model_file(model_dir, sklearn.get("pickled_model", "model.skops"))
+    if kind is not None:
+        findings.append(f"the MLmodel describes two kinds of model (sklearn and {kind.flavor}): which file loads "
+                        "is ambiguous; log one flavor")
+    read = read_model_file(model_dir, sklearn.get("pickled_model", "model.skops"))
     if isinstance(read, str):
         return ScanResult(False, fmt, [*findings, read], predict_fn=predict_fn)
     path, data = read
@@ -288,7 +277,7 @@ def scan_model_dir(model_dir: Path, policy: SecuritySpec) -> ScanResult:
                       mlmodel_sha256=mlmodel_sha256, signature=signature if isinstance(signature, dict) else None)
 
 
-class ScannedModel:
+class ScannedModel:  # the scikit-learn kind's predictor; other kinds' live in tasks.model_kinds
     """A scanned scikit-learn estimator behind the pyfunc-style `predict(frame)` the platform calls."""
 
     def __init__(self, estimator: Any, predict_fn: str) -> None:
@@ -311,9 +300,16 @@ def _scanned_bytes(scan: ScanResult) -> bytes:
     return data
 
 
-def load_scanned_model(scan: ScanResult) -> ScannedModel:
-    """Deserialise the file the scan passed, trusting the types it approved, and nothing else."""
+def load_scanned_model(scan: ScanResult) -> Predictor:
+    """Deserialise the file the scan passed, trusting the types it approved, and nothing else; a kind other than
+    scikit-learn is read by its own loader (tasks.model_kinds), from the same checked bytes."""
     data = _scanned_bytes(scan)
+    if scan.kind in KINDS:
+        try:
+            return KINDS[scan.kind].load(data, scan)
+        except Exception as exc:  # noqa: BLE001 - a library refusing scanned bytes: the file is not a sound model
+            raise UnsafeModelError(f"the {scan.kind} model file passed the scan but its library refused it "
+                                   f"({type(exc).__name__}: {exc})", "retrain and log the model again") from exc
     if scan.serialization == "skops":
         import skops.io
 

@@ -15,9 +15,10 @@ import pandas as pd
 from modelops.catalog import RUN_TAG_MODEL, RUN_TAG_STAGE, MlflowCatalog
 from modelops.errors import SpecError
 from modelops.recovery import kill_orphaned_mlflow_runs, owner_tags
-from modelops.spec import LifecycleSpec, Window
+from modelops.spec import LifecycleSpec, Window, resolve_entry_point
 from tasks import as_task
 from tasks.data import data_hash, features_of, load_window
+from tasks.model_kinds import KINDS, SKLEARN
 
 
 @dataclass(frozen=True)
@@ -69,26 +70,53 @@ def prepare_training(spec: LifecycleSpec, window: Window) -> tuple[pd.DataFrame,
 
 def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInputs,
                   catalog: MlflowCatalog) -> LoggedModel:
-    """Fit through the entry point and log the estimator with signature, input example and requirements."""
+    """Fit through the entry point and log what it returns through the spec's model kind (training.kind), with
+    signature and requirements; scikit-learn estimators also with an input example."""
     features = features_of(spec, frame)
-    estimator = spec.entry("trainer")(features, frame[spec.data.target], dict(spec.training.params))
-    predict_fn = "predict_proba" if spec.task == "classification" else "predict"
-    if not hasattr(estimator, predict_fn):
-        raise SpecError(f"{spec.training.entry_point} returned {type(estimator).__name__}, which has no {predict_fn}()",
-                        "return a fitted scikit-learn estimator, or log the model yourself and register its URI")
+    trained = spec.entry("trainer")(features, frame[spec.data.target], dict(spec.training.params))
     # A register killed while logging left its run RUNNING: close it before this run starts (the CLI does the same
     # for every experiment; this covers the register flow started by a runner).
     kill_orphaned_mlflow_runs(catalog.client, [catalog.experiment_id(spec.name)])
+    params = {**spec.training.params, "train_start": inputs.window.start, "train_end": inputs.window.end,
+              "training_rows": inputs.rows, "model_kind": spec.training.kind}
+    run_tags = {RUN_TAG_MODEL: spec.name, RUN_TAG_STAGE: "register", "data_hash": inputs.data_hash,
+                "code_version": inputs.code_version, **owner_tags()}
+    metrics = {"training_rows": float(inputs.rows)}
+    if spec.training.kind != SKLEARN:
+        run_id, model_uri = log_kind(spec, trained, features.head(5), catalog, params, metrics, run_tags)
+        return LoggedModel(run_id=run_id, model_uri=model_uri)
+    predict_fn = "predict_proba" if spec.task == "classification" else "predict"
+    if not hasattr(trained, predict_fn):
+        raise SpecError(f"{spec.training.entry_point} returned {type(trained).__name__}, which has no {predict_fn}()",
+                        "return a fitted scikit-learn estimator, set training.kind to what it returns, or log the "
+                        "model yourself and register its URI")
     run_id, model_uri = catalog.log_sklearn_model(
-        spec.name, estimator, input_example=features.head(5), predict_fn=predict_fn,
-        params={**spec.training.params, "train_start": inputs.window.start, "train_end": inputs.window.end,
-                "training_rows": inputs.rows},
-        metrics={"training_rows": float(inputs.rows)},
-        run_tags={RUN_TAG_MODEL: spec.name, RUN_TAG_STAGE: "register", "data_hash": inputs.data_hash,
-                  "code_version": inputs.code_version, **owner_tags()},
-        pip_requirements=spec.training.pip_requirements,
-    )
+        spec.name, trained, input_example=features.head(5), predict_fn=predict_fn, params=params, metrics=metrics,
+        run_tags=run_tags, pip_requirements=spec.training.pip_requirements)
     return LoggedModel(run_id=run_id, model_uri=model_uri)
+
+
+def log_kind(spec: LifecycleSpec, trained: Any, example: pd.DataFrame, catalog: MlflowCatalog,
+             params: dict[str, Any], metrics: dict[str, float], run_tags: dict[str, str]) -> tuple[str, str]:
+    """Log a non-scikit-learn model through its kind: the signature comes from scoring the example through the very
+    predictor the platform will load, so what is declared is what serves."""
+    from mlflow.models import infer_signature
+
+    kind = KINDS[spec.training.kind]
+    if spec.training.model_class is not None and type(trained) is not resolve_entry_point(spec.training.model_class):
+        raise SpecError(f"{spec.training.entry_point} returned {type(trained).__name__}, not an instance of "
+                        f"training.model_class {spec.training.model_class}", "return an instance of that class, or "
+                        "name the class it returns in the spec")
+    try:
+        predictor = kind.wrap(trained)
+        output = predictor.predict(example)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{spec.training.entry_point} returned {type(trained).__name__}, which is not a "
+                        f"{kind.name} model: {exc}", f"return a {kind.name} model, or set training.kind to what "
+                        "it returns") from exc
+    signature = infer_signature(example, output)
+    return catalog.log_model_run(spec.name, params, metrics, run_tags, lambda: kind.log(
+        trained, signature, spec.training.pip_requirements, model_class=spec.training.model_class))
 
 
 prepare_training_task = as_task(prepare_training)

@@ -70,6 +70,13 @@ def test_an_override_that_does_not_import_is_named_with_its_stage(config_dir: Pa
     assert problem.startswith(f"{path}: flows.retrain: entry point 'flows.models.nowhere:retrain': cannot import")
 
 
+def test_a_custom_model_class_that_does_not_import_is_named(config_dir: Path) -> None:
+    path = _write_spec(config_dir, "flight-delay", lambda raw: raw["training"].update(
+        kind="custom", model_class="examples.nowhere:Scorecard"))
+    [problem] = _problems(config_dir)
+    assert problem.startswith(f"{path}: training.model_class: entry point 'examples.nowhere:Scorecard': cannot import")
+
+
 def test_every_problem_of_every_spec_is_reported_and_the_exit_code_is_1(
         config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def two_problems(raw: dict[str, Any]) -> None:

@@ -22,8 +22,9 @@ def write_spec(tmp_path: Path, name: str, mutate) -> Path:  # type: ignore[no-un
 
 def test_shipped_specs_load_and_their_entry_points_resolve() -> None:
     specs = {spec.name: spec for spec in load_all_specs(ROOT / "configs")}
-    assert set(specs) == {"flight-delay", "bike-demand"}
+    assert set(specs) == {"flight-delay", "bike-demand", "flight-delay-lgbm", "bike-demand-xgb"}
     assert specs["flight-delay"].task == "classification" and specs["bike-demand"].task == "regression"
+    assert (specs["flight-delay-lgbm"].training.kind, specs["bike-demand-xgb"].training.kind) == ("lightgbm", "xgboost")
     for spec in specs.values():
         assert callable(spec.entry("loader")) and callable(spec.entry("trainer"))
 
@@ -34,6 +35,10 @@ def test_shipped_specs_load_and_their_entry_points_resolve() -> None:
     (lambda r: r.update(retention="forever"), "retention", "Extra inputs are not permitted"),
     (lambda r: r["training"].update(entry_point="not a path"), "training", "write it as 'package.module:function'"),
     (lambda r: r["training"]["window"].update(end="2012-01-01"), "training.window", "must be after start"),
+    (lambda r: r["training"].update(kind="pickle"), "training.kind", "'sklearn', 'xgboost', 'lightgbm', 'onnx' or"),
+    (lambda r: r["training"].update(kind="custom"), "training", "give it exactly when training.kind is 'custom'"),
+    (lambda r: r["training"].update(model_class="examples.scorecard:Scorecard"), "training",
+     "give it exactly when training.kind is 'custom'"),
     (lambda r: r["monitoring"]["drift"].update(warn_share=0.9), "monitoring.drift", "warn_share must not exceed"),
     (lambda r: r["monitoring"]["drift"].update(num_method="vibes"), "monitoring.drift.num_method", "unknown drift method"),
     (lambda r: r.pop("owner"), "owner", "Field required"),

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -230,7 +231,7 @@ def test_a_form_without_a_valid_approval_code_is_refused_recorded_and_the_run_wa
 
     version = register_as("carol", date(2011, 1, 15), date(2011, 3, 16))
     run = waiting_run(version)
-    forged = "0123456789abcdef." + "A" * 86
+    forged = f"0123456789abcdef.{int(time.time())}." + "A" * 86
     submit_form(run, "approve", forged, "trust me")
     [refused] = wait_until(lambda: records(version, "refused-vote"), 240, "the forged form to be refused")
     assert refused.actor == "unknown:no-valid-approver-token"
