@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["benchmarks.sweep_scale", "benchmarks.trigger_latency", "benchmarks.cli_latency", "benchmarks.gateway",
-              "benchmarks.model_kinds"]
+BENCHMARKS = ["benchmarks.sweep_scale", "benchmarks.batch_scale", "benchmarks.trigger_latency", "benchmarks.cli_latency",
+              "benchmarks.gateway", "benchmarks.model_kinds"]
 
 
 def main() -> int:

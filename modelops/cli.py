@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from modelops.cli_score import SCORE_OPTIONS, bar_on, progress_stream
 from modelops.errors import ModelOpsError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def stage_result(command: str, params: dict[str, Any]) -> Any:
 
 
 # Options of the CLI itself, not parameters of the stage's flow.
-_CLI_OPTIONS = ("command", "handler", "json", "debug", "own_server", "decision", "comment", "sign")
+_CLI_OPTIONS = ("command", "handler", "json", "debug", "own_server", "decision", "comment", "sign", "progress")
 
 
 def _cmd_demo(_: argparse.Namespace) -> int:
@@ -327,7 +328,8 @@ def _run_stage(args: argparse.Namespace) -> int:
         from modelops.cli_people import cmd_approve_decision
 
         return cmd_approve_decision(args)
-    _print_stage_result(args, stage_result(args.command, _stage_parameters(args)))
+    with bar_on(progress_stream(args)):
+        _print_stage_result(args, stage_result(args.command, _stage_parameters(args)))
     return 0
 
 
@@ -475,8 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "version, else challenger (promoted by winning the comparison)"}),
           ("--reason", {"help": "a person's recorded decision to promote a version that has not won a comparison "
                                 "(only where the spec's deploy.promotion allows it)"}))
-    stage("score", "score a Parquet/CSV batch", ("--input-path", {"required": True}), ("--version", {}),
-          ("--output-path", {}))
+    stage("score", "score a Parquet/CSV file or a SQL table/query, chunk by chunk (a killed run resumes)",
+          *SCORE_OPTIONS)
     stage("monitor", "judge the newest window", ("--window-end", {}), ("--window-days", {"type": int}))
     stage("retrain", "retrain, compare and promote", ("--as-of", {}))
     sweep = command("sweep", "drift verdicts of every model in one run", [machine], _run_stage)

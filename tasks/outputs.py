@@ -57,3 +57,55 @@ def write_output(frame: pd.DataFrame, target: Path, batch_id: str) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), BATCH_KEY: batch_id.encode()})
     replace_atomically(target, lambda handle: pq.write_table(table, handle))
+
+
+# Chunked scoring writes each chunk's outputs as a part file of a staging folder beside the target, and publishes
+# the target (one Parquet file, as before) only when every chunk is done. A part file is written atomically after
+# its chunk's prediction log: its presence is the record that the chunk is complete, so a killed run resumes after
+# the last part, and the target never holds half a batch.
+
+
+def parts_dir(target: Path, batch_id: str, chunk_rows: int) -> Path:
+    """The staging folder of one batch scored in chunks of `chunk_rows` (other chunk sizes cut other chunks)."""
+    return target.parent / f".{target.name}.{batch_id}.{chunk_rows}.parts"
+
+
+def part_path(folder: Path, index: int) -> Path:
+    return folder / f"part-{index:06d}.parquet"
+
+
+def done_chunks(folder: Path) -> int:
+    """How many chunks, from the first, have their part: a resumed run starts after them."""
+    count = 0
+    while part_path(folder, count).is_file():
+        count += 1
+    return count
+
+
+def write_part(frame: pd.DataFrame, folder: Path, index: int) -> None:
+    replace_atomically(part_path(folder, index), lambda handle: frame.to_parquet(handle, index=False))
+
+
+def publish_parts(folder: Path, chunks: int, target: Path, batch_id: str) -> int:
+    """Join the parts into the target a part at a time (bounded memory), atomically and tagged with the batch id,
+    then drop the staging folder. Returns the rows written."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    check_overwrite(target, batch_id)
+    first = pq.read_schema(part_path(folder, 0))
+    schema = first.with_metadata({**(first.metadata or {}), BATCH_KEY: batch_id.encode()})
+    rows = 0
+
+    def write(handle) -> None:  # type: ignore[no-untyped-def]
+        nonlocal rows
+        with pq.ParquetWriter(handle, schema) as writer:
+            for index in range(chunks):
+                table = pq.read_table(part_path(folder, index)).cast(schema)
+                rows += table.num_rows
+                writer.write_table(table)
+
+    replace_atomically(target, write)
+    shutil.rmtree(folder, ignore_errors=True)
+    return rows

@@ -17,7 +17,7 @@ from modelops.spec import LifecycleSpec
 from tasks import as_task
 from tasks.audit import record_stage
 from tasks.integrity import VerifiedModel, load_verified_model, report_alias_findings
-from tasks.outputs import write_output
+from tasks.outputs import publish_parts, write_part
 from tasks.prediction_log import log_predictions
 from tasks.routing import PINNED, SHADOW, routes_to_challenger
 from tasks.scoring import score_frame_task
@@ -90,19 +90,30 @@ def score_challenger(platform: Platform, spec: LifecycleSpec, frame: pd.DataFram
 score_challenger_task = as_task(score_challenger)
 
 
-def record_scored_batch(platform: Platform, spec: LifecycleSpec, version: str, role: str, outputs: pd.DataFrame,
-                        log: pd.DataFrame, source: Path, digest: str, target: Path,
-                        challenger: ChallengerShare) -> str:
-    """The champion's prediction log, the output file (tagged with the batch id) and the audit record of a scored
-    batch. Returns the batch id."""
-    batch = log_predictions(platform, spec.name, version, role, log, str(source), digest)
-    write_output(outputs, target, batch.id)
+def record_scored_chunk(platform: Platform, spec: LifecycleSpec, version: str, role: str, outputs: pd.DataFrame,
+                        log: pd.DataFrame, source: str, chunk_digest: str, parts: Path, index: int) -> str:
+    """One scored chunk: the champion's prediction log rows, then its output part. The log is keyed by the chunk's
+    digest (logging a chunk again replaces its rows), and the part, written last and atomically, marks the chunk
+    done: a run killed in between scores the chunk again without a duplicate anywhere. Returns the log's batch id."""
+    batch = log_predictions(platform, spec.name, version, role, log, source, chunk_digest)
+    write_part(outputs, parts, index)
+    return batch.id
+
+
+record_scored_chunk_task = as_task(record_scored_chunk)
+
+
+def record_scored_batch(spec: LifecycleSpec, version: str, source: str, parts: Path, chunks: int, target: Path,
+                        batch_id: str, challenger: ChallengerShare) -> int:
+    """Publish the output file (tagged with the batch id) from the chunks' parts and record the audit of the scored
+    batch. Returns the rows written."""
+    rows = publish_parts(parts, chunks, target, batch_id)
     record_stage(stage=Stage.score, action="score-batch", model=spec.name, version=version, outcome="scored",
-                 evidence={"input": str(source), "output": str(target), "rows": len(outputs), "batch_id": batch.id,
-                           "strategy": spec.deploy.strategy, "challenger": challenger.version,
+                 evidence={"input": source, "output": str(target), "rows": rows, "chunks": chunks,
+                           "batch_id": batch_id, "strategy": spec.deploy.strategy, "challenger": challenger.version,
                            "challenger_rows": challenger.rows},
                  event=events.SCORED)
-    return batch.id
+    return rows
 
 
 record_scored_batch_task = as_task(record_scored_batch)
