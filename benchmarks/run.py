@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["benchmarks.sweep_scale", "benchmarks.trigger_latency", "benchmarks.cli_latency", "benchmarks.gateway"]
+BENCHMARKS = ["benchmarks.sweep_scale", "benchmarks.trigger_latency", "benchmarks.cli_latency", "benchmarks.gateway",
+              "benchmarks.streaming"]
 
 
 def main() -> int:

@@ -238,7 +238,13 @@ class StreamConsumer:
         if route is None:
             time.sleep(0.1)
             return 0
-        entries = self.read(route)
+        try:
+            entries = self.read(route)
+        except Exception as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            ensure_group(self.client, self.model)  # the stream was deleted (and its group with it): start over
+            return 0
         return self.handle(route, entries) if entries else 0
 
     def handle(self, route: Route, entries: list[tuple[str, dict[str, str] | None]]) -> int:

