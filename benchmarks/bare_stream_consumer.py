@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
     client = redis.Redis.from_url(redis_url(load_settings()))
     streams = streams_of(MODEL)
     ensure_group(client, MODEL)
+    client.xreadgroup(GROUP, name, {streams.inbound: "0"}, count=1)  # joins the group (a blocked read does not)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not stop.is_set():
