@@ -4,7 +4,7 @@ use (the same serving table, routing, input checks, prediction log and metrics; 
 Streams of a model `m` (deploy.targets includes `stream`):
 - `modelops:m:in`: one entry per record, field `data` = the row as a JSON object (the model's columns, optionally
   the spec's id column as the prediction id and its timestamp column as the event time), optional `routing_key`.
-- `modelops:m:out`: one entry per answered record: `record_id` (the input entry's id), `model`, `version`, `role`,
+- `modelops:m:out`: one entry per answered record: `record_id` (the input entry's id), `version`, `role`,
   `consumer`, `prediction_id`, `prediction`, `score`.
 - `modelops:m:dead`: one entry per record that can never be scored: `record_id`, `reason`, `field`, and the
   original fields as JSON (`fields`).
@@ -115,13 +115,27 @@ def _text(value: Any) -> str:
 
 
 # --- one micro-batch -----------------------------------------------------------------------------------------------
+Dead = tuple[str, dict[str, str], str, str]  # record id, its fields, the field at fault, the reason
+
+
+@dataclass
+class Group:
+    """Records one version scores in one role, checked against its signature: one request for all of them."""
+
+    served: ServedVersion
+    role: str
+    record_ids: list[str]
+    prediction_ids: list[str]  # the row's id column, else its record id (the same when it is scored again)
+    request: ParsedRequest
+    scores: Scores | None = None
+
+
 @dataclass
 class Batch:
     """A read micro-batch sorted into who scores what, and what goes to the dead letters."""
 
-    groups: dict[tuple[str, str], tuple[ServedVersion, str, list[tuple[str, ParsedRequest]]]] = field(
-        default_factory=dict)
-    dead: list[tuple[str, dict[str, str], str, str]] = field(default_factory=list)  # id, fields, field, reason
+    groups: list[Group] = field(default_factory=list)
+    dead: list[Dead] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)  # ids whose entry was deleted before it was read: ack only
 
 
@@ -143,46 +157,84 @@ def decode(fields: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     return row, fields.get("routing_key")
 
 
-def sort_batch(route: Route, entries: list[tuple[str, dict[str, str] | None]]) -> Batch:
+def sort_batch(route: Route, entries: list[tuple[str, dict[str, str] | None]], received: datetime) -> Batch:
     """Route each record as the gateway routes a request (its routing key, else its id, else its record id: a record
-    scored again lands on the same version), then check it against that version's signature."""
+    scored again lands on the same version), then check each version's records against its signature."""
     batch = Batch()
     id_column = route.spec.data.id_column
+    routed: dict[tuple[str, str], tuple[ServedVersion, str, list[tuple[str, dict[str, Any]]]]] = {}
+    fields_of = {}
     for record_id, fields in entries:
         if fields is None:
             batch.gone.append(record_id)
             continue
+        fields_of[record_id] = fields
         try:
             row, key = decode(fields)
-            served, role = choose_version(route, key or _text(row.get(id_column) or record_id))
-            parsed = records_to_request(served.schema, [row], "data")
         except InputError as error:
             batch.dead.append((record_id, fields, error.field, error.problem))
             continue
-        slot = batch.groups.setdefault((served.version, role), (served, role, []))
-        slot[2].append((record_id, parsed))
+        served, role = choose_version(route, key or _text(row.get(id_column) or record_id))
+        routed.setdefault((served.version, role), (served, role, []))[2].append((record_id, row))
+    for served, role, records in routed.values():
+        group = check_records(served, role, records, fields_of, batch.dead, received)
+        if group is not None:
+            batch.groups.append(group)
     return batch
 
 
-def score_group(served: ServedVersion, items: list[tuple[str, ParsedRequest]],
-                dead: list[tuple[str, dict[str, str], str, str]],
-                fields_of: dict[str, dict[str, str]]) -> list[tuple[str, ParsedRequest, Scores]]:
-    """Scores of a group; when the micro-batch fails, record by record, and a record that fails alone is a dead
+def check_records(served: ServedVersion, role: str, records: list[tuple[str, dict[str, Any]]],
+                  fields_of: dict[str, dict[str, str]], dead: list[Dead], received: datetime) -> Group | None:
+    """All records checked at once (the common case: all good); when that fails, one by one, and those at fault are
+    dead letters naming the field and the problem, as the gateway's 4xx does."""
+    try:
+        request = records_to_request(served.schema, [row for _, row in records], "data")
+        ids = [rid for rid, _ in records]
+        return Group(served, role, ids, request.ids or ids, request)
+    except InputError:
+        pass
+    good: list[tuple[str, ParsedRequest]] = []
+    for rid, row in records:
+        try:
+            good.append((rid, records_to_request(served.schema, [row], "data")))
+        except InputError as error:
+            dead.append((rid, fields_of[rid], error.field, error.problem))
+    if not good:
+        return None
+    return Group(served, role, [rid for rid, _ in good], [p.ids[0] if p.ids else rid for rid, p in good],
+                 merge_requests([p for _, p in good], received))
+
+
+def one_record(group: Group, index: int) -> Group:
+    request = group.request
+    single = ParsedRequest(columns={name: [values[index]] for name, values in request.columns.items()}, rows=1,
+                           ids=[request.ids[index]] if request.ids else None,
+                           event_times=[request.event_times[index]] if request.event_times else None)
+    return Group(group.served, group.role, [group.record_ids[index]], [group.prediction_ids[index]], single)
+
+
+def score_group(group: Group, dead: list[Dead], fields_of: dict[str, dict[str, str]],
+                received: datetime) -> Group | None:
+    """The group scored; when its micro-batch fails, record by record, and a record that fails alone is a dead
     letter with the model's error (it would fail every retry and block the stream)."""
     try:
-        return [(rid, parsed, scores) for (rid, parsed), scores in
-                zip(items, served.score([parsed for _, parsed in items]))]
+        group.scores = group.served.score([group.request])[0]
+        return group
     except Exception:  # noqa: BLE001 - find the record at fault below
-        if len(items) == 1:
-            rid = items[0][0]
-            log.exception("%s v%s cannot score record %s", served.model, served.version, rid)
+        if group.request.rows == 1:
+            rid = group.record_ids[0]
+            log.exception("%s v%s cannot score record %s", group.served.model, group.served.version, rid)
             dead.append((rid, fields_of[rid], "data", f"the model failed to score this record "
-                                                      f"(v{served.version}); its log has the error"))
-            return []
-    out = []
-    for item in items:
-        out += score_group(served, [item], dead, fields_of)
-    return out
+                                                      f"(v{group.served.version}); its log has the error"))
+            return None
+    scored = [g for g in (score_group(one_record(group, i), dead, fields_of, received)
+                          for i in range(group.request.rows)) if g is not None]
+    if not scored:
+        return None
+    return Group(group.served, group.role, [r for g in scored for r in g.record_ids],
+                 [p for g in scored for p in g.prediction_ids], merge_requests([g.request for g in scored], received),
+                 Scores(_concat([g.scores.scores for g in scored]),  # type: ignore[union-attr]
+                        _concat([g.scores.predictions for g in scored])))  # type: ignore[union-attr]
 
 
 class StreamConsumer:
@@ -250,35 +302,30 @@ class StreamConsumer:
     def handle(self, route: Route, entries: list[tuple[str, dict[str, str] | None]]) -> int:
         began = time.perf_counter()
         received = datetime.now(timezone.utc).replace(tzinfo=None)
-        batch = sort_batch(route, entries)
+        batch = sort_batch(route, entries, received)
         fields_of = {rid: f for rid, f in entries if f is not None}
-        answered: list[tuple[ServedVersion, str, list[tuple[str, ParsedRequest, Scores]]]] = []
-        for served, role, items in batch.groups.values():
-            scored = score_group(served, items, batch.dead, fields_of)
-            if scored:
-                answered.append((served, role, scored))
+        answered = [g for g in (score_group(g, batch.dead, fields_of, received) for g in batch.groups)
+                    if g is not None]
         latency_ms = (time.perf_counter() - began) * 1000
         pipe = self.client.pipeline(transaction=False)
-        for served, role, scored in answered:
-            for rid, parsed, scores in scored:
-                pipe.xadd(self.streams.results, {
-                    "record_id": rid, "model": self.model, "version": served.version, "role": role,
-                    "consumer": self.consumer,
-                    "prediction_id": parsed.ids[0] if parsed.ids else rid,
-                    "prediction": orjson.dumps(scores.predictions[0].item()),
-                    "score": orjson.dumps(scores.scores[0].item())})
+        for group in answered:
+            version, role, scores = group.served.version, group.role, group.scores
+            for rid, pid, prediction, score in zip(group.record_ids, group.prediction_ids,
+                                                   scores.predictions.tolist(),  # type: ignore[union-attr]
+                                                   scores.scores.tolist()):  # type: ignore[union-attr]
+                pipe.xadd(self.streams.results, {"record_id": rid, "version": version, "role": role,
+                                                 "consumer": self.consumer, "prediction_id": pid,
+                                                 "prediction": prediction, "score": score})
         for rid, fields, at, reason in batch.dead:
             pipe.xadd(self.streams.dead, {"record_id": rid, "field": at, "reason": reason,
                                           "fields": orjson.dumps(fields)})
         pipe.execute()
-        for served, role, scored in answered:  # the prediction log: in the spool before the acknowledgement
-            merged = merge_requests([parsed for _, parsed, _ in scored], received)
-            ids = [parsed.ids[0] if parsed.ids else rid for rid, parsed, _ in scored]
-            scores = Scores(_concat([s.scores for _, _, s in scored]), _concat([s.predictions for _, _, s in scored]))
-            log_answer(self.sink, served, role, merged, ids, scores, received, latency_ms)
-            if role == "champion" and route.strategy == "shadow" and route.challenger is not None:
-                self.shadow(route.challenger, merged, ids, received)
-        acknowledged = [rid for _, _, scored in answered for rid, _, _ in scored]
+        for group in answered:  # the prediction log: in the spool before the acknowledgement
+            log_answer(self.sink, group.served, group.role, group.request, group.prediction_ids,
+                       group.scores, received, latency_ms)  # type: ignore[arg-type]
+            if group.role == "champion" and route.strategy == "shadow" and route.challenger is not None:
+                self.shadow(route.challenger, group.request, group.prediction_ids, received)
+        acknowledged = [rid for group in answered for rid in group.record_ids]
         acknowledged += [rid for rid, *_ in batch.dead] + batch.gone
         self.client.xack(self.streams.inbound, GROUP, *acknowledged)
         self._count(acknowledged, batch)

@@ -21,10 +21,9 @@ import pytest
 import yaml
 
 from tests.conftest import wait_for
-from tests.serving.test_gateway import MODEL, real_rows
+from tests.serving.test_gateway import MODEL, ROOT, real_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -315,3 +314,64 @@ def test_up_starts_the_embedded_redis_in_the_state_directory_and_down_stops_it(t
     assert down(settings) == ["redis"]
     with pytest.raises(redis.ConnectionError):
         client.ping()
+
+
+# --- champion / challenger (last: they register a second version) ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def candidate(streaming: Streaming) -> str:
+    """v2, trained on a later window, approved and deployed as challenger (the strategy decides what it does)."""
+    from datetime import date
+
+    from flows.approve import approve
+    from flows.deploy import deploy
+    from flows.register import register
+    from flows.validate import validate
+
+    version = register(model=MODEL, train_start=date(2013, 1, 15), train_end=date(2013, 3, 1), chain=False).version
+    assert validate(model=MODEL, version=version).passed
+    assert approve(model=MODEL, version=version).status == "approved"
+    deploy(model=MODEL, version=version, role="challenger")
+    return version
+
+
+@contextmanager
+def strategy(streaming: Streaming, **deploy: Any) -> Iterator[None]:
+    path = streaming.config_dir / "models" / f"{MODEL}.yaml"
+    before = path.read_text()
+    raw = yaml.safe_load(before)
+    raw["deploy"].update(deploy)
+    path.write_text(yaml.safe_dump(raw))
+    try:
+        yield
+    finally:
+        path.write_text(before)
+
+
+def test_a_split_routes_each_record_as_the_gateway_routes_its_key(fresh: Streaming, candidate: str) -> None:
+    from serving.streaming import publish
+    from tasks.routing import routes_to_challenger
+
+    keys = [f"customer-{k}" for k in range(30)] * 2  # every key twice: sticky
+    with strategy(fresh, strategy="champion_challenger", challenger_traffic_share=0.5):
+        ids = publish(fresh.client, MODEL, [fresh.rows[i] for i in range(len(keys))], routing_keys=keys)
+        with consumer("split"):
+            assert wait_for(lambda: answered_ids(fresh) == set(ids), timeout=60)
+    out = {r["record_id"]: r for r in results(fresh)}
+    expected = [(candidate, "challenger") if routes_to_challenger(key, 0.5) else ("1", "champion") for key in keys]
+    assert [(out[i]["version"], out[i]["role"]) for i in ids] == expected
+    assert {version for version, _ in expected} == {"1", candidate}
+
+
+def test_shadow_logs_the_challengers_scores_while_only_the_champion_answers(fresh: Streaming, candidate: str) -> None:
+    from serving.streaming import publish
+    from tasks.prediction_log import logged_predictions
+
+    rows = [{**row, "flight_id": f"stream-shadow-{i}"} for i, row in enumerate(fresh.rows[:20])]
+    with strategy(fresh, strategy="shadow"):
+        ids = publish(fresh.client, MODEL, rows)
+        with consumer("shadow"):
+            assert wait_for(lambda: answered_ids(fresh) == set(ids), timeout=60)
+    assert {(r["version"], r["role"]) for r in results(fresh)} == {("1", "champion")}
+    shadow_log = logged_predictions(fresh.platform, MODEL, candidate, None, None)
+    assert {row["flight_id"] for row in rows} <= set(shadow_log.loc[shadow_log["role"] == "shadow", "prediction_id"])
