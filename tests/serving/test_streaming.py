@@ -201,13 +201,13 @@ def test_a_consumer_killed_mid_batch_loses_nothing_once_another_takes_over(fresh
     from serving.streaming import publish
     from tasks.prediction_log import logged_predictions
 
-    rows = [{**fresh.rows[i % len(fresh.rows)], "flight_id": f"kill-{i}"} for i in range(3000)]
+    rows = [{**fresh.rows[i % len(fresh.rows)], "flight_id": f"kill-{i}"} for i in range(30_000)]
     ids = publish(fresh.client, MODEL, rows)
     doomed = start_consumer_process(fresh, "doomed", tmp_path / "doomed.log")
     try:
         assert wait_for(lambda: len(results(fresh)) > 0 or doomed.poll() is not None, timeout=120)
         # Freeze it with a batch in hand (delivered, not acknowledged), then kill it: no chance to finish the batch.
-        while True:
+        while len(answered_ids(fresh)) < len(ids):
             doomed.send_signal(signal.SIGSTOP)
             if held_by(fresh, "doomed") > 0:
                 break
