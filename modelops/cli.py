@@ -252,7 +252,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     services = up(load_settings(), prefect_port=args.prefect_port, mlflow_port=args.mlflow_port,
                   with_mlflow=not args.no_mlflow, gateway_port=None if args.no_gateway else args.gateway_port,
-                  gateway_workers=args.gateway_workers)
+                  gateway_workers=args.gateway_workers, with_streaming=not args.no_streaming)
     urls = {s.name: s.url for s in services}
     print(f"Prefect UI:   {urls['prefect-server']}  (deployments: {urls['prefect-server']}/deployments)")
     print(f"Prefect API:  {urls['stage-runner']}  (export PREFECT_API_URL={urls['stage-runner']})")
@@ -262,6 +262,12 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print(f"MLflow UI:    {urls['mlflow-ui']}")
     if "gateway" in urls:
         print(f"Gateway:      {urls['gateway']}  (POST /v1/models/<name>/predict; tokens: modelops tokens create)")
+    if "redis" in urls or any(name.startswith("stream-") for name in urls):
+        from modelops.services.redis_server import redis_url
+
+        consumers = [name[len("stream-"):] for name in urls if name.startswith("stream-")]
+        print(f"Streaming:    {redis_url(load_settings())}  (XADD modelops:<model>:in data <row JSON>; consumers: "
+              f"{', '.join(consumers) or 'none, no spec has deploy.targets stream'})")
     print("Logs and pids: " + ", ".join(f"{s.name} pid {s.pid} -> {s.log}" for s in services))
     print("Stop with: modelops down")
     return 0
@@ -414,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--gateway-workers", type=int, default=None, help="gateway worker processes (default: "
                                                                         "one per core)")
     start.add_argument("--no-gateway", action="store_true", help="do not start the online gateway")
+    start.add_argument("--no-streaming", action="store_true", help="do not start Redis and the streaming consumers")
     serve = command("serve", "start the online gateway alone: every deployed model behind one HTTP service",
                     handler=_cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")

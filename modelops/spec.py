@@ -211,16 +211,31 @@ class ApprovalSpec(Strict):
                                                                  "allows; then the version is rejected and escalated.")
 
 
+class StreamSpec(Strict):
+    """How a streaming model's consumers read its Redis Stream `modelops:<model>:in` (see serving/streaming.py)."""
+
+    consumers: int = Field(1, ge=1, le=64, description="Consumers `modelops up` starts in the model's consumer group; "
+                                                       "they share the stream, each record goes to one of them.")
+    batch_rows: int = Field(256, ge=1, le=10_000, description="Records one consumer reads and scores at a time.")
+    block_ms: int = Field(100, ge=1, le=60_000, description="How long a read waits for a record when the stream is "
+                                                            "empty (bounds idle polling, not latency).")
+    claim_idle_ms: int = Field(30_000, ge=100, description="A record delivered to a consumer and not acknowledged for "
+                                                           "this long is taken over by another consumer (its "
+                                                           "consumer died mid-batch): at-least-once.")
+
+
 class DeploySpec(Strict):
     strategy: Literal["champion", "champion_challenger", "shadow"] = Field(
         "champion", description="champion: it serves alone; champion_challenger: an approved @challenger serves "
                                 "challenger_traffic_share of requests; shadow: it scores every request, unserved.")
     challenger_traffic_share: float = Field(
         0.1, ge=0, le=0.5, description="Share of requests the @challenger serves (champion_challenger).")
-    targets: list[Literal["batch", "online"]] = Field(
+    targets: list[Literal["batch", "online", "stream"]] = Field(
         default_factory=lambda: ["batch", "online"], min_length=1,
-        description="Where deployed versions serve: batch (`modelops score`) and online (the gateway, `modelops "
-                    "serve`). A model without online is not served by the gateway.")
+        description="Where deployed versions serve: batch (`modelops score`), online (the gateway, `modelops "
+                    "serve`) and stream (consumers of the Redis Stream `modelops:<model>:in`, started by `modelops "
+                    "up`). A model without online is not served by the gateway.")
+    stream: StreamSpec = Field(default_factory=StreamSpec, description="Streaming consumers (target stream).")
     decision_threshold: float = Field(0.5, gt=0, lt=1, description="Classifiers: score at or above is positive.")
     promotion: Literal["comparison", "comparison_or_decision"] = Field(
         "comparison", description="How a version replaces a serving champion. comparison: a new version enters as "
@@ -274,6 +289,9 @@ class SlaSpec(Strict):
     latency_p95_ms: float = Field(2000, gt=0, description="Limit of the 95th percentile of micro-batch latency (ms).")
     latency_p99_ms: float | None = Field(None, gt=0, description="Limit of the 99th percentile (ms); none: not judged.")
     max_error_rate: float = Field(0.01, ge=0, le=1, description="Share of rows whose scoring failed.")
+    stream_lag_ms: float = Field(
+        1000, gt=0, description="Streaming models: limit of the consumer lag, the age (ms) of the oldest record "
+                                "of the input stream not yet answered and acknowledged.")
     warn_ratio: float = Field(0.8, gt=0, le=1, description="Warn when a value passes this share of its limit.")
     min_batches: int = Field(
         20, ge=1, description="Scoring micro-batches a window needs before its latency is judged: a percentile of a "

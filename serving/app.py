@@ -34,12 +34,13 @@ from starlette.routing import Route as Path
 
 from modelops.lifecycle import Role
 from serving import metrics
+from serving.answers import choose_version, log_answer
 from serving.batching import MicroBatcher
 from serving.inputs import (
     MAX_BODY_BYTES, V2_DATATYPES, InputError, InputSchema, ParsedRequest, parse_mlflow, parse_native, parse_v2,
 )
 from serving.table import Route, Scores, ServedVersion, ServingTable, Snapshot, UnknownModel
-from tasks.routing import PINNED, SHADOW, routes_to_challenger
+from tasks.routing import PINNED, SHADOW
 
 log = logging.getLogger("modelops.gateway")
 
@@ -146,13 +147,7 @@ class Gateway:
                           + "; deploy an approved version")
         return route.champion
 
-    @staticmethod
-    def split(route: Route, key: str | None) -> tuple[ServedVersion, str]:
-        """The champion, or the challenger for its share of keys (a request without a key is routed at random)."""
-        if (route.strategy == "champion_challenger" and route.challenger is not None
-                and routes_to_challenger(key or uuid.uuid4().hex, route.spec.deploy.challenger_traffic_share)):
-            return route.challenger, Role.challenger.value
-        return route.champion, Role.champion.value  # type: ignore[return-value]
+    split = staticmethod(choose_version)
 
     # --- scoring ---------------------------------------------------------------------------------------------
     def batcher(self, served: ServedVersion) -> MicroBatcher[ParsedRequest, Scores]:
@@ -183,14 +178,7 @@ class Gateway:
 
     def log_answer(self, served: ServedVersion, role: str, parsed: ParsedRequest, ids: list[str], scores: Scores,
             received: datetime, latency_ms: float) -> None:
-        """The prediction log row of each answered row: the same log batch and streaming scoring write."""
-        times = parsed.event_times or [received] * parsed.rows
-        self.sink.append(served.model, served.version, role, {
-            "prediction_id": ids, "event_time": times, "scored_at": [received] * parsed.rows, **parsed.columns,
-            "prediction": scores.predictions.tolist(), "score": scores.scores.tolist(),
-            "latency_ms": [latency_ms] * parsed.rows})
-        metrics.child(metrics.ROWS, served.model, served.version, role).inc(parsed.rows)
-        metrics.child(metrics.LATENCY, served.model, served.version, role).observe(latency_ms / 1000)
+        log_answer(self.sink, served, role, parsed, ids, scores, received, latency_ms)
 
     def shadow(self, route: Route, parsed: ParsedRequest, ids: list[str], received: datetime) -> None:
         """The challenger scores a copy after the champion answered: its time never adds to the response."""

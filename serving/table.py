@@ -120,8 +120,9 @@ def eligibility_problem(approval: str | None, security: str | None, retired: boo
 class ServingTable:
     """The snapshot, refreshed in a background thread; `current` is read by every request without a lock."""
 
-    def __init__(self, platform: Platform, refresh_seconds: float = 0.5) -> None:
+    def __init__(self, platform: Platform, refresh_seconds: float = 0.5, target: str = "online") -> None:
         self.platform = platform
+        self.target = target  # the spec's deploy target served: online (the gateway) or stream (its consumers)
         self.refresh_seconds = refresh_seconds
         self.current = Snapshot()
         self.ready = False
@@ -167,7 +168,7 @@ class ServingTable:
             served: dict[tuple[str, str], ServedVersion] = {}
             for row in rows:
                 spec = specs.get(row.model)
-                if spec is None or "online" not in spec.deploy.targets:
+                if spec is None or self.target not in spec.deploy.targets:
                     continue
                 problem = eligibility_problem(row.approval, row.security, row.retired)
                 loaded = None if problem else self._load(spec, row.version, row.content_hash or "")
@@ -179,7 +180,7 @@ class ServingTable:
                     served[(row.model, row.role)] = loaded  # type: ignore[assignment]
             routes = {name: Route(spec, served.get((name, Role.champion)),
                                   served.get((name, Role.challenger)) if spec.deploy.strategy != "champion" else None)
-                      for name, spec in specs.items() if "online" in spec.deploy.targets}
+                      for name, spec in specs.items() if self.target in spec.deploy.targets}
             snapshot = Snapshot(routes=routes, pinned=self._pins(specs), refused=refused, tokens=tokens,
                                 loaded_at=time.monotonic())
             self.current = snapshot

@@ -173,8 +173,10 @@ def batch_latencies(current: pd.DataFrame) -> np.ndarray:
     return frame["latency_ms"].to_numpy(dtype="float64")[starts]
 
 
-def service_check(current: pd.DataFrame, failed_rows: int, spec: LifecycleSpec) -> CheckResult:
-    """Error rate always; latency percentiles (over micro-batches) only from sla.min_batches batches on."""
+def service_check(current: pd.DataFrame, failed_rows: int, spec: LifecycleSpec,
+                  stream_lag: Any = None) -> CheckResult:
+    """Error rate always; latency percentiles (over micro-batches) only from sla.min_batches batches on; a streaming
+    model's consumer lag (serving.streaming.Lag, or a text saying why it could not be read) against sla.stream_lag_ms."""
     sla = spec.monitoring.sla
     rows = len(current)
     error_rate = failed_rows / (rows + failed_rows) if rows + failed_rows else 0.0
@@ -192,12 +194,39 @@ def service_check(current: pd.DataFrame, failed_rows: int, spec: LifecycleSpec) 
                         f"{spec.deploy.chunk_rows}-row scoring batches")
     else:
         latency_text = f"latency not judged: {len(latency)} scoring batches < {sla.min_batches}"
+    values: dict[str, tuple[float | None, float | None]] = {
+        "volume": (float(rows), None), "error_rate": (error_rate, sla.max_error_rate),
+        "scoring_batches": (float(len(latency)), float(sla.min_batches)),
+        "latency_p50_ms": (float(p50), None), "latency_p95_ms": (float(p95), sla.latency_p95_ms),
+        "latency_p99_ms": (float(p99), sla.latency_p99_ms)}
+    if isinstance(stream_lag, str):
+        values["stream_lag_ms"], verdicts["stream_lag_ms"] = (None, sla.stream_lag_ms), SKIPPED
+        latency_text += f"; stream lag not judged: {stream_lag}"
+    elif stream_lag is not None:
+        values["stream_lag_ms"] = (float(stream_lag.oldest_ms), sla.stream_lag_ms)
+        verdicts["stream_lag_ms"] = limit_verdict(stream_lag.oldest_ms, sla.stream_lag_ms, sla.warn_ratio)
+        latency_text += (f"; stream lag {stream_lag.oldest_ms:.0f} ms ({stream_lag.waiting} records waiting, "
+                         f"limit {sla.stream_lag_ms:.0f} ms)")
     return CheckResult("service", worst_verdict(*verdicts.values()),
                        f"{rows} predictions, {failed_rows} failed rows ({error_rate:.2%}), {latency_text}",
-                       {"volume": (float(rows), None), "error_rate": (error_rate, sla.max_error_rate),
-                        "scoring_batches": (float(len(latency)), float(sla.min_batches)),
-                        "latency_p50_ms": (float(p50), None), "latency_p95_ms": (float(p95), sla.latency_p95_ms),
-                        "latency_p99_ms": (float(p99), sla.latency_p99_ms)}, verdicts)
+                       values, verdicts)
+
+
+def read_stream_lag(platform: Platform, spec: LifecycleSpec) -> Any:
+    """The consumer lag of a streaming model now (None for a model that does not stream; a text when Redis cannot
+    be read: the lag is then reported as not judged, never as fine)."""
+    if "stream" not in spec.deploy.targets:
+        return None
+    import redis
+
+    from modelops.services.redis_server import redis_url
+    from serving.streaming import stream_lag
+
+    url = redis_url(platform.settings)
+    try:
+        return stream_lag(redis.Redis.from_url(url, socket_timeout=5, decode_responses=True), spec.name)
+    except (redis.RedisError, OSError) as exc:
+        return f"Redis at {url} cannot be read ({type(exc).__name__}: {exc})"
 
 
 def monitor_window(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion, start: datetime, end: datetime,
@@ -208,7 +237,7 @@ def monitor_window(platform: Platform, spec: LifecycleSpec, governed: GovernedVe
     reference_metric = governed.holdout_metrics.get(spec.monitoring.performance.metric)
     labelled = labelled_predictions(platform, spec.name, governed.version, start, end)
     performance = judge_performance(spec, labelled, reference_metric)
-    checks = {"service": service_check(current, failed_rows, spec),
+    checks = {"service": service_check(current, failed_rows, spec, read_stream_lag(platform, spec)),
               "performance": performance_check(performance, spec)}
     if spec.validation.fairness is not None:
         checks["bias"] = bias_check(spec, labelled)

@@ -122,7 +122,8 @@ def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
 
 
 def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, with_mlflow: bool = True,
-       poll_seconds: int = 1, gateway_port: int | None = 8080, gateway_workers: int | None = None) -> list[Service]:
+       poll_seconds: int = 1, gateway_port: int | None = 8080, gateway_workers: int | None = None,
+       with_streaming: bool = True) -> list[Service]:
     """Start the stack (or report the one already running for this state directory)."""
     existing = running_services(settings)
     if existing and all(_ours(s) for s in existing):
@@ -180,6 +181,8 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
             wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log, timeout=90)
         if gateway_port:
             started.append(start_gateway(base_env, logs / "gateway.log", gateway_port, gateway_workers))
+        if with_streaming:
+            started += start_streaming(settings, base_env, logs)
     except BaseException:
         stop_services(started)
         raise
@@ -198,6 +201,45 @@ def start_gateway(env: dict[str, str], log: Path, port: int, workers: int | None
         stop_services([service])
         raise
     return service
+
+
+def start_streaming(settings: Settings, env: dict[str, str], logs: Path) -> list[Service]:
+    """The embedded Redis (unless MODELOPS_REDIS_URL names one) and deploy.stream.consumers consumers per model whose
+    deploy.targets include stream, each ready once its metrics answer (its served versions are loaded by then).
+    Consumer names are stable (<model>-<n>): a consumer started again re-reads what it had not acknowledged."""
+    from modelops.services.redis_server import ENV_URL, redis_url, start_embedded, wait_ready
+    from modelops.spec import load_all_specs
+
+    streaming = [spec for spec in load_all_specs(settings.config_dir) if "stream" in spec.deploy.targets]
+    started: list[Service] = []
+    try:
+        if not env.get(ENV_URL):
+            log = logs / "redis.log"
+            holder: list[subprocess.Popen] = []
+
+            def launch(command: list[str], path: Path) -> subprocess.Popen:
+                holder.append(spawn(command, env, path))
+                return holder[0]
+            try:
+                start_embedded(settings, log, launch=launch)
+            finally:
+                if holder:
+                    started.append(Service.of("redis", holder[0], redis_url(settings), str(log)))
+        else:
+            wait_ready(redis_url(settings))
+        for spec in streaming:
+            for index in range(spec.deploy.stream.consumers):
+                name, port = f"{spec.name}-{index + 1}", free_port()
+                log = logs / f"stream-{name}.log"
+                process = spawn([sys.executable, "-m", "serving.streaming", "--model", spec.name, "--consumer", name,
+                                 "--metrics-port", str(port)], {**env, "OMP_NUM_THREADS": "1"}, log)
+                service = Service.of(f"stream-{name}", process, f"http://127.0.0.1:{port}/metrics", str(log))
+                started.append(service)
+                wait_healthy(service.url, process, log, timeout=120)
+    except BaseException:
+        stop_services(started)
+        raise
+    return started
 
 
 def record_services(settings: Settings, services: list[Service]) -> None:
