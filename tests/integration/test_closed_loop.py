@@ -73,7 +73,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        assert sorted(stopped) == ["gateway", "mlflow-ui", "prefect-server", "stage-runner", "stage-service"]
+        assert sorted(stopped) == ["gateway", "mlflow-ui", "prefect-server", "redis", "stage-runner", "stage-service"]
         for service in services:
             with pytest.raises(ProcessLookupError):
                 os.kill(service.pid, 0)
@@ -119,7 +119,12 @@ def test_the_stack_serves_every_stage_with_its_schedule_or_trigger(live: LiveSta
     assert set(deployments) == {"register", "validate", "approve", "deploy", "score", "monitor", "sweep", "retrain",
                                 "retire", "report", "kpis"}
     assert {s.schedule.cron for s in deployments["kpis"].schedules} == {"30 5 * * *"}
-    assert {s.schedule.cron for s in deployments["monitor"].schedules} == {"0 6 * * *", "0 7 * * *"}
+    from modelops.spec import load_all_specs
+
+    # one monitor schedule per shipped spec (its monitoring.cron), on the one monitor deployment
+    assert {s.schedule.cron for s in deployments["monitor"].schedules} == {
+        spec.monitoring.cron for spec in load_all_specs()}
+    assert len({spec.monitoring.cron for spec in load_all_specs()}) == len(load_all_specs()) >= 2
     assert {name.split("__")[0] for name in automations} == {"validate", "approve", "deploy", "retrain"}
     mlflow_ui = next(s.url for s in live.services if s.name == "mlflow-ui")
     with urllib.request.urlopen(f"{mlflow_ui}/health", timeout=5) as response:
