@@ -67,7 +67,8 @@ def read_description(data: bytes) -> tuple[EndpointSpec, str] | str:
         return EndpointSpec.model_validate(document["endpoint"]), document["task"]
     except ValidationError as exc:
         return "the endpoint description is refused: " + "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'url'}: {e['msg']}" for e in exc.errors())
+            f"{'.'.join(['endpoint', *map(str, e['loc'])])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors())
 
 
 def scan(described: Described, context: ScanContext) -> ScanResult:
