@@ -82,6 +82,31 @@ def test_the_gateway_serves_the_endpoint_model_and_logs_its_predictions(state_ho
     assert set(frame[spec.data.id_column].astype(str)) <= set(logged["prediction_id"])
 
 
+def test_the_gateway_answers_502_naming_the_endpoint_when_it_is_down(state_home: Path, vendor_server: Any) -> None:
+    import orjson
+    from starlette.testclient import TestClient
+
+    from modelops.demo import onboard
+    from modelops.platform import get_platform
+    from serving.app import create_app
+    from serving.tokens import issue_token
+    from tests.conftest import wait_for
+
+    assert onboard(MODEL) == "1"
+    _, token = issue_token(get_platform(), "test-app", [MODEL])
+    row = {"sched_dep_hour": 8, "day_of_week": 2, "distance": 1065.0, "temp": 39.0, "dewp": 28.0, "humid": 64.0,
+           "wind_speed": 12.7, "precip": 0.0, "visib": 10.0, "carrier": "UA", "origin": "EWR"}
+    vendor_server.close()
+    with TestClient(create_app()) as client:
+        assert wait_for(lambda: client.get("/readyz").status_code == 200)
+        answer = client.post(f"/v1/models/{MODEL}/predict", content=orjson.dumps({"rows": [row]}),
+                             headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 502
+    error = answer.json()["error"]
+    assert error["kind"] == "endpoint" and f"{vendor_server.url}/v2/models/{MODEL}/infer cannot be reached" in \
+        error["message"]
+
+
 def onboarded_batch(state_home: Path) -> tuple[Any, Path]:
     from modelops.demo import onboard, write_traffic
     from modelops.platform import get_platform
