@@ -49,9 +49,10 @@ def frame_of(inputs: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 class VendorServer:
-    """The service in a background thread on 127.0.0.1 (port 0: any free port); `url` is its base URL."""
+    """The service in a background thread on 127.0.0.1 (port 0: any free port); `url` is its base URL. Without a
+    token it answers anyone (the benchmark's baseline and the platform then call it alike)."""
 
-    def __init__(self, model: Any, token: str, port: int = 0, model_name: str = MODEL_NAME) -> None:
+    def __init__(self, model: Any, token: str | None, port: int = 0, model_name: str = MODEL_NAME) -> None:
         self.model, self.token, self.model_name = model, token, model_name
         self.behaviour = "ok"  # ok | redirect | short | html
         self.requests = 0
@@ -72,7 +73,7 @@ class VendorServer:
         self.httpd.server_close()
 
     def answer(self, path: str, authorization: str | None, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        if not hmac.compare_digest(authorization or "", f"Bearer {self.token}"):
+        if self.token is not None and not hmac.compare_digest(authorization or "", f"Bearer {self.token}"):
             return 401, {}, b'{"error": "invalid bearer token"}'
         if path != f"/v2/models/{self.model_name}/infer":
             return 404, {}, b'{"error": "no such model"}'
@@ -116,12 +117,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--token-env", default="MODELOPS_VENDOR_TOKEN", help="environment variable holding the token")
+    parser.add_argument("--open", action="store_true", help="answer without a token (benchmarks on this machine)")
     args = parser.parse_args()
-    token = os.environ.get(args.token_env)
-    if not token:
-        raise SystemExit(f"set {args.token_env} to the bearer token the service requires")
+    token = None if args.open else os.environ.get(args.token_env)
+    if not token and not args.open:
+        raise SystemExit(f"set {args.token_env} to the bearer token the service requires (or pass --open)")
     with VendorServer(train_vendor_model(), token, args.port) as server:
-        print(f"serving {MODEL_NAME} at {server.url}/v2/models/{MODEL_NAME}/infer; Ctrl-C stops")
+        print(f"serving {MODEL_NAME} at {server.url}/v2/models/{MODEL_NAME}/infer; Ctrl-C stops", flush=True)
         try:
             server.thread.join()
         except KeyboardInterrupt:
