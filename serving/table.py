@@ -55,7 +55,14 @@ class ServedVersion:
 
     @property
     def runtime(self) -> str:
-        return "onnxruntime" if self.onnx is not None else "native"
+        if self.onnx is not None:
+            return "onnxruntime"
+        return "endpoint" if self.calls_network else "native"
+
+    @property
+    def calls_network(self) -> bool:
+        """The model waits on another service (an endpoint model): score it off the event loop."""
+        return bool(getattr(getattr(self.predictor, "model", None), "calls_network", False))
 
     def score(self, requests: Sequence[ParsedRequest]) -> list[Scores]:
         if self.onnx is not None:

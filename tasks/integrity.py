@@ -136,7 +136,7 @@ def open_pinned_model(platform: Platform, spec: LifecycleSpec, governed: Governe
     with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
         model_dir = platform.catalog.download_model(spec.name, governed.version, Path(folder))
         verify_pin(platform, spec, governed, model_dir, occasion)
-        scan = scan_model_dir(model_dir, spec.validation.security, ScanContext(spec.training.model_class))
+        scan = scan_model_dir(model_dir, spec.validation.security, ScanContext.of(spec))
         _scanned_what_was_pinned(spec, governed, model_dir, scan, occasion)
         if not scan.passed:
             return scan, None

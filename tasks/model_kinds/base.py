@@ -42,6 +42,13 @@ class ScanContext:
     """What the spec says about a model's files, beyond what the files say about themselves."""
 
     model_class: str | None = None  # the custom kind's reviewed class ('module:Class'), from training.model_class
+    endpoint: Any = None  # the endpoint kind's modelops.spec.EndpointSpec: the only endpoint a description may name
+    task: str | None = None  # the spec's task, which an endpoint description must agree with
+
+    @classmethod
+    def of(cls, spec: Any) -> "ScanContext":
+        """What a LifecycleSpec says about its model's files."""
+        return cls(spec.training.model_class, spec.endpoint, spec.task)
 
 
 @dataclass(frozen=True)
