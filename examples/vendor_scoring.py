@@ -54,8 +54,9 @@ class VendorServer:
 
     def __init__(self, model: Any, token: str | None, port: int = 0, model_name: str = MODEL_NAME) -> None:
         self.model, self.token, self.model_name = model, token, model_name
-        self.behaviour = "ok"  # ok | redirect | short | html
+        self.behaviour = "ok"  # ok | redirect | short | html | unavailable
         self.requests = 0
+        self.refused = 0  # requests answered 503 while unavailable
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -81,6 +82,9 @@ class VendorServer:
             return 307, {"Location": "http://198.51.100.7/steal"}, b""
         if self.behaviour == "html":
             return 200, {"Content-Type": "text/html"}, b"<html>maintenance</html>"
+        if self.behaviour == "unavailable":
+            self.refused += 1
+            return 503, {"Retry-After": "1"}, b'{"error": "down for maintenance"}'
         self.requests += 1
         frame = frame_of(json.loads(body)["inputs"])
         scores = self.model.predict_proba(frame[[*flight_delay.NUMERICAL, *flight_delay.CATEGORICAL]])

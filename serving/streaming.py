@@ -34,13 +34,16 @@ from serving import metrics
 from serving.answers import choose_version, log_answer, merge_requests
 from serving.inputs import InputError, ParsedRequest, records_to_request
 from serving.table import Route, Scores, ServedVersion, ServingTable
+from tasks.model_kinds.base import ModelUnavailable
 from tasks.routing import SHADOW
 
 log = logging.getLogger("modelops.streaming")
 
 GROUP = "modelops-scorers"
 RECORD_FIELDS = {"data", "routing_key"}
-WAITING_COUNT_CAP = 1000  # undelivered records counted for the waiting gauge at most (Redis 6.2 has no group lag)
+WAITING_COUNT_CAP = 1000
+# Pauses while the model cannot score (an endpoint model's service is down): short enough that a stop waits little.
+MIN_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.5, 5.0  # undelivered records counted for the waiting gauge at most (Redis 6.2 has no group lag)
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,8 @@ def score_group(group: Group, dead: list[Dead], fields_of: dict[str, dict[str, s
     try:
         group.scores = group.served.score([group.request])[0]
         return group
+    except ModelUnavailable:
+        raise  # no record is at fault: the caller holds them all
     except Exception:  # noqa: BLE001 - find the record at fault below
         if group.request.rows == 1:
             rid = group.record_ids[0]
@@ -246,6 +251,7 @@ class StreamConsumer:
         self.own_pending = True  # first the records this consumer name had been given and did not acknowledge
         self.claim_cursor = "0-0"
         self.next_claim = 0.0
+        self.backoff = 0.0  # seconds paused after the model was last unavailable; 0 once it scores again
         ensure_group(client, model)
 
     def route(self) -> Route | None:
@@ -304,8 +310,13 @@ class StreamConsumer:
         received = datetime.now(timezone.utc).replace(tzinfo=None)
         batch = sort_batch(route, entries, received)
         fields_of = {rid: f for rid, f in entries if f is not None}
-        answered = [g for g in (score_group(g, batch.dead, fields_of, received) for g in batch.groups)
-                    if g is not None]
+        try:
+            answered = [g for g in (score_group(g, batch.dead, fields_of, received) for g in batch.groups)
+                        if g is not None]
+        except ModelUnavailable as exc:
+            self.hold(exc)
+            return 0
+        self.backoff = 0.0
         latency_ms = (time.perf_counter() - began) * 1000
         pipe = self.client.pipeline(transaction=False)
         for group in answered:
@@ -330,6 +341,17 @@ class StreamConsumer:
         self.client.xack(self.streams.inbound, GROUP, *acknowledged)
         self._count(acknowledged, batch)
         return len(acknowledged)
+
+    def hold(self, exc: ModelUnavailable) -> None:
+        """The model cannot score now (its service is down): nothing of the micro-batch is answered, dead-lettered
+        or acknowledged. The records stay pending for this consumer, which reads them again first after a pause
+        that doubles up to MAX_BACKOFF_SECONDS; the lag grows meanwhile, and monitoring's stream_lag_ms SLA says
+        so."""
+        self.backoff = min(MAX_BACKOFF_SECONDS, max(MIN_BACKOFF_SECONDS, self.backoff * 2))
+        metrics.ERRORS.labels(self.model, "unavailable").inc()
+        log.warning("%s cannot score now, records held, retrying in %.1f s: %s", self.model, self.backoff, exc.what)
+        self.own_pending = True
+        time.sleep(self.backoff)
 
     def shadow(self, challenger: ServedVersion, merged: ParsedRequest, ids: list[str], received: datetime) -> None:
         """The challenger scores the champion's records, logged only (never in the results)."""

@@ -12,6 +12,14 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from modelops.errors import ModelOpsError
+
+
+class ModelUnavailable(ModelOpsError):
+    """The model cannot score right now, whatever the rows (its service is down, slow or refuses our credentials):
+    callers hold the rows and try again later instead of blaming them (a stream must not dead-letter its records
+    because a vendor is down)."""
+
 
 @dataclass(frozen=True)
 class ScanResult:

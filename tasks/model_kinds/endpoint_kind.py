@@ -28,7 +28,8 @@ import pandas as pd
 from modelops.errors import ModelOpsError
 from modelops.spec import EndpointSpec
 from tasks.model_kinds.base import (
-    Described, Predictor, ScanContext, ScanResult, probabilities, pyfunc_findings, read_model_file, scan_result,
+    Described, ModelUnavailable, Predictor, ScanContext, ScanResult, probabilities, pyfunc_findings, read_model_file,
+    scan_result,
 )
 
 FLAVOR = "modelops_endpoint"
@@ -41,6 +42,11 @@ BOUND_TO_SPEC = ("url", "model_name", "model_version", "credentials_block", "pro
 
 class EndpointError(ModelOpsError):
     """The scoring endpoint of an endpoint model did not give an answer the platform can use."""
+
+
+class EndpointUnavailable(EndpointError, ModelUnavailable):
+    """The endpoint itself is at fault, not the rows sent: down, too slow, refusing our credentials, redirecting,
+    overloaded (5xx) or answering something that is not a v2 response. Any rows would fail alike."""
 
 
 def description_bytes(endpoint: EndpointSpec, task: str) -> bytes:
@@ -104,12 +110,12 @@ def bearer_token(block: str) -> str:
     try:
         value = Secret.load(block, _sync=True).get()  # type: ignore[call-arg]
     except ValueError as exc:
-        raise EndpointError(f"no Prefect Secret block named {block!r} holds the endpoint's token ({exc})",
-                            f"create it: Secret(value='<token>').save('{block}') or in the Prefect UI "
-                            "(Blocks > Secret)") from exc
+        raise EndpointUnavailable(f"no Prefect Secret block named {block!r} holds the endpoint's token ({exc})",
+                                  f"create it: Secret(value='<token>').save('{block}') or in the Prefect UI "
+                                  "(Blocks > Secret)") from exc
     if not isinstance(value, str) or not value:
-        raise EndpointError(f"the Prefect Secret block {block!r} holds no token text",
-                            "save the bearer token as the block's value")
+        raise EndpointUnavailable(f"the Prefect Secret block {block!r} holds no token text",
+                                  "save the bearer token as the block's value")
     return value
 
 
@@ -174,13 +180,13 @@ class EndpointModel:
             return self.client.post(url, content=body, headers={"Content-Type": "application/json",
                                                                 **self.headers(fresh)})
         except httpx.TimeoutException as exc:
-            raise EndpointError(f"the scoring endpoint {url} did not answer within "
-                                f"{self.endpoint.timeout_seconds:g} s ({type(exc).__name__})",
-                                "check that the service is up, or raise endpoint.timeout_seconds / lower "
-                                "endpoint.max_rows_per_request in the spec") from exc
+            raise EndpointUnavailable(f"the scoring endpoint {url} did not answer within "
+                                      f"{self.endpoint.timeout_seconds:g} s ({type(exc).__name__})",
+                                      "check that the service is up, or raise endpoint.timeout_seconds / lower "
+                                      "endpoint.max_rows_per_request in the spec") from exc
         except httpx.HTTPError as exc:
-            raise EndpointError(f"the scoring endpoint {url} cannot be reached ({type(exc).__name__}: {exc})",
-                                "check that the service is up and endpoint.url in the spec is right") from exc
+            raise EndpointUnavailable(f"the scoring endpoint {url} cannot be reached ({type(exc).__name__}: {exc})",
+                                      "check that the service is up and endpoint.url in the spec is right") from exc
 
     def _infer(self, frame: pd.DataFrame) -> np.ndarray:
         body = request_body(frame)
@@ -193,17 +199,20 @@ class EndpointModel:
     def _check_status(self, response: Any) -> None:
         url, status, block = self.endpoint.infer_url(), response.status_code, self.endpoint.credentials_block
         if status in (401, 403):
-            raise EndpointError(
+            raise EndpointUnavailable(
                 f"the scoring endpoint {url} refused the credentials (HTTP {status})"
                 + (f" from Prefect Secret block {block!r}" if block else " (the spec names no credentials_block)"),
                 f"put a valid token for {self.endpoint.model_name} in the Prefect Secret block {block!r}" if block
                 else "name the Prefect Secret block holding the token in endpoint.credentials_block")
         if 300 <= status < 400:
-            raise EndpointError(f"the scoring endpoint {url} redirects (HTTP {status}) to "
-                                f"{response.headers.get('location')!r}; redirects are never followed (they could "
-                                "carry the token and the inputs elsewhere)",
-                                "put the final address in endpoint.url and register a new version")
-        if status >= 400:
+            raise EndpointUnavailable(f"the scoring endpoint {url} redirects (HTTP {status}) to "
+                                      f"{response.headers.get('location')!r}; redirects are never followed (they "
+                                      "could carry the token and the inputs elsewhere)",
+                                      "put the final address in endpoint.url and register a new version")
+        if status >= 500 or status == 429:
+            raise EndpointUnavailable(f"the scoring endpoint {url} is unavailable (HTTP {status}: "
+                                      f"{response.text[:300]!r})", "wait for the service, or ask its owner")
+        if status >= 400:  # the only answer that may be the rows' fault
             raise EndpointError(f"the scoring endpoint {url} answered HTTP {status}: {response.text[:300]!r}",
                                 "check the inputs the endpoint expects (one v2 tensor per feature column) and its "
                                 "model name, or ask its owner")
@@ -216,31 +225,31 @@ class EndpointModel:
             outputs = orjson.loads(response.content)["outputs"]
             tensor = next((o for o in outputs if isinstance(o, dict) and o.get("name") == name), None)
         except (ValueError, KeyError, TypeError) as exc:
-            raise EndpointError(f"the scoring endpoint {url} did not answer a v2 inference response "
-                                f"({type(exc).__name__}: {response.text[:200]!r})",
-                                "check that endpoint.url and protocol name a v2 (Open Inference Protocol) "
-                                "service") from exc
+            raise EndpointUnavailable(f"the scoring endpoint {url} did not answer a v2 inference response "
+                                      f"({type(exc).__name__}: {response.text[:200]!r})",
+                                      "check that endpoint.url and protocol name a v2 (Open Inference Protocol) "
+                                      "service") from exc
         if tensor is None:
-            raise EndpointError(f"the scoring endpoint {url} answered no output named {name!r} (outputs: "
-                                f"{[o.get('name') for o in outputs if isinstance(o, dict)]})",
-                                "set endpoint.output to the output tensor holding the scores")
+            raise EndpointUnavailable(f"the scoring endpoint {url} answered no output named {name!r} (outputs: "
+                                      f"{[o.get('name') for o in outputs if isinstance(o, dict)]})",
+                                      "set endpoint.output to the output tensor holding the scores")
         try:
             values = np.asarray(tensor["data"], dtype=np.float64).reshape(tensor.get("shape") or [-1])
         except (KeyError, ValueError, TypeError) as exc:
-            raise EndpointError(f"the endpoint's output {name!r} is not a numeric tensor of its shape "
-                                f"{tensor.get('shape')!r} ({exc})", "ask the endpoint's owner to fix its answer") \
-                from exc
+            raise EndpointUnavailable(f"the endpoint's output {name!r} is not a numeric tensor of its shape "
+                                      f"{tensor.get('shape')!r} ({exc})",
+                                      "ask the endpoint's owner to fix its answer") from exc
         if values.ndim == 0 or values.shape[0] != rows or values.ndim > 2:
-            raise EndpointError(f"the endpoint's output {name!r} has shape {list(values.shape)} for {rows} input "
-                                f"rows: one score (or one row of class scores) per input row is needed",
-                                "ask the endpoint's owner, or name the right output in endpoint.output")
+            raise EndpointUnavailable(f"the endpoint's output {name!r} has shape {list(values.shape)} for {rows} "
+                                      f"input rows: one score (or one row of class scores) per input row is needed",
+                                      "ask the endpoint's owner, or name the right output in endpoint.output")
         if values.ndim == 2:
             if values.shape[1] == 1:
                 values = values[:, 0]
             elif self.endpoint.positive_index >= values.shape[1]:
-                raise EndpointError(f"endpoint.positive_index is {self.endpoint.positive_index}, but output {name!r} "
-                                    f"has {values.shape[1]} columns", "set positive_index to the positive class's "
-                                                                      "column (0-based)")
+                raise EndpointUnavailable(f"endpoint.positive_index is {self.endpoint.positive_index}, but output "
+                                          f"{name!r} has {values.shape[1]} columns",
+                                          "set positive_index to the positive class's column (0-based)")
             else:
                 values = values[:, self.endpoint.positive_index]
         return probabilities(values) if self.task == "classification" else values

@@ -215,3 +215,51 @@ def test_a_crafted_endpoint_description_is_refused_and_audited(state_home: Path,
     assert approve(model=MODEL, version=version).status == "rejected"
     audited = [(e.stage, e.outcome) for e in platform.store.audit_trail(MODEL) if e.version == version]
     assert ("validate", "failed") in audited
+
+
+def test_a_stream_holds_its_records_while_the_endpoint_is_down_and_answers_them_when_it_is_back(
+        state_home: Path, vendor_server: Any, endpoint_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import redis
+    import yaml
+
+    from modelops.demo import onboard
+    from modelops.platform import get_platform
+    from modelops.services.redis_server import redis_url, start_embedded
+    from serving.streaming import GROUP, publish, run, streams_of
+    from tests.conftest import wait_for
+    from tests.serving.test_gateway import real_rows
+
+    path = endpoint_config / "models" / f"{MODEL}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["deploy"]["targets"] = ["batch", "online", "stream"]
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.delenv("MODELOPS_REDIS_URL", raising=False)
+    platform = get_platform()
+    assert onboard(MODEL) == "1"
+    rows = [{k: v for k, v in row.items() if k != "flight_id"} for row in real_rows(platform, 60)]
+    server = start_embedded(platform.settings, platform.settings.home / "logs" / "redis.log")
+    stop = threading.Event()
+    consumer = threading.Thread(target=run, args=(MODEL, "held-1"), kwargs={"stop": stop})
+    try:
+        client = redis.Redis.from_url(redis_url(platform.settings), decode_responses=True)
+        streams = streams_of(MODEL)
+        vendor_server.behaviour = "unavailable"
+        ids = publish(client, MODEL, rows)
+        consumer.start()
+        # The consumer tried, was told 503, and tried again: the records are held, none dead-lettered.
+        assert wait_for(lambda: vendor_server.refused >= 2, timeout=60)
+        assert client.xlen(streams.dead) == 0 and client.xlen(streams.results) == 0
+        assert client.xpending(streams.inbound, GROUP)["pending"] == len(rows)
+        vendor_server.behaviour = "ok"
+        assert wait_for(lambda: client.xlen(streams.results) == len(rows), timeout=60)
+        answered = [fields["record_id"] for _, fields in client.xrange(streams.results)]
+        assert sorted(answered) == sorted(ids) and client.xlen(streams.dead) == 0
+        assert wait_for(lambda: client.xpending(streams.inbound, GROUP)["pending"] == 0, timeout=30)
+    finally:
+        stop.set()
+        if consumer.is_alive():
+            consumer.join(timeout=60)
+        server.terminate()
+        server.wait(timeout=10)

@@ -277,21 +277,25 @@ def test_up_starts_one_consumer_per_streaming_model_and_down_stops_it(fresh: Str
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from modelops.services.redis_server import redis_url
     from modelops.services.stack import down, record_services, start_streaming
+    from modelops.spec import load_all_specs
     from serving.streaming import publish
 
     settings = fresh.platform.settings
     monkeypatch.setenv("MODELOPS_REDIS_URL", redis_url(settings))  # Redis by URL, as in production
     env = {**os.environ, "MODELOPS_HOME": str(settings.home), "MODELOPS_CONFIG_DIR": str(fresh.config_dir)}
+    # flight-delay (streamed by this module's configs) and flight-delay-lgbm (shipped with a stream target).
+    expected = sorted(f"stream-{spec.name}-1" for spec in load_all_specs(fresh.config_dir)
+                      if "stream" in spec.deploy.targets)
     services = start_streaming(settings, env, tmp_path)
     record_services(settings, services)
     try:
-        assert [s.name for s in services] == [f"stream-{MODEL}-1"]
+        assert sorted(s.name for s in services) == expected and f"stream-{MODEL}-1" in expected
         ids = publish(fresh.client, MODEL, fresh.rows[:20])
         assert wait_for(lambda: answered_ids(fresh) == set(ids), timeout=60)
         assert {r["consumer"] for r in results(fresh)} == {f"{MODEL}-1"}
     finally:
-        assert down(settings) == [f"stream-{MODEL}-1"]
-    assert not Path(f"/proc/{services[0].pid}").exists()
+        assert sorted(down(settings)) == expected
+    assert not any(Path(f"/proc/{service.pid}").exists() for service in services)
 
 
 def test_up_starts_the_embedded_redis_in_the_state_directory_and_down_stops_it(tmp_path: Path,
