@@ -36,6 +36,21 @@ def prefect_api() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=60):
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield
+        drain_prefect_workers(timeout=60)
+
+
+def drain_prefect_workers(timeout: float) -> None:
+    """Drain (send what is queued, then stop and forget) Prefect's event and log workers, within a time limit.
+    Prefect keeps one events worker per process whatever the API address, so a test that switches addresses (the
+    live stack of tests/integration) drains it on each switch. Also run before the session's harness drains them
+    without a limit: a worker left holding events for a server that is gone would hang the session's end."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (EventsWorker, APILogWorker):
+        _, unfinished = worker.drain_all(timeout=timeout)
+        if unfinished:
+            print(f"{len(unfinished)} {worker.__name__}(s) did not drain within {timeout:.0f} s: abandoned")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import pandas as pd
 import pytest
 
+from tests.conftest import drain_prefect_workers
 from tests.slack_receiver import SlackReceiver, start_receiver
 
 pytestmark = pytest.mark.e2e
@@ -59,13 +60,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
                   gateway_workers=2)
     api_url = next(s.url for s in services if s.name == "stage-runner")
     try:
+        # Prefect keeps one events worker per process whatever the API address (its key is the client class
+        # alone): drained here, the next event starts one for the live server, and drained again before the live
+        # server stops, the tests after these start one for the session's server again. Otherwise the stage events
+        # of these tests go to the session's server, and later tests' events to a server that is gone.
+        drain_prefect_workers(timeout=60)
         with temporary_settings({PREFECT_API_URL: api_url}):
             from blocks.slack import SlackAlertChannel
 
             # the block flight-delay's spec names; its token is a secret of the live server, not of the spec
             SlackAlertChannel(bot_token="xoxb-integration", channel="#modelops-alerts",
                               api_base_url=receiver.api_base_url).save("modelops-alerts", overwrite=True)
-            yield LiveStack(api_url, receiver, services)
+            try:
+                yield LiveStack(api_url, receiver, services)
+            finally:
+                drain_prefect_workers(timeout=60)
     finally:
         stopped = down(settings)
         http_server.shutdown()
