@@ -29,6 +29,7 @@ from tasks import as_task
 from tasks.scoring import file_digest
 from tasks.model_kinds import Predictor, ScanContext
 from tasks.security import ScanResult, load_scanned_model, scan_model_dir
+from tasks.worker_client import load_in_environment
 
 ROLES = (CHAMPION, CHALLENGER)
 
@@ -114,6 +115,12 @@ class VerifiedModel:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.model.predict(frame)
 
+    def close(self) -> None:
+        """Stop what the model holds outside this process (a worker of its own environment); idempotent."""
+        close = getattr(self.model, "close", None)
+        if close is not None:
+            close()
+
 
 def _scanned_what_was_pinned(spec: LifecycleSpec, governed: GovernedVersion, model_dir: Path, scan: ScanResult,
                              occasion: str) -> None:
@@ -141,7 +148,9 @@ def open_pinned_model(platform: Platform, spec: LifecycleSpec, governed: Governe
         if not scan.passed:
             return scan, None
         try:
-            model = load_scanned_model(scan)
+            # A version whose logged requirements pin other library versions runs in its own environment.
+            model = load_in_environment(platform.settings.home, spec.deploy.environment, model_dir, scan,
+                                        f"{spec.name} v{governed.version}") or load_scanned_model(scan)
         except UnsafeModelError as exc:  # what only loading can tell (malformed trees): a failed scan all the same
             return replace(scan, passed=False, findings=[*scan.findings, exc.what]), None
     return scan, VerifiedModel(model, signature_columns(scan.signature, f"{spec.name} v{governed.version}"))

@@ -35,6 +35,7 @@ import yaml
 from modelops.errors import UnsafeModelError
 from modelops.spec import SecuritySpec
 from tasks import as_task
+from tasks.env_worker import tree_findings
 from tasks.model_kinds import KINDS, Predictor, ScanContext, ScanResult, kind_of
 from tasks.model_kinds.base import Described, read_model_file
 
@@ -288,7 +289,7 @@ class ScannedModel:  # the scikit-learn kind's predictor; other kinds' live in t
         return np.asarray(getattr(self.estimator, self.predict_fn)(frame))
 
 
-def _scanned_bytes(scan: ScanResult) -> bytes:
+def scanned_bytes(scan: ScanResult) -> bytes:
     """The model file's bytes, provided they are the very bytes the scan passed."""
     if not scan.passed or scan.model_file is None or scan.sha256 is None:
         raise UnsafeModelError(f"refusing to load a model that failed the security scan: {scan.findings}",
@@ -303,7 +304,7 @@ def _scanned_bytes(scan: ScanResult) -> bytes:
 def load_scanned_model(scan: ScanResult) -> Predictor:
     """Deserialise the file the scan passed, trusting the types it approved, and nothing else; a kind other than
     scikit-learn is read by its own loader (tasks.model_kinds), from the same checked bytes."""
-    data = _scanned_bytes(scan)
+    data = scanned_bytes(scan)
     if scan.kind in KINDS:
         try:
             return KINDS[scan.kind].load(data, scan)
@@ -329,64 +330,3 @@ def load_scanned_model(scan: ScanResult) -> Predictor:
 
 
 scan_model_dir_task = as_task(scan_model_dir)
-
-
-# --- after loading: the arrays tree models index with -----------------------------------------------------------
-# A skops file may hold only trusted classes and still lie inside them: tree nodes whose child or feature indices
-# point outside their arrays make scikit-learn's compiled predict read (and crash on) memory at offsets the file
-# chooses. Every such index is checked before the model is handed out.
-def tree_findings(estimator: Any) -> list[str]:
-    """Out-of-range indices of every tree inside the estimator (pipelines and ensembles are walked)."""
-    findings: list[str] = []
-    for owner, tree in _trees(estimator, set()):
-        findings += _tree_problems(owner, tree)
-    return findings
-
-
-def _trees(obj: Any, seen: set[int]) -> list[tuple[Any, Any]]:
-    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-    from sklearn.tree._tree import Tree
-
-    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, np.ndarray)) or obj is None:
-        return []
-    seen.add(id(obj))
-    if isinstance(obj, (TreePredictor, Tree)):
-        return [(None, obj)]
-    children = (list(obj.values()) if isinstance(obj, dict) else list(obj) if isinstance(obj, (list, tuple))
-                else list(vars(obj).values()) if hasattr(obj, "__dict__") else [])
-    found = []
-    for child in children:
-        # the nearest estimator holding the tree owns it (lists of trees are not owners)
-        found += [(owner if owner is not None or not hasattr(obj, "__dict__") else obj, tree)
-                  for owner, tree in _trees(child, seen)]
-    return found
-
-
-def _tree_problems(owner: Any, tree: Any) -> list[str]:
-    from sklearn.tree._tree import Tree
-
-    name = type(owner).__name__ if owner is not None else "a tree"
-    n_features = getattr(owner, "n_features_in_", None)
-    if isinstance(tree, Tree):
-        count, left, right, feature = tree.node_count, tree.children_left, tree.children_right, tree.feature
-        leaf = left == -1
-        n_features = tree.n_features
-    else:
-        nodes = tree.nodes
-        count, left, right, feature = len(nodes), nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), \
-            nodes["feature_idx"]
-        leaf = nodes["is_leaf"] == 1
-        categorical = (nodes["is_categorical"] == 1) & ~leaf
-        if categorical.any() and (nodes["bitset_idx"][categorical] >= len(tree.raw_left_cat_bitsets)).any():
-            return [f"{name}: a tree's categorical split points outside its category bitsets"]
-    index = np.arange(count)
-    inner = ~leaf
-    # Children come after their parent (trees are stored in growing order), which also rules out cycles.
-    bad_children = inner & ((left <= index) | (right <= index) | (left >= count) | (right >= count))
-    bad_feature = inner & ((feature < 0) | (feature >= (n_features if n_features is not None else np.inf)))
-    problems = []
-    if bad_children.any():
-        problems.append(f"{name}: {int(bad_children.sum())} tree node(s) point at children outside the tree")
-    if bad_feature.any():
-        problems.append(f"{name}: {int(bad_feature.sum())} tree node(s) split on a feature the model does not have")
-    return problems

@@ -61,10 +61,31 @@ def _git_commit(folder: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def _pins_other_versions(spec: LifecycleSpec) -> bool:
+    from tasks.environments import parse_requirements, platform_differences
+
+    return spec.deploy.environment == "isolated" or bool(platform_differences(
+        parse_requirements(spec.training.pip_requirements, f"{spec.name} training.pip_requirements")))
+
+
+def training_environment(spec: LifecycleSpec) -> Any:
+    """The environment the spec's training runs in (tasks.environments.Environment, built or from the cache), or
+    None for the platform's own process: see deploy.environment."""
+    from modelops.platform import get_platform
+    from tasks.worker_client import environment_for
+
+    return environment_for(get_platform().settings.home, spec.deploy.environment, spec.training.pip_requirements,
+                           spec.training.kind, "skops", f"{spec.name} training")
+
+
 def prepare_training(spec: LifecycleSpec, window: Window) -> tuple[pd.DataFrame, TrainingInputs]:
     frame = load_window(spec, window)
+    params = dict(spec.training.params)
+    if spec.training.kind == SKLEARN and spec.deploy.environment != "platform" and _pins_other_versions(spec):
+        # Other library versions make another model from the same data and code: part of the fingerprint.
+        params["pip_requirements"] = sorted(spec.training.pip_requirements)
     inputs = TrainingInputs(window=window, data_hash=data_hash(frame[[*spec.data.features.all, spec.data.target]]),
-                            code_version=code_version(spec), params=dict(spec.training.params), rows=len(frame))
+                            code_version=code_version(spec), params=params, rows=len(frame))
     return frame, inputs
 
 
@@ -73,7 +94,9 @@ def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInpu
     """Fit through the entry point and log what it returns through the spec's model kind (training.kind), with
     signature and requirements; scikit-learn estimators also with an input example."""
     features = features_of(spec, frame)
-    trained = spec.entry("trainer")(features, frame[spec.data.target], dict(spec.training.params))
+    environment = training_environment(spec)
+    trained = None if environment is not None else spec.entry("trainer")(features, frame[spec.data.target],
+                                                                        dict(spec.training.params))
     # A register killed while logging left its run RUNNING: close it before this run starts (the CLI does the same
     # for every experiment; this covers the register flow started by a runner).
     kill_orphaned_mlflow_runs(catalog.client, [catalog.experiment_id(spec.name)])
@@ -82,6 +105,14 @@ def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInpu
     run_tags = {RUN_TAG_MODEL: spec.name, RUN_TAG_STAGE: "register", "data_hash": inputs.data_hash,
                 "code_version": inputs.code_version, **owner_tags()}
     metrics = {"training_rows": float(inputs.rows)}
+    if environment is not None:  # scikit-learn pinned at other versions: trained (and later scored) in its own
+        from modelops.platform import get_platform
+        from tasks.isolated_training import train_and_log_isolated
+
+        run_id, model_uri = train_and_log_isolated(
+            spec, environment, features, frame[spec.data.target], catalog, params, metrics, run_tags,
+            get_platform().settings.home / "logs" / f"env-worker-{environment.key[:12]}.log")
+        return LoggedModel(run_id=run_id, model_uri=model_uri)
     if spec.training.kind != SKLEARN:
         run_id, model_uri = log_kind(spec, trained, features.head(5), catalog, params, metrics, run_tags)
         return LoggedModel(run_id=run_id, model_uri=model_uri)

@@ -1,0 +1,278 @@
+"""The scoring worker of a model that runs in its own environment, and the wire format both sides speak.
+
+This file is run as a script by the environment's own Python (`python -I env_worker.py`: isolated mode, so neither
+the project nor the user's site-packages are on its path): it may import only the standard library and what every
+model environment holds (numpy, pandas, scikit-learn, skops). The platform imports it too, for the same wire format
+and for the tree checks that loading a scikit-learn model always runs (tasks.security), so both sides check alike.
+
+Protocol, over the worker's stdin and stdout (a private copy of fd 1: whatever a library prints goes to stderr):
+one message is a little-endian u32 header length, a JSON header and the binary buffers the header lists by length.
+Frames travel column by column as raw numpy buffers (text as fixed-width unicode with a missing-value mask), never
+pickled and never row by row. Requests: `hello` (the versions installed), `load` (the scanned model bytes, their
+sha256 and the types the scan approved), `predict` (a frame; answers the model's output array) and `train` (run a
+training entry point on a frame; answers the skops bytes of what it returned).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import sys
+from typing import Any, BinaryIO
+
+import numpy as np
+
+PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "skops")
+_LENGTH = struct.Struct("<I")
+
+
+# --- wire format -----------------------------------------------------------------------------------------------
+def write_message(stream: BinaryIO, header: dict[str, Any], buffers: list[bytes] = ()) -> None:  # type: ignore[assignment]
+    header = {**header, "buffers": [len(b) for b in buffers]}
+    encoded = json.dumps(header).encode()
+    stream.write(_LENGTH.pack(len(encoded)) + encoded)
+    for buffer in buffers:
+        stream.write(buffer)
+    stream.flush()
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[bytes]] | None:
+    """The next message, or None when the other side closed the stream (mid-message included)."""
+    raw = _read_exactly(stream, _LENGTH.size)
+    if raw is None:
+        return None
+    encoded = _read_exactly(stream, _LENGTH.unpack(raw)[0])
+    if encoded is None:
+        return None
+    header = json.loads(encoded)
+    buffers = []
+    for size in header.pop("buffers", []):
+        buffer = _read_exactly(stream, size) if size else b""
+        if buffer is None:
+            return None
+        buffers.append(buffer)
+    return header, buffers
+
+
+def encode_array(array: np.ndarray) -> tuple[dict[str, Any], list[bytes]]:
+    array = np.ascontiguousarray(array)
+    if array.dtype.kind in "biufcmM":
+        return {"dtype": array.dtype.str, "shape": list(array.shape)}, [array.tobytes()]
+    flat = array.reshape(-1)
+    import pandas as pd
+
+    missing = np.asarray(pd.isna(flat), dtype=bool)
+    text = np.where(missing, "", flat).astype(str)  # fixed-width unicode: no pickle, one buffer
+    return ({"dtype": text.dtype.str, "shape": list(array.shape), "text": True},
+            [text.tobytes(), missing.tobytes()])
+
+
+def decode_array(meta: dict[str, Any], buffers: list[bytes]) -> np.ndarray:
+    array = np.frombuffer(buffers[0], dtype=np.dtype(meta["dtype"])).reshape(meta["shape"])
+    if not meta.get("text"):
+        return array
+    values = array.astype(object)
+    values[np.frombuffer(buffers[1], dtype=bool).reshape(meta["shape"])] = None
+    return values
+
+
+def encode_frame(frame: Any) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """A pandas frame as column metadata and buffers (two buffers for a text column, one otherwise)."""
+    columns, buffers = [], []
+    for name in frame.columns:
+        meta, parts = encode_array(frame[name].to_numpy())
+        columns.append({"name": str(name), **meta})
+        buffers += parts
+    return columns, buffers
+
+
+def decode_frame(columns: list[dict[str, Any]], buffers: list[bytes]) -> Any:
+    import pandas as pd
+
+    data, at = {}, 0
+    for meta in columns:
+        used = 2 if meta.get("text") else 1
+        data[meta["name"]] = decode_array(meta, buffers[at:at + used])
+        at += used
+    return pd.DataFrame(data)
+
+
+# --- after loading: the arrays tree models index with -----------------------------------------------------------
+# A skops file may hold only trusted classes and still lie inside them: tree nodes whose child or feature indices
+# point outside their arrays make scikit-learn's compiled predict read (and crash on) memory at offsets the file
+# chooses. Every such index is checked before the model is handed out, in the platform and in every worker.
+def tree_findings(estimator: Any) -> list[str]:
+    """Out-of-range indices of every tree inside the estimator (pipelines and ensembles are walked)."""
+    findings: list[str] = []
+    for owner, tree in _trees(estimator, set()):
+        findings += _tree_problems(owner, tree)
+    return findings
+
+
+def _trees(obj: Any, seen: set[int]) -> list[tuple[Any, Any]]:
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.tree._tree import Tree
+
+    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, np.ndarray)) or obj is None:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, (TreePredictor, Tree)):
+        return [(None, obj)]
+    children = (list(obj.values()) if isinstance(obj, dict) else list(obj) if isinstance(obj, (list, tuple))
+                else list(vars(obj).values()) if hasattr(obj, "__dict__") else [])
+    found = []
+    for child in children:
+        # the nearest estimator holding the tree owns it (lists of trees are not owners)
+        found += [(owner if owner is not None or not hasattr(obj, "__dict__") else obj, tree)
+                  for owner, tree in _trees(child, seen)]
+    return found
+
+
+def _tree_problems(owner: Any, tree: Any) -> list[str]:
+    from sklearn.tree._tree import Tree
+
+    name = type(owner).__name__ if owner is not None else "a tree"
+    n_features = getattr(owner, "n_features_in_", None)
+    if isinstance(tree, Tree):
+        count, left, right, feature = tree.node_count, tree.children_left, tree.children_right, tree.feature
+        leaf = left == -1
+        n_features = tree.n_features
+    else:
+        nodes = tree.nodes
+        count, left, right, feature = len(nodes), nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), \
+            nodes["feature_idx"]
+        leaf = nodes["is_leaf"] == 1
+        categorical = (nodes["is_categorical"] == 1) & ~leaf
+        if categorical.any() and (nodes["bitset_idx"][categorical] >= len(tree.raw_left_cat_bitsets)).any():
+            return [f"{name}: a tree's categorical split points outside its category bitsets"]
+    index = np.arange(count)
+    inner = ~leaf
+    # Children come after their parent (trees are stored in growing order), which also rules out cycles.
+    bad_children = inner & ((left <= index) | (right <= index) | (left >= count) | (right >= count))
+    bad_feature = inner & ((feature < 0) | (feature >= (n_features if n_features is not None else np.inf)))
+    problems = []
+    if bad_children.any():
+        problems.append(f"{name}: {int(bad_children.sum())} tree node(s) point at children outside the tree")
+    if bad_feature.any():
+        problems.append(f"{name}: {int(bad_feature.sum())} tree node(s) split on a feature the model does not have")
+    return problems
+
+
+# --- the worker ------------------------------------------------------------------------------------------------
+def installed_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {"python": ".".join(map(str, sys.version_info[:3]))}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+class Refused(Exception):
+    """A request the worker will not carry out; its text goes back to the platform."""
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.predict_fn = "predict"
+
+    def hello(self, header: dict[str, Any], buffers: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
+        return {"versions": installed_versions(), "pid": os.getpid()}, []
+
+    def load(self, header: dict[str, Any], buffers: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
+        """Load the scanned bytes with skops, trusting only the types the platform's scan approved."""
+        import skops.io
+
+        data = buffers[0]
+        if hashlib.sha256(data).hexdigest() != header["sha256"]:
+            raise Refused("the model bytes received are not the ones the security scan passed (sha256 differs)")
+        estimator = skops.io.loads(data, trusted=list(header["trusted_types"]))
+        findings = tree_findings(estimator)
+        if findings:
+            raise Refused(f"the model file's trees are malformed: {'; '.join(findings)}")
+        if not callable(getattr(estimator, header["predict_fn"], None)):
+            raise Refused(f"{type(estimator).__name__} has no {header['predict_fn']}()")
+        self.model, self.predict_fn = estimator, header["predict_fn"]
+        return {"versions": installed_versions(), "estimator": type(estimator).__name__}, []
+
+    def predict(self, header: dict[str, Any], buffers: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
+        if self.model is None:
+            raise Refused("no model is loaded in this worker")
+        frame = decode_frame(header["columns"], buffers)
+        meta, out = encode_array(np.asarray(getattr(self.model, self.predict_fn)(frame), dtype=np.float64))
+        return {"output": meta}, out
+
+    def train(self, header: dict[str, Any], buffers: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
+        """Fit through the spec's entry point in this environment and answer the skops bytes of the result, the
+        types skops needs trusted to read them, and the output on the example rows (the signature's)."""
+        import importlib
+
+        import pandas as pd
+        import skops.io
+
+        sys.path.insert(0, header["code_path"])  # the project's reviewed code, for this one-shot training worker
+        module, _, name = header["entry_point"].partition(":")
+        trainer = getattr(importlib.import_module(module), name)
+        features = decode_frame(header["columns"], buffers[:-1])
+        target = pd.Series(decode_array(header["target"], buffers[-1:]), name=header["target_name"])
+        trained = trainer(features, target, header["params"])
+        if not callable(getattr(trained, header["predict_fn"], None)):
+            raise Refused(f"{header['entry_point']} returned {type(trained).__name__}, which has no "
+                          f"{header['predict_fn']}()")
+        data = skops.io.dumps(trained)
+        example = features.head(int(header["example_rows"]))
+        meta, out = encode_array(np.asarray(getattr(trained, header["predict_fn"])(example), dtype=np.float64))
+        return ({"trusted_types": skops.io.get_untrusted_types(data=data), "output": meta,
+                 "versions": installed_versions()}, [data, *out])
+
+
+def serve(requests: BinaryIO, answers: BinaryIO) -> None:
+    worker = Worker()
+    while True:
+        message = read_message(requests)
+        if message is None:  # the platform closed the pipe (or died): nothing is left to answer
+            return
+        header, buffers = message
+        handler = getattr(worker, str(header.get("op")), None) if header.get("op") in (
+            "hello", "load", "predict", "train") else None
+        try:
+            if handler is None:
+                raise Refused(f"unknown request {header.get('op')!r}")
+            answer, out = handler(header, buffers)
+            write_message(answers, {"ok": True, **answer}, out)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered; the platform decides what it means
+            write_message(answers, {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                                    "refused": isinstance(exc, Refused)})
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--versions"]:  # the environment's check after a build: everything the worker needs imports
+        import pandas, skops.io, sklearn  # noqa: F401,E401
+
+        print(json.dumps(installed_versions()))
+        return
+    # Answers go on a private copy of stdout; fd 1 becomes stderr, so a library printing cannot corrupt them.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    serve(sys.stdin.buffer, answers)
+
+
+if __name__ == "__main__":
+    main()
