@@ -184,6 +184,49 @@ def installed_versions() -> dict[str, str]:
     return found
 
 
+# --- what a model file's names are, where the model loads ------------------------------------------------------
+# The security scan trusts classes only, never functions, and must judge a name where it will be loaded: a class
+# of one scikit-learn may be missing, or something else, in another. Only names already on an allow-list (the
+# platform's, skops' defaults, the spec's) are resolved, never a name read from a model file.
+SKOPS_DEFAULT_LISTS = (
+    "PRIMITIVE_TYPE_NAMES", "CONTAINER_TYPE_NAMES", "SKLEARN_ESTIMATOR_TYPE_NAMES", "SKLEARN_INTERNAL_TYPE_NAMES",
+    "NUMPY_DTYPE_TYPE_NAMES", "NUMPY_RANDOM_BIT_GENERATOR_TYPE_NAMES", "NUMPY_UFUNC_TYPE_NAMES",
+    "SCIPY_UFUNC_TYPE_NAMES",
+)
+
+
+def skops_default_names() -> list[str]:
+    """The names this skops trusts by default (skops/io/_trusted_types.py); none when it moved its lists, so that
+    the scan fails closed."""
+    try:
+        from skops.io import _trusted_types
+    except ImportError:
+        return []
+    return sorted({name for attr in SKOPS_DEFAULT_LISTS for name in getattr(_trusted_types, attr, [])})
+
+
+def classify_names(names: list[str]) -> dict[str, str]:
+    """Each name as 'class', the type of what else it is ('function', 'ufunc', ...) or 'unresolved: why', found as skops
+    finds it (module, then one attribute). Imports the modules: call it only with allow-listed names."""
+    import importlib
+
+    kinds = {}
+    for name in names:
+        module, _, attr = name.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module), attr)
+        except Exception as exc:  # noqa: BLE001 - import and attribute errors alike mean the name is wrong here
+            kinds[name] = f"unresolved: {type(exc).__name__}: {exc}"
+            continue
+        kinds[name] = "class" if isinstance(found, type) else type(found).__name__
+    return kinds
+
+
+def trust_report(names: list[str]) -> dict[str, dict[str, str]]:
+    """skops' default names and the given allow-list names, classified in this process."""
+    return {"defaults": classify_names(skops_default_names()), "names": classify_names(names)}
+
+
 class Refused(Exception):
     """A request the worker will not carry out; its text goes back to the platform."""
 
@@ -263,15 +306,20 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:] == ["--versions"]:  # the environment's check after a build: everything the worker needs imports
-        import pandas, skops.io, sklearn  # noqa: F401,E401
-
-        print(json.dumps(installed_versions()))
-        return
     # Answers go on a private copy of stdout; fd 1 becomes stderr, so a library printing cannot corrupt them.
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    serve(sys.stdin.buffer, answers)
+    if sys.argv[1:] == ["--versions"]:  # the environment's check after a build: everything the worker needs imports
+        import importlib
+
+        for module in ("pandas", "skops.io", "sklearn"):
+            importlib.import_module(module)
+        answers.write(json.dumps(installed_versions()).encode())
+    elif sys.argv[1:] == ["--trust-report"]:  # allow-list names on stdin (JSON list), their kinds here
+        answers.write(json.dumps(trust_report(json.loads(sys.stdin.read()))).encode())
+    else:
+        serve(sys.stdin.buffer, answers)
+    answers.flush()
 
 
 if __name__ == "__main__":

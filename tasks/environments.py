@@ -51,6 +51,11 @@ class Environment:
     def python(self) -> Path:
         return self.path / "bin" / "python"
 
+    @property
+    def summary(self) -> str:
+        """What the scan's evidence says about it: its key and the versions it runs."""
+        return f"{self.key[:12]}: " + ", ".join(f"{k}=={v}" for k, v in sorted(self.versions.items()))
+
 
 def parse_requirements(lines: list[str], source: str) -> list[Requirement]:
     """The requirements of a requirements.txt (comments, blank lines and pip options left out)."""

@@ -29,7 +29,9 @@ from tasks import as_task
 from tasks.scoring import file_digest
 from tasks.model_kinds import Predictor, ScanContext
 from tasks.security import ScanResult, load_scanned_model, scan_model_dir
-from tasks.worker_client import load_in_environment
+from tasks.worker_client import (
+    environment_for, logged_requirements, scan_for_environment, start_in_environment,
+)
 
 ROLES = (CHAMPION, CHALLENGER)
 
@@ -143,14 +145,21 @@ def open_pinned_model(platform: Platform, spec: LifecycleSpec, governed: Governe
     with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
         model_dir = platform.catalog.download_model(spec.name, governed.version, Path(folder))
         verify_pin(platform, spec, governed, model_dir, occasion)
-        scan = scan_model_dir(model_dir, spec.validation.security, ScanContext(spec.training.model_class))
+        context = ScanContext(spec.training.model_class)
+        scan = scan_model_dir(model_dir, spec.validation.security, context)
+        # A version whose logged requirements pin other library versions runs in its own environment, and is
+        # judged (scanned again) for it.
+        label = f"{spec.name} v{governed.version}"
+        environment = environment_for(platform.settings.home, spec.deploy.environment,
+                                      logged_requirements(model_dir), scan.kind, scan.serialization, label)
+        if environment is not None:
+            scan = scan_for_environment(model_dir, spec.validation.security, context, environment)
         _scanned_what_was_pinned(spec, governed, model_dir, scan, occasion)
         if not scan.passed:
             return scan, None
         try:
-            # A version whose logged requirements pin other library versions runs in its own environment.
-            model = load_in_environment(platform.settings.home, spec.deploy.environment, model_dir, scan,
-                                        f"{spec.name} v{governed.version}") or load_scanned_model(scan)
+            model = (start_in_environment(platform.settings.home, environment, scan, label)
+                     if environment is not None else load_scanned_model(scan))
         except UnsafeModelError as exc:  # what only loading can tell (malformed trees): a failed scan all the same
             return replace(scan, passed=False, findings=[*scan.findings, exc.what]), None
     return scan, VerifiedModel(model, signature_columns(scan.signature, f"{spec.name} v{governed.version}"))

@@ -19,7 +19,6 @@ before the scan passes; the loader reads only the scanned bytes), each kind's ow
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
 import zipfile
@@ -35,7 +34,7 @@ import yaml
 from modelops.errors import UnsafeModelError
 from modelops.spec import SecuritySpec
 from tasks import as_task
-from tasks.env_worker import tree_findings
+from tasks.env_worker import classify_names, skops_default_names, tree_findings
 from tasks.model_kinds import KINDS, Predictor, ScanContext, ScanResult, kind_of
 from tasks.model_kinds.base import Described, read_model_file
 
@@ -86,13 +85,6 @@ CALLABLE_WRAPPERS = frozenset({
     "operator.attrgetter", "operator.itemgetter", "operator.methodcaller",
 })
 
-# The name lists skops 0.16 trusts by default (skops/io/_trusted_types.py). Besides classes they hold ~320 numpy
-# and scipy ufuncs, which skops' FunctionNode hands out as functions; the scan sorts them apart below.
-_SKOPS_DEFAULT_LISTS = (
-    "PRIMITIVE_TYPE_NAMES", "CONTAINER_TYPE_NAMES", "SKLEARN_ESTIMATOR_TYPE_NAMES", "SKLEARN_INTERNAL_TYPE_NAMES",
-    "NUMPY_DTYPE_TYPE_NAMES", "NUMPY_RANDOM_BIT_GENERATOR_TYPE_NAMES", "NUMPY_UFUNC_TYPE_NAMES",
-    "SCIPY_UFUNC_TYPE_NAMES",
-)
 
 
 @dataclass(frozen=True)
@@ -103,53 +95,46 @@ class SkopsDefaults:
     functions: frozenset[str]
 
 
-def _resolve(name: str) -> Any:
-    """The object a dotted name stands for, found the way skops finds it (module, then one attribute).
-    Imports the module: call it only with names the platform, skops or the spec already trusts."""
-    module, _, attr = name.rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+def defaults_from(kinds: dict[str, str]) -> SkopsDefaults:
+    """skops' default names, classified where the model loads (tasks.env_worker.classify_names)."""
+    return SkopsDefaults(frozenset(n for n, kind in kinds.items() if kind == "class" and n not in CALLABLE_WRAPPERS),
+                         frozenset(n for n, kind in kinds.items()
+                                   if kind != "class" and not kind.startswith("unresolved")))
 
 
 @lru_cache(maxsize=1)
 def skops_defaults() -> SkopsDefaults:
-    try:
-        from skops.io import _trusted_types
-    except ImportError:  # a skops that moved its lists: trust none of its defaults, so the scan fails closed
-        return SkopsDefaults(frozenset(), frozenset())
-    names = {name for attr in _SKOPS_DEFAULT_LISTS for name in getattr(_trusted_types, attr, [])}
-    kinds = {name: _is_class(name) for name in names}
-    return SkopsDefaults(frozenset(n for n, is_class in kinds.items() if is_class and n not in CALLABLE_WRAPPERS),
-                         frozenset(n for n, is_class in kinds.items() if is_class is False))
+    """skops' defaults in the platform's own process."""
+    return defaults_from(classify_names(skops_default_names()))
 
 
-def _is_class(name: str) -> bool | None:
-    """Whether a trusted name is a class; None when it does not resolve."""
-    try:
-        return isinstance(_resolve(name), type)
-    except Exception:  # noqa: BLE001 - import and attribute errors alike mean the name is wrong
-        return None
-
-
-def _allow_list_finding(name: str) -> str | None:
+def _allow_list_finding(name: str, kind: str) -> str | None:
     """Why an allow-list entry cannot be trusted, or None when it is a class."""
     if name in CALLABLE_WRAPPERS:
         return f"allow-list entry {name} calls any function it is given; remove it from trusted_types"
-    try:
-        obj = _resolve(name)
-    except Exception as exc:  # noqa: BLE001 - import and attribute errors alike mean the name is wrong
-        return f"allow-list entry {name} does not resolve ({type(exc).__name__}: {exc}); fix or remove it"
-    if not isinstance(obj, type):
-        return (f"allow-list entry {name} is a {type(obj).__name__}, not a class: functions are never trusted; "
+    if kind.startswith("unresolved"):
+        return f"allow-list entry {name} does not resolve ({kind.partition(': ')[2]}); fix or remove it"
+    if kind != "class":
+        return (f"allow-list entry {name} is a {kind}, not a class: functions are never trusted; "
                 "remove it from validation.security.trusted_types")
     return None
 
 
-def allow_list(policy: SecuritySpec) -> tuple[frozenset[str], list[str]]:
-    """The exact classes a model may contain beyond skops' default classes, and findings on bad entries."""
+def allow_list(policy: SecuritySpec, kinds: dict[str, str] | None = None) -> tuple[frozenset[str], list[str]]:
+    """The exact classes a model may contain beyond skops' default classes, and findings on bad entries. `kinds`:
+    the entries classified where the model loads (default: here); there, a platform entry that does not exist
+    (another scikit-learn) is simply not trusted, while a spec's entry must resolve."""
+    names = list(dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types]))
+    elsewhere = kinds is not None
+    kinds = kinds if kinds is not None else classify_names(names)
     findings: list[str] = []
     allowed: set[str] = set()
-    for name in dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types]):
-        finding = _allow_list_finding(name)
+    for name in names:
+        kind = kinds.get(name, "unresolved: not classified")
+        if elsewhere and name in PLATFORM_TRUSTED_TYPES and name not in policy.trusted_types \
+                and kind.startswith("unresolved"):
+            continue
+        finding = _allow_list_finding(name, kind)
         if finding is None:
             allowed.add(name)
         else:
@@ -176,8 +161,8 @@ def referenced_names(data: bytes) -> set[str]:
     return names
 
 
-def _refusal(name: str) -> str:
-    if name in skops_defaults().functions:
+def _refusal(name: str, defaults: SkopsDefaults) -> str:
+    if name in defaults.functions:
         return (f"{name} is a function (skops trusts it by default), not a class: the platform never loads "
                 "functions from a model file; rebuild the model without it (e.g. no FunctionTransformer(func))")
     return (f"type {name} is not on the allow-list of classes a model may contain; refused before loading. If it "
@@ -185,7 +170,7 @@ def _refusal(name: str) -> str:
             "functions are never allowed")
 
 
-def _skops_findings(data: bytes, allowed: frozenset[str]) -> tuple[list[str], list[str]]:
+def _skops_findings(data: bytes, allowed: frozenset[str], defaults: SkopsDefaults) -> tuple[list[str], list[str]]:
     """Findings on a skops file's content, and the types skops must be told to trust to load it."""
     import skops.io
 
@@ -196,9 +181,8 @@ def _skops_findings(data: bytes, allowed: frozenset[str]) -> tuple[list[str], li
         flagged = set(skops.io.get_untrusted_types(data=data))
     except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a sound skops file
         return [f"the model file is not a readable skops file ({type(exc).__name__}: {exc})"], []
-    defaults = skops_defaults().classes
-    findings = [_refusal(name) for name in sorted(names | flagged)
-                if name not in allowed and (name in flagged or name not in defaults)]
+    findings = [_refusal(name, defaults) for name in sorted(names | flagged)
+                if name not in allowed and (name in flagged or name not in defaults.classes)]
     return findings, sorted(flagged)
 
 
@@ -270,8 +254,13 @@ def scan_model_dir(model_dir: Path, policy: SecuritySpec, context: ScanContext =
                             "with serialization_format='skops' (or set validation.security.allow_pickle in the "
                             "spec to accept the risk)")
     else:
-        allowed, findings_on_list = allow_list(policy)
-        findings_on_file, trusted = _skops_findings(data, allowed)
+        if context.trust_report is None:
+            defaults, (allowed, findings_on_list) = skops_defaults(), allow_list(policy)
+        else:  # the model loads in its own environment: its names are judged there
+            report = context.trust_report(tuple(dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types])))
+            defaults, (allowed, findings_on_list) = defaults_from(report["defaults"]), allow_list(policy,
+                                                                                                 report["names"])
+        findings_on_file, trusted = _skops_findings(data, allowed, defaults)
         findings += findings_on_list + findings_on_file
     return ScanResult(not findings, fmt, findings, trusted_types=trusted, model_file=str(path),
                       predict_fn=predict_fn, sha256=hashlib.sha256(data).hexdigest(),

@@ -13,9 +13,12 @@ the platform's end of the pipe closes (a killed platform leaves no worker behind
 from __future__ import annotations
 
 import atexit
+import json
 import subprocess
 import threading
 import weakref
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -200,15 +203,41 @@ def environment_for(home: Path, mode: str, requirements: list[str], kind: str, s
     return ensure_environment(home, environment_requirements(parsed), label)
 
 
-def load_in_environment(home: Path, mode: str, model_dir: Path, scan: Any, label: str) -> IsolatedModel | None:
-    """The scanned model scored by a worker in its own environment, or None when the platform loads it itself."""
+@lru_cache(maxsize=16)
+def _trust_report(python: str, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    done = subprocess.run([python, "-I", str(worker_script()), "--trust-report"], input=json.dumps(list(names)),
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise ModelEnvironmentError(f"the environment of {python} cannot judge the model's allow-list: "
+                                    f"{done.stderr.strip()[-800:]}", "rebuild it: remove that environment's folder")
+    return json.loads(done.stdout)
+
+
+@dataclass(frozen=True)
+class EnvironmentNames:
+    """Judges allow-listed names (class or function) in an environment's own Python: the scan's ScanContext
+    trust_report for a model that loads there."""
+
+    python: str
+
+    def __call__(self, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
+        return _trust_report(self.python, names)
+
+
+def scan_for_environment(model_dir: Path, policy: Any, context: Any, environment: Environment) -> Any:
+    """The scan again, judging the allow-list where the model will load (another scikit-learn may lack or change
+    a class): what passes is what the worker is then allowed to trust."""
+    from dataclasses import replace
+
+    from tasks.security import scan_model_dir
+
+    scan = scan_model_dir(model_dir, policy, replace(context, trust_report=EnvironmentNames(str(environment.python))))
+    return replace(scan, environment=environment.summary)
+
+
+def start_in_environment(home: Path, environment: Environment, scan: Any, label: str) -> IsolatedModel:
+    """The scanned model scored by a worker in its own environment."""
     from tasks.security import scanned_bytes
 
-    if mode == "isolated" and scan.kind == "sklearn" and scan.serialization != "skops":
-        raise UnsafeModelError(f"{label} is {scan.serialization}-serialised: a worker loads only skops files",
-                               "log the model with serialization_format='skops'")
-    environment = environment_for(home, mode, logged_requirements(model_dir), scan.kind, scan.serialization, label)
-    if environment is None:
-        return None
     return IsolatedModel(environment, scanned_bytes(scan), scan.sha256, list(scan.trusted_types), scan.predict_fn,
                          home / "logs" / f"env-worker-{environment.key[:12]}.log", label)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ class ScanResult:
     signature: dict[str, Any] | None = None
     kind: str = "sklearn"  # the model kind whose loader reads the scanned bytes (tasks.model_kinds.KINDS)
     model_class: str | None = None  # custom kind: the reviewed 'module:Class' the spec names and the file agrees on
+    environment: str | None = None  # set when the model loads in its own environment: its key and versions
 
 
 class Predictor(Protocol):
@@ -42,6 +43,9 @@ class ScanContext:
     """What the spec says about a model's files, beyond what the files say about themselves."""
 
     model_class: str | None = None  # the custom kind's reviewed class ('module:Class'), from training.model_class
+    # Where a scikit-learn model's allow-listed names are judged (class or function): None for the platform's
+    # process, else the environment it loads in (tasks.worker_client.EnvironmentNames).
+    trust_report: Callable[[tuple[str, ...]], dict[str, dict[str, str]]] | None = None
 
 
 @dataclass(frozen=True)
