@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 BENCHMARKS = ["benchmarks.sweep_scale", "benchmarks.batch_scale", "benchmarks.trigger_latency", "benchmarks.cli_latency",
-              "benchmarks.gateway", "benchmarks.model_kinds", "benchmarks.streaming"]
+              "benchmarks.gateway", "benchmarks.model_kinds", "benchmarks.model_environment", "benchmarks.streaming"]
 
 
 def main() -> int:

@@ -120,6 +120,7 @@ class IsolatedModel:
         self._data = data  # kept to load a restarted worker with the same checked bytes
         self.worker = WorkerProcess(environment, log_path, label)
         self.restarts = 0
+        self.model_seconds = 0.0  # spent in the model's own predict inside the worker (benchmarks/model_environment)
         self.versions: dict[str, str] = {}
         self._start()
         weakref.finalize(self, self.worker.stop)
@@ -155,6 +156,7 @@ class IsolatedModel:
                     f"{self.label}: its scoring worker in environment {self.environment.key[:12]} died twice while "
                     f"scoring {len(frame)} rows ({self.worker.log_tail()})",
                     f"see the worker log {self.worker.log_path}; the rows were not scored") from None
+        self.model_seconds += float(reply.get("model_seconds", 0.0))
         return decode_array(reply["output"], out)
 
     def close(self) -> None:
