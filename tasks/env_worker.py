@@ -224,8 +224,10 @@ def classify_names(names: list[str]) -> dict[str, str]:
 
 def trust_report(names: list[str]) -> dict[str, dict[str, str]]:
     """skops' default names and the given allow-list names, classified in this process."""
+    import importlib
+
     try:  # scikit-learn < 1.6 registers its compiled losses as a top-level module `_loss` too, named so in files
-        import sklearn._loss._loss  # noqa: F401
+        importlib.import_module("sklearn._loss._loss")
     except ImportError:
         pass
     return {"defaults": classify_names(skops_default_names()), "names": classify_names(names)}

@@ -119,6 +119,7 @@ class IsolatedModel:
         self._load = {"op": "load", "sha256": sha256, "trusted_types": trusted_types, "predict_fn": predict_fn}
         self._data = data  # kept to load a restarted worker with the same checked bytes
         self.worker = WorkerProcess(environment, log_path, label)
+        self._restart_lock = threading.Lock()
         self.restarts = 0
         self.model_seconds = 0.0  # spent in the model's own predict inside the worker (benchmarks/model_environment)
         self.versions: dict[str, str] = {}
@@ -141,13 +142,17 @@ class IsolatedModel:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         columns, buffers = encode_frame(frame)
+        pid = self.worker.pid
         try:
             reply, out = self.worker.request({"op": "predict", "columns": columns}, buffers)
         except WorkerDied:
-            # Started again once with the same bytes; a second death is an error, not a loop.
-            self.worker.stop()
-            self.restarts += 1
-            self._start()
+            # Started again once with the same bytes (by one of the threads that found it dead); a second death is
+            # an error, not a loop.
+            with self._restart_lock:
+                if self.worker.pid == pid:
+                    self.worker.stop()
+                    self.restarts += 1
+                    self._start()
             try:
                 reply, out = self.worker.request({"op": "predict", "columns": columns}, buffers)
             except WorkerDied:
