@@ -70,3 +70,24 @@ def train_and_log_isolated(spec: LifecycleSpec, environment: Environment, featur
 
     return catalog.log_model_run(spec.name, params, metrics, run_tags, lambda: Model.log(
         artifact_path=None, name="model", flavor=SimpleNamespace(save_model=save_model)))
+
+
+def retrained_scores(spec: LifecycleSpec, environment: Environment, features: pd.DataFrame, target: pd.Series,
+                     params: dict[str, Any], home: Path) -> np.ndarray:
+    """Train again in the environment and score `features` with the result there (modelops reproduce)."""
+    import hashlib
+
+    from tasks.scoring import predict_scores
+    from tasks.worker_client import IsolatedModel
+
+    predict_fn = "predict_proba" if spec.task == "classification" else "predict"
+    log_path = home / "logs" / f"env-worker-{environment.key[:12]}.log"
+    data, trusted, _, _ = train_in_environment(
+        environment, log_path, spec.name, entry_point=spec.training.entry_point, code_path=CODE_ROOT,
+        features=features, target=target, params=params, predict_fn=predict_fn, example_rows=EXAMPLE_ROWS)
+    model = IsolatedModel(environment, data, hashlib.sha256(data).hexdigest(), trusted, predict_fn, log_path,
+                          f"{spec.name} (retrained)")
+    try:
+        return predict_scores(model, features, spec.task)
+    finally:
+        model.close()

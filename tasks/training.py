@@ -49,6 +49,10 @@ def code_version(spec: LifecycleSpec) -> str:
     trainer = spec.entry("trainer")
     source = inspect.getsource(inspect.getmodule(trainer))  # type: ignore[arg-type]
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    if spec.training.kind == SKLEARN and spec.deploy.environment != "platform" and _pins_other_versions(spec):
+        # Trained in its own environment: the libraries are part of the code that made the model.
+        libraries = "\n".join(sorted(spec.training.pip_requirements))
+        digest += f"+env-{hashlib.sha256(libraries.encode()).hexdigest()[:8]}"
     commit = _git_commit(Path(inspect.getfile(trainer)).parent)
     return f"{digest}@{commit[:12]}" if commit else digest
 
@@ -80,12 +84,8 @@ def training_environment(spec: LifecycleSpec) -> Any:
 
 def prepare_training(spec: LifecycleSpec, window: Window) -> tuple[pd.DataFrame, TrainingInputs]:
     frame = load_window(spec, window)
-    params = dict(spec.training.params)
-    if spec.training.kind == SKLEARN and spec.deploy.environment != "platform" and _pins_other_versions(spec):
-        # Other library versions make another model from the same data and code: part of the fingerprint.
-        params["pip_requirements"] = sorted(spec.training.pip_requirements)
     inputs = TrainingInputs(window=window, data_hash=data_hash(frame[[*spec.data.features.all, spec.data.target]]),
-                            code_version=code_version(spec), params=params, rows=len(frame))
+                            code_version=code_version(spec), params=dict(spec.training.params), rows=len(frame))
     return frame, inputs
 
 

@@ -132,6 +132,14 @@ def test_batch_scoring_scores_through_the_worker_and_logs_predictions(pinned: Pi
     assert outputs["score"].to_numpy() == pytest.approx(expected, abs=1e-12)
 
 
+def test_reproducing_it_trains_again_in_its_environment_and_matches(pinned: Pinned) -> None:
+    from modelops.reproduce import reproduce_version
+
+    result = reproduce_version(pinned.platform, MODEL, pinned.version)
+    assert result.matched and result.max_abs_difference == 0.0, result
+    assert result.code_same and result.params_verified and "+env-" in result.code_version_now
+
+
 @pytest.fixture
 def gateway(pinned: Pinned) -> Iterator[tuple[Any, Any]]:
     from starlette.testclient import TestClient
