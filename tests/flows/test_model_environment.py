@@ -217,3 +217,22 @@ def test_a_requirement_that_cannot_be_installed_is_named_and_nothing_is_left(tmp
     left = [p.name for p in environments_dir(tmp_path).iterdir() if not p.name.startswith(".")]
     building = [p.name for p in environments_dir(tmp_path).iterdir() if p.name.startswith(".building")]
     assert left == [] and building == []
+
+
+def test_registering_with_a_requirement_that_cannot_be_installed_registers_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.register import register
+    from modelops.errors import ModelEnvironmentError
+    from modelops.platform import get_platform
+
+    config_dir = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs", config_dir)
+    raw = yaml.safe_load((ROOT / "examples" / "specs" / f"{MODEL}.yaml").read_text())
+    raw["training"]["pip_requirements"] = ["scikit-learn==0.0.1", "skops==0.16.0"]
+    (config_dir / "models" / f"{MODEL}.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("MODELOPS_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("MODELOPS_CONFIG_DIR", str(config_dir))
+    with pytest.raises(ModelEnvironmentError) as raised:
+        register(model=MODEL)
+    assert "scikit-learn==0.0.1" in raised.value.what
+    assert get_platform().store.governed_versions(MODEL) == []
