@@ -20,7 +20,7 @@ import json
 import os
 import struct
 import sys
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ _LENGTH = struct.Struct("<I")
 
 
 # --- wire format -----------------------------------------------------------------------------------------------
-def write_message(stream: BinaryIO, header: dict[str, Any], buffers: list[bytes] = ()) -> None:  # type: ignore[assignment]
+def write_message(stream: BinaryIO, header: dict[str, Any], buffers: Sequence[bytes] = ()) -> None:
     header = {**header, "buffers": [len(b) for b in buffers]}
     encoded = json.dumps(header).encode()
     stream.write(_LENGTH.pack(len(encoded)) + encoded)

@@ -20,7 +20,7 @@ import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,14 +60,14 @@ class WorkerProcess:
                                              cwd=self.environment.path)
         _LIVE.add(self)
 
-    def request(self, header: dict[str, Any], buffers: list[bytes] = ()) -> tuple[dict[str, Any], list[bytes]]:  # type: ignore[assignment]
+    def request(self, header: dict[str, Any], buffers: Sequence[bytes] = ()) -> tuple[dict[str, Any], list[bytes]]:
         """The worker's answer; WorkerDied when it is gone, ModelEnvironmentError when it refused."""
         with self._lock:
             process = self._process
             if process is None or process.poll() is not None:
                 raise WorkerDied()
             try:
-                write_message(process.stdin, header, list(buffers))  # type: ignore[arg-type]
+                write_message(process.stdin, header, buffers)  # type: ignore[arg-type]
                 answer = read_message(process.stdout)  # type: ignore[arg-type]
             except (BrokenPipeError, OSError, ValueError) as exc:
                 raise WorkerDied() from exc
