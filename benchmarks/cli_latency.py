@@ -48,7 +48,7 @@ def main() -> int:
     temporary = _approvals(env)
     from modelops.services.stage_service import log_path
 
-    up(settings, prefect_port=free_port(), with_mlflow=False, gateway_port=None)
+    up(settings, prefect_port=free_port(), with_mlflow=False, gateway_port=None, with_streaming=False)
     try:
         running = _approvals(env)
         served = log_path(settings).read_text().count("approve (pid ")

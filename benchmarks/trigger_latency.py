@@ -27,7 +27,7 @@ def main() -> int:
 
     settings = load_settings()
     services = up(settings, prefect_port=free_port(), with_mlflow=False, poll_seconds=POLL_SECONDS,
-                  gateway_port=None)
+                  gateway_port=None, with_streaming=False)
     os.environ["PREFECT_API_URL"] = next(s.url for s in services if s.name == "stage-runner")
     try:
         return measure()

@@ -62,7 +62,7 @@ def standard_register(spec: LifecycleSpec, train_start: date | None = None, trai
     platform = get_platform()
     # Both entry points must import before anything is written: a broken one leaves no empty registered model.
     spec.entry("loader")
-    if not model_uri:
+    if not model_uri and spec.endpoint is None:  # an endpoint model has no trainer: its owner trains it
         spec.entry("trainer")
     ensure_registered_model_task(platform, spec)
     chain_value = "continue" if chain else "stop"

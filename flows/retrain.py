@@ -17,6 +17,7 @@ from flows.retire import retire
 from flows.validate import validate
 from modelops.lineage_events import STAGE_HOOKS
 from modelops.catalog import CHAMPION
+from modelops.errors import ModelOpsError
 from modelops.lifecycle import ApprovalStatus, RetrainOutcome, Stage
 from modelops.platform import get_platform
 from modelops.spec import LifecycleSpec, load_spec
@@ -48,6 +49,11 @@ def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
     if handed:
         return result
     spec = load_spec(model)
+    if spec.endpoint is not None:
+        raise ModelOpsError(f"{model} is an endpoint model ({spec.endpoint.infer_url()}): it is trained by its owner "
+                            f"{spec.owner}, the platform has nothing to retrain",
+                            f"ask {spec.owner} for a new version of the endpoint, then `modelops register {model}` "
+                            "registers it (validation and the comparison with the champion apply as usual)")
     return challenge_champion(spec, plan_retrain(get_platform(), spec, as_of))
 
 

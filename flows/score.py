@@ -3,7 +3,10 @@ prediction log."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+
+import pandas as pd
 
 from prefect import flow
 from prefect.futures import PrefectFuture
@@ -18,10 +21,10 @@ from modelops.platform import get_platform
 from modelops.spec import LifecycleSpec, load_spec
 from tasks.integrity import load_verified_model
 from tasks.batch_progress import ScoreProgress
-from tasks.batch_source import BatchSource, SqlSource, open_source
+from tasks.batch_source import BatchSource, SqlSource, open_source, read_ahead
 from tasks.outputs import check_overwrite, done_chunks, output_target, parts_dir
 from tasks.prediction_log import batch_id_for, log_failed_batch_task
-from tasks.scoring import score_frame_task
+from tasks.scoring import PreparedFrame, prepare_frame, score_prepared_task
 from tasks.serving import (ChallengerShare, record_scored_batch_task, record_scored_chunk_task, score_challenger_task,
                            scoring_version_task)
 
@@ -88,14 +91,18 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
     chunks, start, rows, positives, challenger = 0, 0, 0, 0.0, ChallengerShare(None, 0)
     recording: PrefectFuture[str] | None = None  # the previous chunk's log and part, written while this one scores
     try:
-        for index, (frame, read) in enumerate(source.chunks(batch_rows)):
+        # Chunks done by a killed run are not prepared again: their parts and log rows are kept as they are.
+        prepare = partial(_prepare_unless_done, resumed, spec, model.columns, source.label)
+        for index, (frame, read), prepared in read_ahead(source.chunks(batch_rows), prepare):
             chunks, start = index + 1, start + len(frame)
-            if index < resumed:  # done by the killed run: its part and log rows are kept as they are
+            if prepared is None:
                 continue
             # Chunk 0 keeps the batch's own digest: a batch of one chunk is logged exactly as before chunking.
             chunk_digest = digest if index == 0 else f"{digest}:{batch_rows}:{index}"
             try:
-                outputs, log = score_frame_task(spec, model, model.columns, frame, source.label)
+                if isinstance(prepared, ModelOpsError):
+                    raise prepared
+                outputs, log = score_prepared_task(spec, model, prepared)
             except ModelOpsError as exc:
                 log_failed_batch_task(platform, spec, version, role, frame, source.label, chunk_digest, str(exc))
                 if index == 0:
@@ -132,6 +139,11 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
     return Scored(model=spec.name, version=version, rows=written, output_path=str(target), batch_id=batch_id,
                   positive_rate=positive_rate, challenger=challenger.version, challenger_rows=challenger.rows,
                   chunks=chunks, resumed_chunks=resumed)
+
+
+def _prepare_unless_done(resumed: int, spec: LifecycleSpec, columns: list[tuple[str, str]], label: str, index: int,
+                         frame: pd.DataFrame) -> PreparedFrame | None:
+    return None if index < resumed else prepare_frame(spec, columns, frame, label)
 
 
 def _positive_rate(target: Path) -> float:

@@ -12,6 +12,7 @@ from typing import Iterator
 
 import pandas as pd
 
+from modelops.demo_serving import serve_online_and_on_a_stream
 from modelops.lifecycle import ApprovalStatus
 from modelops.platform import Platform, get_platform
 from modelops.reporting import format_table, status_text
@@ -76,6 +77,10 @@ def onboard(model: str) -> str:
     return registered.version
 
 
+NON_SKLEARN_MODEL = "flight-delay-lgbm"
+SERVED_DAY = date(2013, 3, 15)
+DEMO_MODELS = ["flight-delay", "bike-demand", NON_SKLEARN_MODEL]
+DEMO_METRICS = {"flight-delay": "roc_auc", "bike-demand": "mae", NON_SKLEARN_MODEL: "roc_auc"}
 DEMO_PERSON = "demo"
 DEMO_ROLES = ["modelops_engineer", "data_scientist", "operator"]
 
@@ -119,7 +124,7 @@ def _run_demo(platform: Platform) -> int:
         print(f"{spec.name} already serves v{earlier}: the demo ran in this state directory before, and nothing is "
               f"redone. To run it from the beginning, remove {platform.settings.home} or set MODELOPS_HOME to an "
               "empty directory.\n")
-        print(status_text(platform, ["flight-delay", "bike-demand"], {"flight-delay": "roc_auc", "bike-demand": "mae"}))
+        print(status_text(platform, DEMO_MODELS, DEMO_METRICS))
         return 0
 
     first = onboard(spec.name)
@@ -160,10 +165,27 @@ def _run_demo(platform: Platform) -> int:
                      f"{bike_retrain.challenger_value or float('nan'):.1f} vs champion "
                      f"{bike_retrain.champion_value or float('nan'):.1f} -> {bike_retrain.outcome}"])
 
+    # A model not built with scikit-learn, served to applications online and on a stream.
+    lgbm_spec = load_spec(NON_SKLEARN_MODEL)
+    lgbm = onboard(lgbm_spec.name)
+    holdout = float(platform.catalog.version(lgbm_spec.name, lgbm).tags["holdout_roc_auc"])
+    timeline.append([f"{lgbm_spec.name} onboard", f"v{lgbm}", f"a LightGBM booster in its text format, scanned, "
+                                                             f"holdout roc_auc {holdout:.3f}, now @champion"])
+    served = serve_online_and_on_a_stream(platform, lgbm_spec, SERVED_DAY)
+    timeline.append([f"{lgbm_spec.name} online (gateway)", f"v{served.online_version}",
+                     f"{served.online_rows} flights of {SERVED_DAY} in one request: {served.online_ms:.0f} ms, "
+                     f"mean P(delay) {served.online_mean_score:.3f}"])
+    timeline.append([f"{lgbm_spec.name} stream (Redis)", f"v{served.online_version}",
+                     f"{served.stream_answered} of {served.stream_records} flights answered, {served.stream_dead} "
+                     f"dead letters, in {served.stream_seconds:.1f} s; prediction log: {served.logged['online']} "
+                     f"online + {served.logged['stream']} stream rows"])
+
     print("\nWhat happened")
     print(format_table(["step", "version", "result"], timeline))
     print()
-    print(status_text(platform, ["flight-delay", "bike-demand"], {"flight-delay": "roc_auc", "bike-demand": "mae"}))
+    print(status_text(platform, DEMO_MODELS, DEMO_METRICS))
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Try: .venv/bin/modelops audit flight-delay")
     ok = outcome.outcome in ("promoted", "already-champion") and outcome.retired is not None
+    ok = ok and served.stream_answered == served.stream_records and served.logged == {
+        "online": served.online_rows, "stream": served.stream_records}
     return 0 if ok else 1

@@ -87,13 +87,92 @@ class DataSpec(Strict):
                     "with validation.fairness's limits (required when any is listed).")
 
 
+class EndpointSpec(Strict):
+    """A model that runs outside the platform: a vendor's or another team's HTTP scoring endpoint (kind 'endpoint').
+    Nothing secret is written here: the bearer token lives in the Prefect Secret block `credentials_block` names."""
+
+    url: str = Field(description="Base URL of the scoring service, e.g. https://scoring.example.com; the platform "
+                                 "posts to {url}/v2/models/{model_name}/infer. https only (plain http only to this "
+                                 "machine, or with allow_http); no user or password in it; redirects are never "
+                                 "followed.")
+    protocol: Literal["v2"] = Field("v2", description="v2: the KServe / Open Inference Protocol v2 (one input tensor "
+                                                      "per feature column, named like the column).")
+    model_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+                            description="The model's name on the endpoint (the {model_name} of the path).")
+    model_version: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="The model's version on the endpoint: calls go to {url}/v2/models/{model_name}/versions/"
+                    "{model_version}/infer. A new vendor version here registers as a new platform version; none: "
+                    "whatever the endpoint serves under model_name.")
+    output: str = Field(min_length=1, description="Name of the output tensor holding the scores.")
+    positive_index: int = Field(1, ge=0, description="Classifiers whose output has one column per class: the "
+                                                     "column of the positive class's probability (a 1-D output is "
+                                                     "that probability itself).")
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="Limit of one request to the endpoint.")
+    max_rows_per_request: int = Field(1000, ge=1, le=100_000, description="Rows sent in one request; larger "
+                                                                          "batches are split.")
+    credentials_block: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Name of the Prefect Secret block whose value is the endpoint's bearer token (sent as "
+                    "'Authorization: Bearer <token>'); none: the endpoint is called without credentials.")
+    allow_http: bool = Field(False, description="Allow plain http to a host other than this machine (the token and "
+                                                "the inputs then cross the network unencrypted).")
+
+    @model_validator(mode="after")
+    def _safe_url(self) -> "EndpointSpec":
+        problem = endpoint_url_problem(self.url, self.allow_http)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def infer_url(self) -> str:
+        version = f"/versions/{self.model_version}" if self.model_version else ""
+        return f"{self.url.rstrip('/')}/v2/models/{self.model_name}{version}/infer"
+
+
+def endpoint_url_problem(url: str, allow_http: bool) -> str | None:
+    """Why an endpoint URL may not be called, or None: only https (http to this machine or when allowed), a host,
+    no credentials in the URL (they would be logged and stored with it), no query or fragment."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError as exc:
+        return f"endpoint url {url!r} is not a URL ({exc})"
+    if parts.scheme not in {"https", "http"}:
+        return (f"endpoint url scheme {parts.scheme!r} is refused: only https (or http to this machine) is called; "
+                "give the service's https address")
+    if parts.username is not None or parts.password is not None:
+        return ("the endpoint url carries a user name or password, which would be stored and logged with the model: "
+                "remove it and put the token in a Prefect Secret block named by endpoint.credentials_block")
+    if not host:
+        return f"endpoint url {url!r} names no host"
+    if parts.query or parts.fragment:
+        return f"endpoint url {url!r} has a query or fragment: give the service's base URL only"
+    if parts.scheme == "http" and not allow_http:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            return (f"endpoint url {url!r} is plain http to another machine: the token and the inputs would cross "
+                    "the network unencrypted; use https (or set endpoint.allow_http: true to accept that)")
+    return None
+
+
 class TrainingSpec(Strict):
-    entry_point: str = Field(description="Importable 'module:function(features, target, params) -> estimator'.")
-    kind: Literal["sklearn", "xgboost", "lightgbm", "onnx", "custom"] = Field(
+    entry_point: str | None = Field(
+        None, description="Importable 'module:function(features, target, params) -> estimator'. Required, except "
+                          "for kind 'endpoint' (nothing is trained: leave it out).")
+    kind: Literal["sklearn", "xgboost", "lightgbm", "onnx", "custom", "endpoint"] = Field(
         "sklearn",
         description="What the trainer returns, and so how it is logged, scanned and loaded (README 'Model kinds'): "
                     "a scikit-learn estimator (skops), an XGBoost booster or model (JSON/UBJ), a LightGBM booster "
-                    "or model (text format), an ONNX ModelProto, or an instance of training.model_class. "
+                    "or model (text format), an ONNX ModelProto, or an instance of training.model_class; 'endpoint': "
+                    "a model served elsewhere over HTTP, described by the spec's endpoint section. "
                     "Nothing is ever pickled.",
     )
     model_class: str | None = Field(
@@ -398,6 +477,8 @@ class LifecycleSpec(Strict):
                                                                       "positive_rate or mae, rmse, r2.")
     data: DataSpec = Field(description="Where rows come from and which columns mean what.")
     training: TrainingSpec = Field(description="How a version is trained.")
+    endpoint: EndpointSpec | None = Field(None, description="training.kind 'endpoint' only: the HTTP scoring "
+                                                            "service the model runs in (README 'Endpoint models').")
     validation: ValidationSpec = Field(description="Gates a version must pass before approval.")
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec, description="Who or what approves a version.")
     deploy: DeploySpec = Field(default_factory=DeploySpec, description="How approved versions serve.")
@@ -419,13 +500,33 @@ class LifecycleSpec(Strict):
     @field_validator("training")
     @classmethod
     def _training_entry_point_syntax(cls, value: TrainingSpec) -> TrainingSpec:
-        _check_entry_point_syntax(value.entry_point)
+        if value.kind == "endpoint" and value.entry_point is not None:
+            raise ValueError("training.entry_point: an endpoint model is trained elsewhere, nothing trains here; "
+                             "remove the entry point (the spec's endpoint section describes the model)")
+        if value.kind != "endpoint" and value.entry_point is None:
+            raise ValueError("training.entry_point is required: name the 'module:function' that trains the model")
+        if value.entry_point is not None:
+            _check_entry_point_syntax(value.entry_point)
         if (value.kind == "custom") != (value.model_class is not None):
             raise ValueError("training.model_class names the class of a custom model: give it exactly when "
                              "training.kind is 'custom'")
         if value.model_class is not None:
             _check_entry_point_syntax(value.model_class)
         return value
+
+    @model_validator(mode="after")
+    def _endpoint_section(self) -> "LifecycleSpec":
+        endpoint_kind = self.training.kind == "endpoint"
+        if endpoint_kind and self.endpoint is None:
+            raise ValueError("endpoint: training.kind is 'endpoint' but the spec has no endpoint section; give "
+                             "endpoint.url, model_name and output")
+        if not endpoint_kind and self.endpoint is not None:
+            raise ValueError("endpoint: the endpoint section describes a model served elsewhere; set training.kind "
+                             "to 'endpoint' or remove the section")
+        if endpoint_kind and "retrain" in self.monitoring.on_breach:
+            raise ValueError("monitoring.on_breach: an endpoint model is trained by its owner, not here, so a breach "
+                             "cannot retrain it; use on_breach: [alert] (the alert goes to the owner)")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "LifecycleSpec":
@@ -462,6 +563,9 @@ class LifecycleSpec(Strict):
         return value
 
     def entry(self, which: Literal["loader", "trainer"]) -> Callable[..., Any]:
+        if which == "trainer" and self.training.entry_point is None:
+            raise SpecError(f"{self.name} is an endpoint model: the platform trains nothing for it",
+                            "ask its owner for a new version of the endpoint, then register it again")
         return resolve_entry_point(self.data.loader if which == "loader" else self.training.entry_point)
 
 

@@ -40,6 +40,7 @@ from serving.inputs import (
     MAX_BODY_BYTES, V2_DATATYPES, InputError, InputSchema, ParsedRequest, parse_mlflow, parse_native, parse_v2,
 )
 from serving.table import Route, Scores, ServedVersion, ServingTable, Snapshot, UnknownModel
+from tasks.model_kinds.endpoint_kind import EndpointError
 from tasks.routing import PINNED, SHADOW
 
 log = logging.getLogger("modelops.gateway")
@@ -155,7 +156,8 @@ class Gateway:
         batcher = self.batchers.get(key)
         if batcher is None:
             self._forget_unserved()
-            batcher = self.batchers[key] = MicroBatcher(self._scorer(served), lambda r: r.rows, MAX_BATCH_ROWS)
+            batcher = self.batchers[key] = MicroBatcher(self._scorer(served), lambda r: r.rows, MAX_BATCH_ROWS,
+                                                        off_loop=served.calls_network)
         return batcher
 
     def _forget_unserved(self) -> None:
@@ -234,6 +236,10 @@ class Gateway:
         except InputError as error:
             metrics.ERRORS.labels(self.label(model), error.kind).inc()
             return json_response(error.body(), error.status)
+        except EndpointError as error:  # an endpoint model's service failed: say so, as a gateway in front of it
+            metrics.ERRORS.labels(self.label(model), "endpoint").inc()
+            log.warning("%s: its scoring endpoint failed: %s", model, error)
+            return json_response({"error": {"kind": "endpoint", "message": str(error)}}, 502)
         except Exception:  # noqa: BLE001 - a bug is a 500, counted and logged, never a crash
             metrics.ERRORS.labels(self.label(model), "internal").inc()
             log.exception("scoring %s failed", model)

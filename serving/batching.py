@@ -9,7 +9,9 @@ A row cap bounds every batch.
 
 Scoring runs on the event loop thread itself. A worker thread would let the loop read more requests during a
 prediction, but with one OpenMP thread per worker process and the GIL held by most of predict, the hand-over
-costs more than it overlaps; requests that arrive meanwhile wait in the socket and form the next batch.
+costs more than it overlaps; requests that arrive meanwhile wait in the socket and form the next batch. The
+exception is a model that waits on the network (an endpoint model, `off_loop`): it scores in a worker thread, so
+the loop keeps answering other models while the endpoint thinks.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 MAX_WAIT_SECONDS = 0.002
 POLL_SECONDS = 0.0002
@@ -30,8 +32,9 @@ class MicroBatcher(Generic[Item, Result]):
     """`await submit(item)` returns `score([... item ...])`'s answer for it. `size(item)` is its row count."""
 
     def __init__(self, score: Callable[[Sequence[Item]], list[Result]], size: Callable[[Item], int],
-                 max_rows: int, max_wait: float = MAX_WAIT_SECONDS) -> None:
+                 max_rows: int, max_wait: float = MAX_WAIT_SECONDS, off_loop: bool = False) -> None:
         self._score, self._size, self.max_rows, self.max_wait = score, size, max_rows, max_wait
+        self.off_loop = off_loop  # score in a worker thread: the model waits on I/O, not on the CPU
         self._queue: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._draining = False
         self._recent: deque[int] = deque([1], maxlen=RECENT)  # requests per recent batch
@@ -52,7 +55,7 @@ class MicroBatcher(Generic[Item, Result]):
                 # Requests read in the same turn of the loop as this one enqueue before the batch is cut.
                 await asyncio.sleep(0)
                 await self._gather()
-                self._score_next()
+                await self._score_next()
         finally:
             self._draining = False
 
@@ -63,7 +66,10 @@ class MicroBatcher(Generic[Item, Result]):
         while len(self._queue) < expected and time.perf_counter() < deadline:
             await asyncio.sleep(POLL_SECONDS)  # the loop reads the sockets meanwhile, without spinning
 
-    def _score_next(self) -> None:
+    async def _run(self, items: list[Item]) -> list[Result]:
+        return await asyncio.to_thread(self._score, items) if self.off_loop else self._score(items)
+
+    async def _score_next(self) -> None:
         batch = [self._queue.popleft()]
         rows = self._size(batch[0][0])
         while self._queue and rows + self._size(self._queue[0][0]) <= self.max_rows:
@@ -77,18 +83,27 @@ class MicroBatcher(Generic[Item, Result]):
         self._recent.append(len(live))
         began = time.perf_counter()
         try:
-            results = self._score([item for item, _ in live])
+            results = await self._run([item for item, _ in live])
         except Exception as exc:  # noqa: BLE001 - isolate the request that fails: score each alone
             if len(live) == 1:
-                live[0][1].set_exception(exc)
+                _settle(live[0][1], exception=exc)
                 return
             for item, future in live:
                 try:
-                    future.set_result(self._score([item])[0])
+                    _settle(future, (await self._run([item]))[0])
                 except Exception as alone:  # noqa: BLE001 - the failure belongs to this request alone
-                    future.set_exception(alone)
+                    _settle(future, exception=alone)
             return
         self._last_seconds = time.perf_counter() - began
         for (_, future), result in zip(live, results):
-            future.set_result(result)
+            _settle(future, result)
 
+
+def _settle(future: "asyncio.Future[Result]", result: Any = None, exception: BaseException | None = None) -> None:
+    """Answer a request unless its client went away meanwhile (possible while a worker thread scored)."""
+    if future.done():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)

@@ -57,8 +57,15 @@ class ServedVersion:
     def runtime(self) -> str:
         if self.onnx is not None:
             return "onnxruntime"
+        if self.calls_network:
+            return "endpoint"
         # "worker": a scoring worker in the version's own environment (tasks.worker_client)
         return str(getattr(getattr(self.predictor, "model", None), "runtime", "native"))
+
+    @property
+    def calls_network(self) -> bool:
+        """The model waits on another service (an endpoint model): score it off the event loop."""
+        return bool(getattr(getattr(self.predictor, "model", None), "calls_network", False))
 
     def score(self, requests: Sequence[ParsedRequest]) -> list[Scores]:
         if self.onnx is not None:

@@ -12,15 +12,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol, TypeVar
 
 import pandas as pd
 
-from modelops.errors import DataError
+from modelops.errors import DataError, ModelOpsError
 from tasks.scoring import file_digest
 
 # A chunk and how far through the input it ends (0..1), or None where the size is unknown.
 Chunk = tuple[pd.DataFrame, float | None]
+P = TypeVar("P")
 
 
 class BatchSource(Protocol):
@@ -191,3 +192,30 @@ def open_source(input_path: str | None, input_sql: str | None, input_table: str 
     if suffix == ".csv":
         return CsvSource(path)
     raise DataError(f"batch file {path} has suffix {suffix!r}", "give a .parquet or .csv file")
+
+
+def read_ahead(chunks: Iterator[Chunk], prepare: Callable[[int, pd.DataFrame], P]
+               ) -> Iterator[tuple[int, Chunk, P | ModelOpsError]]:
+    """Each chunk with its index and what `prepare` made of it (or the ModelOpsError it raised, for the caller to
+    record against that chunk), reading and preparing chunk i+1 on a background thread while the caller scores
+    chunk i: the cores would otherwise idle at every chunk boundary while one thread reads and checks. One chunk
+    ahead at most, so memory stays bounded by the chunk size. An error reading the input is raised here, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    position = iter(enumerate(chunks))
+
+    def next_prepared() -> tuple[int, Chunk, P | ModelOpsError] | None:
+        item = next(position, None)
+        if item is None:
+            return None
+        index, chunk = item
+        try:
+            return index, chunk, prepare(index, chunk[0])
+        except ModelOpsError as exc:
+            return index, chunk, exc
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelops-read-ahead") as pool:
+        pending = pool.submit(next_prepared)
+        while (ready := pending.result()) is not None:
+            pending = pool.submit(next_prepared)
+            yield ready

@@ -145,7 +145,7 @@ def open_pinned_model(platform: Platform, spec: LifecycleSpec, governed: Governe
     with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
         model_dir = platform.catalog.download_model(spec.name, governed.version, Path(folder))
         verify_pin(platform, spec, governed, model_dir, occasion)
-        context = ScanContext(spec.training.model_class)
+        context = ScanContext.of(spec)
         scan = scan_model_dir(model_dir, spec.validation.security, context)
         # A version whose logged requirements pin other library versions runs in its own environment, and is
         # judged (scanned again) for it.

@@ -45,7 +45,12 @@ class LoggedModel:
 
 
 def code_version(spec: LifecycleSpec) -> str:
-    """Hash of the training entry point's module source, plus the git commit when there is one."""
+    """Hash of the training entry point's module source, plus the git commit when there is one. An endpoint model
+    has no trainer: its version is the endpoint's description (a changed URL, model or output is a new version)."""
+    if spec.endpoint is not None:
+        from tasks.model_kinds.endpoint_kind import description_bytes
+
+        return "endpoint:" + hashlib.sha256(description_bytes(spec.endpoint, spec.task)).hexdigest()[:12]
     trainer = spec.entry("trainer")
     source = inspect.getsource(inspect.getmodule(trainer))  # type: ignore[arg-type]
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
@@ -95,8 +100,7 @@ def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInpu
     signature and requirements; scikit-learn estimators also with an input example."""
     features = features_of(spec, frame)
     environment = training_environment(spec)
-    trained = None if environment is not None else spec.entry("trainer")(features, frame[spec.data.target],
-                                                                        dict(spec.training.params))
+    trained = None if environment is not None else trained_model(spec, features, frame[spec.data.target])
     # A register killed while logging left its run RUNNING: close it before this run starts (the CLI does the same
     # for every experiment; this covers the register flow started by a runner).
     kill_orphaned_mlflow_runs(catalog.client, [catalog.experiment_id(spec.name)])
@@ -125,6 +129,15 @@ def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInpu
         spec.name, trained, input_example=features.head(5), predict_fn=predict_fn, params=params, metrics=metrics,
         run_tags=run_tags, pip_requirements=spec.training.pip_requirements)
     return LoggedModel(run_id=run_id, model_uri=model_uri)
+
+
+def trained_model(spec: LifecycleSpec, features: pd.DataFrame, target: pd.Series) -> Any:
+    """What the spec's trainer returns; for an endpoint model, the endpoint itself (trained by its owner)."""
+    if spec.endpoint is not None:
+        from tasks.model_kinds.endpoint_kind import EndpointModel
+
+        return EndpointModel(spec.endpoint, spec.task)
+    return spec.entry("trainer")(features, target, dict(spec.training.params))
 
 
 def log_kind(spec: LifecycleSpec, trained: Any, example: pd.DataFrame, catalog: MlflowCatalog,

@@ -21,6 +21,12 @@ def test_demo_run_again_redoes_nothing_and_shows_where_it_ended(state_home: Path
     # flight-delay's own approval flow checked every origin airport, and the demo says so from its audit record.
     assert "segment check passed: roc_auc by origin EWR" in capsys.readouterr().out
     platform = get_platform()
+    # The LightGBM model was served by the gateway and a stream consumer, processes that logged what they answered.
+    sources = Counter()
+    for batch in platform.store.prediction_batches("flight-delay-lgbm"):
+        sources[batch.source.split("-", 1)[0]] += batch.rows
+    assert sources["online:gateway"] == 200 and sources["online:stream"] > 900
+    assert not [t for t in platform.store.api_tokens() if t.client == "demo-app"]  # its token was revoked
     trail_before = platform.store.audit_trail()
     # Run 2 redoes nothing: the story starts from nothing, and its winter model would now only be a newcomer.
     assert main(["demo"]) == 0

@@ -35,7 +35,7 @@ def test_shipped_specs_load_and_their_entry_points_resolve() -> None:
     (lambda r: r.update(retention="forever"), "retention", "Extra inputs are not permitted"),
     (lambda r: r["training"].update(entry_point="not a path"), "training", "write it as 'package.module:function'"),
     (lambda r: r["training"]["window"].update(end="2012-01-01"), "training.window", "must be after start"),
-    (lambda r: r["training"].update(kind="pickle"), "training.kind", "'sklearn', 'xgboost', 'lightgbm', 'onnx' or"),
+    (lambda r: r["training"].update(kind="pickle"), "training.kind", "'sklearn', 'xgboost', 'lightgbm', 'onnx', 'custom' or 'endpoint'"),
     (lambda r: r["training"].update(kind="custom"), "training", "give it exactly when training.kind is 'custom'"),
     (lambda r: r["training"].update(model_class="examples.scorecard:Scorecard"), "training",
      "give it exactly when training.kind is 'custom'"),

@@ -110,7 +110,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     os.environ["MODELOPS_HOME"] = str(home)
     settings = load_settings()
     try:
-        services = {s.name: s for s in up(settings, prefect_port=free_port(), with_mlflow=False, gateway_port=None)}
+        services = {s.name: s for s in up(settings, prefect_port=free_port(), with_mlflow=False, gateway_port=None,
+                                                  with_streaming=False)}
         live = Stack(home, services["stage-runner"].url, services["stage-service"].pid)
         for command in (("register", "flight-delay"), ("validate", "flight-delay", "--version", "1")):
             done = live.cli(*command)

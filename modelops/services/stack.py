@@ -144,10 +144,7 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
     bin_dir = Path(sys.executable).parent
     logs = settings.home / "logs"
     api_url = f"http://127.0.0.1:{prefect_port}/api"
-    base_env = {**os.environ, "MODELOPS_HOME": str(settings.home), "MODELOPS_CONFIG_DIR": str(settings.config_dir),
-                "PREFECT_HOME": str(settings.prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    base_env.pop("PREFECT_API_URL", None)
+    base_env = service_env(settings)
     started: list[Service] = []
     try:
         server_log = logs / "prefect-server.log"
@@ -188,6 +185,17 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         raise
     record_services(settings, started)
     return started
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """The environment of every service process: this state directory and configs, this virtual environment's
+    commands first, and no inherited Prefect API address (each service is told the one it uses)."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "MODELOPS_HOME": str(settings.home), "MODELOPS_CONFIG_DIR": str(settings.config_dir),
+           "PREFECT_HOME": str(settings.prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("PREFECT_API_URL", None)
+    return env
 
 
 def start_gateway(env: dict[str, str], log: Path, port: int, workers: int | None) -> Service:

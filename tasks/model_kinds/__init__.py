@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tasks.model_kinds import custom_kind, lightgbm_kind, onnx_kind, xgboost_kind
+from tasks.model_kinds import custom_kind, endpoint_kind, lightgbm_kind, onnx_kind, xgboost_kind
 from tasks.model_kinds.base import Described, Predictor, ScanContext, ScanResult
 
 SKLEARN = "sklearn"
@@ -36,6 +36,8 @@ KINDS: dict[str, ModelKind] = {
         ModelKind("onnx", "onnx", onnx_kind.scan, onnx_kind.load, onnx_kind.wrap, onnx_kind.log),
         ModelKind("custom", custom_kind.FLAVOR, custom_kind.scan, custom_kind.load, custom_kind.wrap,
                   custom_kind.log),
+        ModelKind("endpoint", endpoint_kind.FLAVOR, endpoint_kind.scan, endpoint_kind.load, endpoint_kind.wrap,
+                  endpoint_kind.log),
     )
 }
 KIND_OF_FLAVOR: dict[str, ModelKind] = {kind.flavor: kind for kind in KINDS.values()}

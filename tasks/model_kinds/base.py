@@ -43,9 +43,16 @@ class ScanContext:
     """What the spec says about a model's files, beyond what the files say about themselves."""
 
     model_class: str | None = None  # the custom kind's reviewed class ('module:Class'), from training.model_class
+    endpoint: Any = None  # the endpoint kind's modelops.spec.EndpointSpec: the only endpoint a description may name
+    task: str | None = None  # the spec's task, which an endpoint description must agree with
     # Where a scikit-learn model's allow-listed names are judged (class or function): None for the platform's
     # process, else the environment it loads in (tasks.worker_client.EnvironmentNames).
     trust_report: Callable[[tuple[str, ...]], dict[str, dict[str, str]]] | None = None
+
+    @classmethod
+    def of(cls, spec: Any) -> "ScanContext":
+        """What a LifecycleSpec says about its model's files."""
+        return cls(spec.training.model_class, spec.endpoint, spec.task)
 
 
 @dataclass(frozen=True)

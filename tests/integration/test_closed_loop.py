@@ -47,6 +47,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 
     from modelops.services.stack import down, free_port, up
     from modelops.settings import load_settings
+    from modelops.spec import load_all_specs
 
     home = tmp_path_factory.mktemp("live") / "state"
     saved = {k: os.environ.get(k) for k in ("MODELOPS_HOME", "MLFLOW_TRACKING_URI")}
@@ -73,7 +74,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        assert sorted(stopped) == ["gateway", "mlflow-ui", "prefect-server", "redis", "stage-runner", "stage-service"]
+        # One consumer per consumer slot of each shipped spec served on a stream (flight-delay-lgbm's).
+        consumers = [f"stream-{spec.name}-{index + 1}" for spec in load_all_specs(settings.config_dir)
+                     if "stream" in spec.deploy.targets for index in range(spec.deploy.stream.consumers)]
+        assert consumers and sorted(stopped) == sorted(["gateway", "mlflow-ui", "prefect-server", "redis",
+                                                        "stage-runner", "stage-service", *consumers])
         for service in services:
             with pytest.raises(ProcessLookupError):
                 os.kill(service.pid, 0)

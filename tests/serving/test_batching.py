@@ -98,3 +98,27 @@ def test_after_a_batch_of_several_the_next_waits_briefly_for_as_many() -> None:
 
     asyncio.run(main())
     assert recorder.batches == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_an_off_loop_batcher_leaves_the_event_loop_free_while_its_model_waits() -> None:
+    """An endpoint model waits on the network: while it scores, the loop keeps running other work (here, the very
+    work that lets it finish; scored on the loop it would wait forever)."""
+    import threading
+
+    released = threading.Event()
+
+    def score(items: Sequence[int]) -> list[int]:
+        if not released.wait(timeout=10):
+            raise TimeoutError("the event loop never ran while the model scored")
+        return [item * 10 for item in items]
+
+    batcher = MicroBatcher(score, lambda _: 1, max_rows=64, off_loop=True)
+
+    async def release() -> None:
+        await asyncio.sleep(0)
+        released.set()
+
+    async def main() -> list[object]:
+        return list(await asyncio.gather(batcher.submit(4), release()))
+
+    assert asyncio.run(main())[0] == 40
