@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from modelops.errors import ModelEnvironmentError
 
@@ -57,19 +58,90 @@ class Environment:
         return f"{self.key[:12]}: " + ", ".join(f"{k}=={v}" for k, v in sorted(self.versions.items()))
 
 
+# What a model environment may install, by top-level name: what loading and scoring a scikit-learn model saved with
+# skops needs. Requirements come from the spec or from the requirements.txt logged with a version (an outside
+# builder's, through `register --model-uri`), and installing a package runs its code: a wheel may ship a .pth file
+# that every interpreter start executes, `-I` or not. So only exact releases of these names are installed; uv picks
+# their own dependencies from the same index.
+ALLOWED_PACKAGES = ("scikit-learn", "skops", "numpy", "scipy", "pandas", "joblib", "threadpoolctl")
+# MLflow writes itself (and cloudpickle for pickled models) into every requirements.txt; the worker needs neither
+# (it loads skops bytes with skops and talks over a pipe), so those lines are left out rather than refused.
+SKIPPED_PACKAGES = ("mlflow", "mlflow-skinny", "cloudpickle")
+_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+_PIN = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*==\s*([0-9][0-9A-Za-z.!-]*)$")
+
+
+def _significant(lines: list[str]) -> list[str]:
+    """The lines that say something: comments and blank lines left out."""
+    texts = (re.split(r"(^|\s)#", line, maxsplit=1)[0].strip() for line in lines)
+    return [text for text in texts if text]
+
+
+def _exact_pin(text: str) -> tuple[str, str] | None:
+    """(canonical name, version) of a line that is exactly `name==version` with a public release version."""
+    match = _PIN.match(text)
+    if match is None:
+        return None
+    try:
+        version = Version(match.group(2))
+    except InvalidVersion:
+        return None
+    if version.local is not None:
+        return None
+    return canonicalize_name(match.group(1)), match.group(2)
+
+
+def _skipped(text: str) -> bool:
+    """A line about MLflow's own packages, whatever its form (it is not installed, so its form does not matter)."""
+    name = _NAME.match(text)
+    return name is not None and canonicalize_name(name.group(1)) in SKIPPED_PACKAGES
+
+
 def parse_requirements(lines: list[str], source: str) -> list[Requirement]:
-    """The requirements of a requirements.txt (comments, blank lines and pip options left out)."""
+    """The requirements an environment is built from, refusing all but `<allowed name>==<exact version>` lines:
+    no URL or file (direct references), no option (-r, --index-url, ...), no marker, no extras, no range; names
+    only from ALLOWED_PACKAGES (MLflow's own lines are left out), and skops no older than the platform's."""
+    allowed = ", ".join(ALLOWED_PACKAGES)
     parsed = []
-    for line in lines:
-        text = line.split(" #", 1)[0].strip()
-        if not text or text.startswith(("#", "-")):
+    for text in _significant(lines):
+        if _skipped(text):
             continue
-        try:
-            parsed.append(Requirement(text))
-        except InvalidRequirement as exc:
-            raise ModelEnvironmentError(f"{source}: requirement {text!r} cannot be read ({exc})",
-                                    "write it as 'name==version' (pip's requirement syntax)") from exc
+        pin = _exact_pin(text)
+        if pin is None:
+            raise ModelEnvironmentError(
+                f"{source}: requirement {text!r} is not of the form 'name==version' (an exact release, with no URL, "
+                f"file, option, marker or extras), and a model environment installs nothing else",
+                f"pin an exact release of one of {allowed}, e.g. 'scikit-learn==1.5.2', and register a new version")
+        name, version = pin
+        if name not in ALLOWED_PACKAGES:
+            raise ModelEnvironmentError(
+                f"{source}: requirement {text!r} names {name}, which a model environment does not install "
+                f"(allowed: {allowed}; mlflow, mlflow-skinny and cloudpickle lines are ignored)",
+                "remove it: a scikit-learn model saved with skops needs only those packages; installing any other "
+                "runs its code")
+        parsed.append(Requirement(f"{name}=={version}"))
+    _check_skops(parsed, source)
     return parsed
+
+
+def _check_skops(requirements: list[Requirement], source: str) -> None:
+    """skops older than the platform's has published code-on-load flaws, and the platform's skops scanned the file."""
+    ours = platform_version("skops")
+    for requirement in requirements:
+        pin = pinned_version(requirement)
+        if requirement.name == "skops" and ours is not None and pin is not None and Version(pin) < Version(ours):
+            raise ModelEnvironmentError(
+                f"{source}: skops=={pin} is older than the platform's skops {ours}; older skops releases load some "
+                "files by running code they name", f"pin skops=={ours} (or newer), or leave skops out to get the "
+                "platform's version, and register a new version")
+
+
+def loader_pins(lines: list[str]) -> list[Requirement]:
+    """The exact `name==version` pins among requirement lines, whatever else the lines hold: what decides whether a
+    model needs an environment at all (`auto`). Nothing here is installed: an environment is built only from
+    parse_requirements' answer, which refuses what this one passes over."""
+    pins = (_exact_pin(text) for text in _significant(lines))
+    return [Requirement(f"{name}=={version}") for name, version in filter(None, pins) if name in LOADER_PACKAGES]
 
 
 def platform_version(name: str) -> str | None:
@@ -148,6 +220,7 @@ def _uv_env(home: Path) -> dict[str, str]:
 
 def ensure_environment(home: Path, lines: list[str], label: str) -> Environment:
     """The environment for these (normalised) requirement lines: from the cache, else built now."""
+    _check_lines(lines, label)
     key = environment_key(lines)
     folder = environments_dir(home)
     final = folder / key[:32]
@@ -169,6 +242,19 @@ def ensure_environment(home: Path, lines: list[str], label: str) -> Environment:
         finally:
             shutil.rmtree(building, ignore_errors=True)
     return Environment(key, final, tuple(lines), versions, built=True)
+
+
+def _check_lines(lines: list[str], label: str) -> None:
+    """The last word before uv runs: every line an allowed name, exactly pinned or bare (environment_requirements
+    adds the worker's own packages bare when a model names none)."""
+    for line in lines:
+        pin = _exact_pin(line)
+        name = pin[0] if pin is not None else (line if _NAME.fullmatch(line) else None)
+        if name not in ALLOWED_PACKAGES:
+            raise ModelEnvironmentError(f"{label}: refusing to build an environment with {line!r}: only "
+                                        f"{', '.join(ALLOWED_PACKAGES)} are installed, each 'name==version'",
+                                        "give the requirements through parse_requirements (spec or logged "
+                                        "requirements.txt); nothing was built")
 
 
 def _read_marker(folder: Path) -> Environment | None:

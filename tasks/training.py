@@ -71,10 +71,10 @@ def _git_commit(folder: Path) -> str | None:
 
 
 def _pins_other_versions(spec: LifecycleSpec) -> bool:
-    from tasks.environments import parse_requirements, platform_differences
+    from tasks.environments import loader_pins, platform_differences
 
     return spec.deploy.environment == "isolated" or bool(platform_differences(
-        parse_requirements(spec.training.pip_requirements, f"{spec.name} training.pip_requirements")))
+        loader_pins(spec.training.pip_requirements)))
 
 
 def training_environment(spec: LifecycleSpec) -> Any:

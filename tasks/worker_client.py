@@ -196,18 +196,25 @@ def logged_requirements(model_dir: Path) -> list[str]:
     return path.read_text().splitlines() if path.is_file() else []
 
 
+def environment_plan(mode: str, requirements: list[str], kind: str, serialization: str,
+                     label: str) -> list[str] | None:
+    """The checked requirement lines of the environment a model runs in, or None for the platform's own process.
+    Builds and starts nothing; refuses (ModelEnvironmentError) requirements an environment may not install."""
+    from tasks.environments import environment_requirements, loader_pins, needs_environment, parse_requirements
+
+    if not needs_environment(mode, loader_pins(requirements), kind, serialization):
+        return None
+    return environment_requirements(parse_requirements(requirements, f"{label} requirements"))
+
+
 def environment_for(home: Path, mode: str, requirements: list[str], kind: str, serialization: str,
                     label: str) -> Environment | None:
-    """The environment a model with these logged requirements runs in, built or from the cache; None: the
-    platform's own process."""
-    from tasks.environments import (
-        ensure_environment, environment_requirements, needs_environment, parse_requirements,
-    )
+    """The environment a model with these requirements runs in, built or from the cache; None: the platform's
+    process."""
+    from tasks.environments import ensure_environment
 
-    parsed = parse_requirements(requirements, f"{label} requirements")
-    if not needs_environment(mode, parsed, kind, serialization):
-        return None
-    return ensure_environment(home, environment_requirements(parsed), label)
+    lines = environment_plan(mode, requirements, kind, serialization, label)
+    return None if lines is None else ensure_environment(home, lines, label)
 
 
 @lru_cache(maxsize=16)
