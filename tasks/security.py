@@ -170,8 +170,10 @@ def _refusal(name: str, defaults: SkopsDefaults) -> str:
             "functions are never allowed")
 
 
-def _skops_findings(data: bytes, allowed: frozenset[str], defaults: SkopsDefaults) -> tuple[list[str], list[str]]:
-    """Findings on a skops file's content, and the types skops must be told to trust to load it."""
+def _skops_findings(data: bytes, allowed: frozenset[str],
+                    defaults: SkopsDefaults) -> tuple[list[str], list[str], list[str]]:
+    """Findings on a skops file's content, the types skops must be told to trust to load it, and which of the
+    findings are about names (judged where the model loads: another environment may judge them otherwise)."""
     import skops.io
 
     try:
@@ -180,10 +182,10 @@ def _skops_findings(data: bytes, allowed: frozenset[str], defaults: SkopsDefault
         # generator's bit generator, old-protocol functions): all must be on the allow-list too.
         flagged = set(skops.io.get_untrusted_types(data=data))
     except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a sound skops file
-        return [f"the model file is not a readable skops file ({type(exc).__name__}: {exc})"], []
+        return [f"the model file is not a readable skops file ({type(exc).__name__}: {exc})"], [], []
     findings = [_refusal(name, defaults) for name in sorted(names | flagged)
                 if name not in allowed and (name in flagged or name not in defaults.classes)]
-    return findings, sorted(flagged)
+    return findings, sorted(flagged), findings
 
 
 def _flavor_findings(flavors: dict[str, Any]) -> list[str]:
@@ -248,6 +250,7 @@ def scan_model_dir(model_dir: Path, policy: SecuritySpec, context: ScanContext =
         return ScanResult(False, fmt, [*findings, read], predict_fn=predict_fn)
     path, data = read
     trusted: list[str] = []
+    name_findings: list[str] = []
     if fmt != "skops":
         if not policy.allow_pickle:
             findings.append(f"the model file is serialised with {fmt}, which runs arbitrary code on load; re-log it "
@@ -260,9 +263,11 @@ def scan_model_dir(model_dir: Path, policy: SecuritySpec, context: ScanContext =
             report = context.trust_report(tuple(dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types])))
             defaults, (allowed, findings_on_list) = defaults_from(report["defaults"]), allow_list(policy,
                                                                                                  report["names"])
-        findings_on_file, trusted = _skops_findings(data, allowed, defaults)
+        findings_on_file, trusted, on_names = _skops_findings(data, allowed, defaults)
         findings += findings_on_list + findings_on_file
+        name_findings = findings_on_list + on_names
     return ScanResult(not findings, fmt, findings, trusted_types=trusted, model_file=str(path),
+                      name_findings=name_findings,
                       predict_fn=predict_fn, sha256=hashlib.sha256(data).hexdigest(),
                       mlmodel_sha256=mlmodel_sha256, signature=signature if isinstance(signature, dict) else None)
 

@@ -190,12 +190,6 @@ def train_in_environment(environment: Environment, log_path: Path, label: str, *
     return out[0], list(reply["trusted_types"]), decode_array(reply["output"], out[1:]), reply["versions"]
 
 
-def logged_requirements(model_dir: Path) -> list[str]:
-    """The requirements logged with the model (MLflow's requirements.txt, pinned with the version's files)."""
-    path = model_dir / "requirements.txt"
-    return path.read_text().splitlines() if path.is_file() else []
-
-
 def environment_plan(mode: str, requirements: list[str], kind: str, serialization: str,
                      label: str) -> list[str] | None:
     """The checked requirement lines of the environment a model runs in, or None for the platform's own process.

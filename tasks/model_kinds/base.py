@@ -29,6 +29,10 @@ class ScanResult:
     kind: str = "sklearn"  # the model kind whose loader reads the scanned bytes (tasks.model_kinds.KINDS)
     model_class: str | None = None  # custom kind: the reviewed 'module:Class' the spec names and the file agrees on
     environment: str | None = None  # set when the model loads in its own environment: its key and versions
+    # The findings about names (allow-list entries and the classes the file references), which depend on where
+    # they are judged: a model bound for its own environment is judged again there, but only when every other
+    # finding is absent (tasks.integrity.open_pinned_model builds nothing for a version that fails here).
+    name_findings: list[str] = field(default_factory=list)
 
 
 class Predictor(Protocol):
