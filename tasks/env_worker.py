@@ -243,7 +243,9 @@ class Worker:
         self.predict_fn = "predict"
 
     def hello(self, header: dict[str, Any], buffers: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
-        return {"versions": installed_versions(), "pid": os.getpid()}, []
+        # The names (never the values) of the variables it was started with: the platform checks it passed no more
+        # than tasks.environments.child_environment allows.
+        return {"versions": installed_versions(), "pid": os.getpid(), "environment_keys": sorted(os.environ)}, []
 
     def load(self, header: dict[str, Any], buffers: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
         """Load the scanned bytes with skops, trusting only the types the platform's scan approved."""

@@ -37,6 +37,17 @@ LOADER_PACKAGES = ("scikit-learn", "skops", "numpy", "scipy")
 # since the platform's skops scanned the file.
 WORKER_PACKAGES = ("numpy", "pandas", "scikit-learn", "skops")
 MARKER = "environment.json"  # written last inside a complete environment
+# What processes of a model environment inherit from the platform's environment, and nothing else: the platform's
+# variables hold secrets (Prefect API keys, database URLs, MODELOPS_* tokens) that a model's libraries have no
+# business reading. Builds also get what uv needs to reach the index (proxies, UV_* settings); workers and checks
+# never use the network, so they get neither.
+PASSED_VARIABLES = (
+    "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+BUILD_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                   "all_proxy")
 BUILD_TIMEOUT_SECONDS = 900
 
 
@@ -213,8 +224,15 @@ def uv_binary() -> str:
         return found
 
 
+def child_environment(build: bool = False) -> dict[str, str]:
+    """The variables a process of a model environment starts with (PASSED_VARIABLES; for a build, BUILD_VARIABLES
+    and uv's UV_* settings too)."""
+    return {name: value for name, value in os.environ.items()
+            if name in PASSED_VARIABLES or (build and (name in BUILD_VARIABLES or name.startswith("UV_")))}
+
+
 def _uv_env(home: Path) -> dict[str, str]:
-    return {**os.environ, "UV_CACHE_DIR": str(environments_dir(home) / ".uv-cache"), "UV_PYTHON_DOWNLOADS": "never",
+    return {**child_environment(build=True), "UV_CACHE_DIR": str(environments_dir(home) / ".uv-cache"), "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_PROGRESS": "1", "UV_NO_CONFIG": "1"}
 
 
@@ -282,7 +300,7 @@ def _build(home: Path, folder: Path, lines: list[str], label: str) -> dict[str, 
         if done.returncode != 0:
             raise _build_error(label, lines, done.stderr or done.stdout)
     versions = subprocess.run([str(folder / "bin" / "python"), "-I", str(worker_script()), "--versions"],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, env=child_environment())
     if versions.returncode != 0:
         raise ModelEnvironmentError(f"{label}: the environment was installed but its worker cannot start: "
                                 f"{versions.stderr.strip()[-800:]}", "pin versions of numpy, pandas, scikit-learn "

@@ -27,7 +27,7 @@ import pandas as pd
 
 from modelops.errors import ModelEnvironmentError, UnsafeModelError
 from tasks.env_worker import decode_array, encode_array, encode_frame, read_message, write_message
-from tasks.environments import Environment, worker_script
+from tasks.environments import Environment, child_environment, worker_script
 
 STOP_SECONDS = 5.0
 _LIVE: "weakref.WeakSet[WorkerProcess]" = weakref.WeakSet()
@@ -57,7 +57,7 @@ class WorkerProcess:
             # OpenMP may use every core: the worker scores one request at a time.
             self._process = subprocess.Popen([str(self.environment.python), "-I", str(worker_script())],
                                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                             cwd=self.environment.path)
+                                             cwd=self.environment.path, env=child_environment())
         _LIVE.add(self)
 
     def request(self, header: dict[str, Any], buffers: Sequence[bytes] = ()) -> tuple[dict[str, Any], list[bytes]]:
@@ -214,7 +214,7 @@ def environment_for(home: Path, mode: str, requirements: list[str], kind: str, s
 @lru_cache(maxsize=16)
 def _trust_report(python: str, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
     done = subprocess.run([python, "-I", str(worker_script()), "--trust-report"], input=json.dumps(list(names)),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=child_environment())
     if done.returncode != 0:
         raise ModelEnvironmentError(f"the environment of {python} cannot judge the model's allow-list: "
                                     f"{done.stderr.strip()[-800:]}", "rebuild it: remove that environment's folder")
