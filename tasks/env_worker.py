@@ -7,10 +7,10 @@ and for the tree checks that loading a scikit-learn model always runs (tasks.sec
 
 Protocol, over the worker's stdin and stdout (a private copy of fd 1: whatever a library prints goes to stderr):
 one message is a little-endian u32 header length, a JSON header and the binary buffers the header lists by length.
-Frames travel column by column as raw numpy buffers (text as fixed-width unicode with a missing-value mask), never
-pickled and never row by row. Requests: `hello` (the versions installed), `load` (the scanned model bytes, their
-sha256 and the types the scan approved), `predict` (a frame; answers the model's output array) and `train` (run a
-training entry point on a frame; answers the skops bytes of what it returned).
+Frames travel column by column as raw numpy buffers (text as concatenated UTF-8 with offsets and a missing-value
+mask), never pickled and never row by row. Requests: `hello` (the versions installed), `load` (the scanned model
+bytes, their sha256 and the types the scan approved), `predict` (a frame; answers the model's output array) and
+`train` (run a training entry point on a frame; answers the skops bytes of what it returned).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "skops")
 _LENGTH = struct.Struct("<I")
+NUMERIC_KINDS = "biufcmM"  # numbers and dates travel as their raw buffers
 
 
 # --- wire format -----------------------------------------------------------------------------------------------
@@ -38,10 +39,18 @@ def write_message(stream: BinaryIO, header: dict[str, Any], buffers: Sequence[by
     stream.flush()
 
 
+# A message's declared sizes come from the other process, which may be broken: bounded before anything is read,
+# and read in chunks, so a wrong length costs at most what really arrives. Generous for real use: a header holds
+# column descriptions and training parameters; the buffers a model file, a frame or an output.
+MAX_HEADER_BYTES = 64 << 20
+MAX_MESSAGE_BYTES = 8 << 30
+_CHUNK = 1 << 20
+
+
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
     chunks, left = [], size
     while left:
-        chunk = stream.read(left)
+        chunk = stream.read(min(left, _CHUNK))
         if not chunk:
             return None
         chunks.append(chunk)
@@ -50,16 +59,25 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
 
 
 def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[bytes]] | None:
-    """The next message, or None when the other side closed the stream (mid-message included)."""
+    """The next message, or None when the other side closed the stream (mid-message included); ValueError for a
+    message whose declared sizes are malformed or beyond the bounds."""
     raw = _read_exactly(stream, _LENGTH.size)
     if raw is None:
         return None
-    encoded = _read_exactly(stream, _LENGTH.unpack(raw)[0])
+    size = _LENGTH.unpack(raw)[0]
+    if size > MAX_HEADER_BYTES:
+        raise ValueError(f"a message header of {size} bytes is over the {MAX_HEADER_BYTES} allowed")
+    encoded = _read_exactly(stream, size)
     if encoded is None:
         return None
     header = json.loads(encoded)
+    sizes = header.pop("buffers", []) if isinstance(header, dict) else None
+    if not isinstance(sizes, list) or not all(isinstance(n, int) and n >= 0 for n in sizes):
+        raise ValueError("a message header does not list its buffer sizes as whole numbers")
+    if sum(sizes) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"a message of {sum(sizes)} bytes is over the {MAX_MESSAGE_BYTES} allowed")
     buffers = []
-    for size in header.pop("buffers", []):
+    for size in sizes:
         buffer = _read_exactly(stream, size) if size else b""
         if buffer is None:
             return None
@@ -68,29 +86,50 @@ def read_message(stream: BinaryIO) -> tuple[dict[str, Any], list[bytes]] | None:
 
 
 def encode_array(array: np.ndarray) -> tuple[dict[str, Any], list[bytes]]:
+    """Numbers and dates as their raw buffer; anything else as text: the UTF-8 bytes of every value concatenated,
+    their int64 offsets and a missing-value mask. No pickle, and memory in proportion to the text itself (fixed-
+    width unicode would pad every value to the longest one: 20,000 rows with one 100,000-character value = 8 GB)."""
     array = np.ascontiguousarray(array)
-    if array.dtype.kind in "biufcmM":
+    if array.dtype.kind in NUMERIC_KINDS:
         return {"dtype": array.dtype.str, "shape": list(array.shape)}, [array.tobytes()]
     flat = array.reshape(-1)
     import pandas as pd
 
-    missing = np.asarray(pd.isna(flat), dtype=bool)
-    text = np.where(missing, "", flat).astype(str)  # fixed-width unicode: no pickle, one buffer
-    return ({"dtype": text.dtype.str, "shape": list(array.shape), "text": True},
-            [text.tobytes(), missing.tobytes()])
+    missing = np.asarray(pd.isna(flat), dtype=bool).reshape(-1)
+    encoded = [b"" if gone else str(value).encode("utf-8", "surrogatepass") for value, gone in zip(flat, missing)]
+    offsets = np.zeros(len(encoded) + 1, dtype="<i8")
+    np.cumsum(np.fromiter(map(len, encoded), dtype="<i8", count=len(encoded)), out=offsets[1:])
+    return {"shape": list(array.shape), "text": True}, [offsets.tobytes(), b"".join(encoded), missing.tobytes()]
+
+
+def buffer_count(meta: dict[str, Any]) -> int:
+    """How many buffers encode_array wrote for this array."""
+    return 3 if meta.get("text") else 1
 
 
 def decode_array(meta: dict[str, Any], buffers: list[bytes]) -> np.ndarray:
-    array = np.frombuffer(buffers[0], dtype=np.dtype(meta["dtype"])).reshape(meta["shape"])
+    """The array encode_array wrote; ValueError when the buffers do not fit its description."""
+    shape = [int(n) for n in meta["shape"]]
+    count = int(np.prod(shape, dtype=np.int64))
     if not meta.get("text"):
-        return array
-    values = array.astype(object)
-    values[np.frombuffer(buffers[1], dtype=bool).reshape(meta["shape"])] = None
-    return values
+        dtype = np.dtype(meta["dtype"])
+        if dtype.kind not in NUMERIC_KINDS:
+            raise ValueError(f"an array of dtype {dtype} cannot travel as a raw buffer")
+        return np.frombuffer(buffers[0], dtype=dtype).reshape(shape)
+    offsets, data = np.frombuffer(buffers[0], dtype="<i8"), buffers[1]
+    missing = np.frombuffer(buffers[2], dtype=bool)
+    if len(offsets) != count + 1 or len(missing) != count or offsets[0] != 0 or offsets[-1] != len(data) \
+            or (np.diff(offsets) < 0).any():
+        raise ValueError("a text array's offsets do not fit its data")
+    values = np.empty(count, dtype=object)
+    view = memoryview(data)
+    for i in range(count):
+        values[i] = None if missing[i] else str(view[offsets[i]:offsets[i + 1]], "utf-8", "surrogatepass")
+    return values.reshape(shape)
 
 
 def encode_frame(frame: Any) -> tuple[list[dict[str, Any]], list[bytes]]:
-    """A pandas frame as column metadata and buffers (two buffers for a text column, one otherwise)."""
+    """A pandas frame as column metadata and buffers (buffer_count of each column's)."""
     columns, buffers = [], []
     for name in frame.columns:
         meta, parts = encode_array(frame[name].to_numpy())
@@ -104,7 +143,7 @@ def decode_frame(columns: list[dict[str, Any]], buffers: list[bytes]) -> Any:
 
     data, at = {}, 0
     for meta in columns:
-        used = 2 if meta.get("text") else 1
+        used = buffer_count(meta)
         data[meta["name"]] = decode_array(meta, buffers[at:at + used])
         at += used
     return pd.DataFrame(data)
@@ -286,8 +325,9 @@ class Worker:
         sys.path.insert(0, header["code_path"])  # the project's reviewed code, for this one-shot training worker
         module, _, name = header["entry_point"].partition(":")
         trainer = getattr(importlib.import_module(module), name)
-        features = decode_frame(header["columns"], buffers[:-1])
-        target = pd.Series(decode_array(header["target"], buffers[-1:]), name=header["target_name"])
+        used = buffer_count(header["target"])  # the target's buffers come last
+        features = decode_frame(header["columns"], buffers[:-used])
+        target = pd.Series(decode_array(header["target"], buffers[-used:]), name=header["target_name"])
         trained = trainer(features, target, header["params"])
         if not callable(getattr(trained, header["predict_fn"], None)):
             raise Refused(f"{header['entry_point']} returned {type(trained).__name__}, which has no "
