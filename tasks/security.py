@@ -102,6 +102,36 @@ def defaults_from(kinds: dict[str, str]) -> SkopsDefaults:
                                    if kind != "class" and not kind.startswith("unresolved")))
 
 
+@lru_cache(maxsize=64)
+def _platform_kinds(names: tuple[str, ...]) -> dict[str, str]:
+    return classify_names(list(names))
+
+
+def checked_report(reported: dict[str, str], asked: list[str]) -> dict[str, str]:
+    """An environment's kinds (tasks.env_worker.classify_names there), checked against the platform's own: a name
+    the platform resolves counts as a class only if both say so (else it is what the platform found, or not found
+    where the model loads); the environment's word alone decides only for names the platform cannot resolve at all
+    (a class the platform's libraries lack). The platform imports only names under modules that skops' defaults or
+    the allow-list (`asked`) already name, never a module the environment alone names; those never count as
+    classes."""
+    modules = {name.partition(".")[0] for name in [*skops_default_names(), *asked]}
+    judged = tuple(sorted(n for n in reported if isinstance(n, str) and n.partition(".")[0] in modules))
+    here = _platform_kinds(judged)
+    checked = {}
+    for name, kind in reported.items():
+        mine = here.get(name, "unresolved: under a module the platform does not judge")
+        theirs = kind if isinstance(kind, str) else "unresolved: not reported"
+        if name not in here:
+            checked[name] = mine
+        elif mine == "class" or mine.startswith("unresolved"):
+            checked[name] = theirs
+        else:
+            checked[name] = mine
+    for name in asked:
+        checked.setdefault(name, "unresolved: the environment did not report it")
+    return checked
+
+
 @lru_cache(maxsize=1)
 def skops_defaults() -> SkopsDefaults:
     """skops' defaults in the platform's own process."""
@@ -259,10 +289,11 @@ def scan_model_dir(model_dir: Path, policy: SecuritySpec, context: ScanContext =
     else:
         if context.trust_report is None:
             defaults, (allowed, findings_on_list) = skops_defaults(), allow_list(policy)
-        else:  # the model loads in its own environment: its names are judged there
-            report = context.trust_report(tuple(dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types])))
-            defaults, (allowed, findings_on_list) = defaults_from(report["defaults"]), allow_list(policy,
-                                                                                                 report["names"])
+        else:  # the model loads in its own environment: its names are judged there, and checked here
+            asked = list(dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types]))
+            report = context.trust_report(tuple(asked))
+            defaults = defaults_from(checked_report(report["defaults"], []))
+            allowed, findings_on_list = allow_list(policy, checked_report(report["names"], asked))
         findings_on_file, trusted, on_names = _skops_findings(data, allowed, defaults)
         findings += findings_on_list + findings_on_file
         name_findings = findings_on_list + on_names
