@@ -242,12 +242,12 @@ def ensure_environment(home: Path, lines: list[str], label: str) -> Environment:
     key = environment_key(lines)
     folder = environments_dir(home)
     final = folder / key[:32]
-    cached = _read_marker(final)
+    cached = _read_marker(final, key)
     if cached is not None:
         return cached
     with (folder / f".{key[:32]}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build per key at a time; a second waits and finds it built
-        cached = _read_marker(final)
+        cached = _read_marker(final, key)
         if cached is not None:
             return cached
         if final.exists():  # no marker: not one of ours, or left by a crash between rename and marker (never)
@@ -275,12 +275,24 @@ def _check_lines(lines: list[str], label: str) -> None:
                                         "requirements.txt); nothing was built")
 
 
-def _read_marker(folder: Path) -> Environment | None:
-    try:
-        recorded = json.loads((folder / MARKER).read_text())
-    except (OSError, ValueError):
+def _read_marker(folder: Path, key: str) -> Environment | None:
+    """The complete environment in this folder, None when there is none yet; an error when its marker is malformed
+    or records another key than the one the folder is named for (a folder that is not what it claims to be)."""
+    path = folder / MARKER
+    if not path.is_file():
         return None
-    return Environment(recorded["key"], folder, tuple(recorded["requirements"]), recorded["versions"], built=False)
+    fix = f"remove the folder {folder}; the next use builds the environment again"
+    try:
+        recorded = json.loads(path.read_text())
+        found = Environment(str(recorded["key"]), folder, tuple(map(str, recorded["requirements"])),
+                            {str(k): str(v) for k, v in recorded["versions"].items()}, built=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelEnvironmentError(f"the model environment {folder} has a malformed {MARKER} "
+                                    f"({type(exc).__name__}: {exc})", fix) from exc
+    if found.key != key:
+        raise ModelEnvironmentError(f"the model environment {folder} records key {found.key[:16]} in its {MARKER}, "
+                                    f"not {key[:16]}, the key of the requirements it is used for", fix)
+    return found
 
 
 def _build(home: Path, folder: Path, lines: list[str], label: str) -> dict[str, str]:

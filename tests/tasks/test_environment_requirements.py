@@ -90,3 +90,32 @@ def test_building_refuses_a_line_that_did_not_come_through_the_checks(tmp_path: 
         ensure_environment(tmp_path, ["numpy==2.1.3", "requests==2.32.3"], "direct")
     assert "'requests==2.32.3'" in raised.value.what
     assert not (tmp_path / "environments").exists()
+
+
+def planted_environment(home: Path, lines: list[str], marker: str) -> Path:
+    """An environment folder under the key of `lines` whose environment.json says `marker`."""
+    from tasks.environments import environment_key, environments_dir
+
+    folder = environments_dir(home) / environment_key(lines)[:32]
+    folder.mkdir()
+    (folder / "environment.json").write_text(marker)
+    return folder
+
+
+def test_an_environment_recording_another_key_is_not_reused(tmp_path: Path) -> None:
+    import json
+
+    lines = ["numpy==2.1.3"]
+    folder = planted_environment(tmp_path, lines, json.dumps({"key": "0" * 64, "requirements": ["numpy==2.1.3"],
+                                                               "versions": {"numpy": "2.1.3"}}))
+    with pytest.raises(ModelEnvironmentError) as raised:
+        ensure_environment(tmp_path, lines, "reused")
+    assert "records key 0000000000000000" in raised.value.what and str(folder) in raised.value.fix
+
+
+def test_a_malformed_environment_marker_is_named(tmp_path: Path) -> None:
+    lines = ["numpy==2.1.3"]
+    folder = planted_environment(tmp_path, lines, '{"key": ')
+    with pytest.raises(ModelEnvironmentError) as raised:
+        ensure_environment(tmp_path, lines, "reused")
+    assert f"{folder} has a malformed environment.json" in raised.value.what
