@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 BENCHMARKS = ["benchmarks.sweep_scale", "benchmarks.batch_scale", "benchmarks.trigger_latency", "benchmarks.cli_latency",
-              "benchmarks.gateway", "benchmarks.model_kinds", "benchmarks.endpoint_kind", "benchmarks.streaming"]
+              "benchmarks.gateway", "benchmarks.model_kinds", "benchmarks.endpoint_kind", "benchmarks.model_environment",
+              "benchmarks.streaming"]
 
 
 def main() -> int:

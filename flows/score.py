@@ -116,6 +116,7 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
             positives += float(outputs["prediction"].sum())
             progress.advance(read, rows)
     finally:
+        model.close()  # a version in its own environment: its scoring worker stops with the batch
         if recording is not None:
             recording.result()
     if chunks == 0:

@@ -43,6 +43,10 @@ class RetiredVersionError(ModelOpsError):
     """A retired version was asked to serve or to be promoted."""
 
 
+class ModelEnvironmentError(ModelOpsError):
+    """A model's own environment (its logged library versions) cannot be built, or its scoring worker failed."""
+
+
 class TamperedModelError(UnsafeModelError):
     """A model's files differ from the content hash pinned when it was registered."""
 

@@ -138,7 +138,7 @@ def reproduce_version(platform: Platform, model: str, version: str,
     from tasks.integrity import open_pinned_model
     from tasks.schema import conform_to_signature
     from tasks.scoring import decide, predict_scores
-    from tasks.training import prepare_training
+    from tasks.training import prepare_training, training_environment
 
     if tolerance < 0:
         raise ModelOpsError(f"tolerance {tolerance} is negative", "give a tolerance of 0 or more, e.g. 1e-6")
@@ -156,14 +156,25 @@ def reproduce_version(platform: Platform, model: str, version: str,
     frame, now = prepare_training(spec, window)
     params, params_from, verified = choose_params(platform, spec, governed, lineage, window)
     features = features_of(spec, frame)
-    estimator = spec.entry("trainer")(features, frame[spec.data.target], dict(params))
-    new = fresh_scores(estimator, features, spec.task, spec.training.kind)
+    environment = training_environment(spec)
+    if environment is not None:  # trained (and scored) again in its own environment, as it was registered
+        from tasks.isolated_training import retrained_scores
+
+        new = retrained_scores(spec, environment, features, frame[spec.data.target], dict(params),
+                               platform.settings.home)
+    else:
+        estimator = spec.entry("trainer")(features, frame[spec.data.target], dict(params))
+        new = fresh_scores(estimator, features, spec.task, spec.training.kind)
     # The registered model as pinned and scanned: a retired version too (reproducing it is reading, not serving).
     scan, registered = open_pinned_model(platform, spec, governed, "reproduction")
     if registered is None:
         raise UnsafeModelError(f"{spec.name} v{version} no longer passes the security scan: {scan.findings}",
                                "nothing was loaded; find out who changed its files")
-    old = predict_scores(registered, conform_to_signature(frame, registered.columns, f"{spec.name} window"), spec.task)
+    try:
+        old = predict_scores(registered, conform_to_signature(frame, registered.columns, f"{spec.name} window"),
+                             spec.task)
+    finally:
+        registered.close()  # a version in its own environment: its worker stops here
     difference = np.abs(new - old)
     agree = decide(new, spec.task, spec.deploy.decision_threshold) == decide(old, spec.task,
                                                                              spec.deploy.decision_threshold)

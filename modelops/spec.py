@@ -324,6 +324,14 @@ class DeploySpec(Strict):
                                   "(deploy --role champion --reason ...), e.g. for a model whose labels arrive "
                                   "too late to compare.")
     chunk_rows: int = Field(1000, ge=1, description="Rows per scoring micro-batch (the unit of latency).")
+    environment: Literal["auto", "platform", "isolated"] = Field(
+        "auto", description="Where the model trains and scores (scikit-learn models saved with skops). auto: in an "
+                            "environment of its own, built from its requirements (training.pip_requirements, and "
+                            "for a registered version the requirements logged with it) and run by a scoring "
+                            "worker, when they pin scikit-learn, skops, numpy or scipy at another version than the "
+                            "platform's; else in the platform's process. platform: always in the platform's "
+                            "process. isolated: always in its own environment (README 'Models in their own "
+                            "environment').")
 
 
 class DriftSpec(Strict):

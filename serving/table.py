@@ -57,7 +57,10 @@ class ServedVersion:
     def runtime(self) -> str:
         if self.onnx is not None:
             return "onnxruntime"
-        return "endpoint" if self.calls_network else "native"
+        if self.calls_network:
+            return "endpoint"
+        # "worker": a scoring worker in the version's own environment (tasks.worker_client)
+        return str(getattr(getattr(self.predictor, "model", None), "runtime", "native"))
 
     @property
     def calls_network(self) -> bool:
@@ -109,6 +112,14 @@ class Snapshot:
     loaded_at: float = 0.0
 
 
+def _close_all(versions: Any) -> None:
+    """Stop what versions no longer served hold outside the process (a worker of their own environment)."""
+    for served in versions:
+        close = getattr(served.predictor, "close", None)
+        if close is not None:
+            close()
+
+
 class UnknownModel(ModelOpsError):
     pass
 
@@ -151,6 +162,9 @@ class ServingTable:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        with self._lock:
+            _close_all(self._loaded.values())  # scoring workers of versions in their own environments stop too
+            self._loaded = {}
 
     def _run(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
@@ -192,6 +206,7 @@ class ServingTable:
                                 loaded_at=time.monotonic())
             self.current = snapshot
             in_use = {(v.model, v.version, v.content_hash) for v in [*served.values(), *snapshot.pinned.values()]}
+            _close_all(value for key, value in self._loaded.items() if key not in in_use)
             self._loaded = {key: value for key, value in self._loaded.items() if key in in_use}
             self.ready = True
             return snapshot

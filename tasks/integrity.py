@@ -19,7 +19,8 @@ import pandas as pd
 
 from modelops.catalog import CHALLENGER, CHAMPION, signature_columns
 from modelops.errors import (
-    CatalogError, RetiredVersionError, StoreIntegrityError, TamperedModelError, UnsafeModelError,
+    CatalogError, ModelEnvironmentError, RetiredVersionError, StoreIntegrityError, TamperedModelError,
+    UnsafeModelError,
 )
 from modelops.lifecycle import GateStatus, VersionState
 from modelops.platform import Platform
@@ -29,6 +30,8 @@ from tasks import as_task
 from tasks.scoring import file_digest
 from tasks.model_kinds import Predictor, ScanContext
 from tasks.security import ScanResult, load_scanned_model, scan_model_dir
+from tasks.environments import ensure_environment
+from tasks.worker_client import environment_plan, scan_for_environment, start_in_environment
 
 ROLES = (CHAMPION, CHALLENGER)
 
@@ -114,6 +117,12 @@ class VerifiedModel:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return self.model.predict(frame)
 
+    def close(self) -> None:
+        """Stop what the model holds outside this process (a worker of its own environment); idempotent."""
+        close = getattr(self.model, "close", None)
+        if close is not None:
+            close()
+
 
 def _scanned_what_was_pinned(spec: LifecycleSpec, governed: GovernedVersion, model_dir: Path, scan: ScanResult,
                              occasion: str) -> None:
@@ -129,22 +138,56 @@ def _scanned_what_was_pinned(spec: LifecycleSpec, governed: GovernedVersion, mod
                                  "nothing was loaded")
 
 
+REQUIREMENTS = "requirements.txt"  # MLflow's, logged with the version: what its own environment is built from
+
+
+def _pinned_requirements(spec: LifecycleSpec, governed: GovernedVersion, model_dir: Path, occasion: str) -> list[str]:
+    """The requirements logged with the version, read once and only if they are the pinned bytes (they decide what
+    an environment installs, so a file swapped in after the pin check must not reach uv)."""
+    path = model_dir / REQUIREMENTS
+    data = path.read_bytes() if path.is_file() else None
+    found = hashlib.sha256(data).hexdigest() if data is not None else None
+    if found != governed.manifest.get(REQUIREMENTS):
+        raise TamperedModelError(f"{spec.name} v{governed.version}: {REQUIREMENTS} changed while it was being "
+                                 f"checked at {occasion}", "someone is writing the model's files: find out who; "
+                                 "nothing was built or loaded")
+    return data.decode(errors="replace").splitlines() if data is not None else []
+
+
 def open_pinned_model(platform: Platform, spec: LifecycleSpec, governed: GovernedVersion,
                       occasion: str) -> tuple[ScanResult, VerifiedModel | None]:
     """Download, check the pin, scan, and load only what passed: (scan, model or None when the scan failed).
-    What is loaded is byte for byte what was pinned at registration and passed the scan."""
+    What is loaded is byte for byte what was pinned at registration and passed the scan. A version that runs in
+    its own environment gets one (built or started) only once its files matched the pin, its requirements passed
+    their checks and the platform's scan found nothing but what the environment must judge (names)."""
     with tempfile.TemporaryDirectory(dir=scratch_dir(platform)) as folder:
         model_dir = platform.catalog.download_model(spec.name, governed.version, Path(folder))
         verify_pin(platform, spec, governed, model_dir, occasion)
-        scan = scan_model_dir(model_dir, spec.validation.security, ScanContext.of(spec))
+        context = ScanContext.of(spec)
+        scan = scan_model_dir(model_dir, spec.validation.security, context)
         _scanned_what_was_pinned(spec, governed, model_dir, scan, occasion)
+        label = f"{spec.name} v{governed.version}"
+        try:
+            planned = environment_plan(spec.deploy.environment, _pinned_requirements(spec, governed, model_dir,
+                                                                                     occasion),
+                                       scan.kind, scan.serialization, label)
+        except ModelEnvironmentError as exc:  # requirements no environment may install: the version fails
+            return replace(scan, passed=False, findings=[*scan.findings, f"{exc.what} ({exc.fix})"]), None
+        environment = None
+        if planned is not None and all(finding in scan.name_findings for finding in scan.findings):
+            # Only names can be in question, and the model loads in its own environment: judged (scanned
+            # again) there. A version failing anything else gets no environment built or started.
+            environment = ensure_environment(platform.settings.home, planned, label)
+            scan = scan_for_environment(model_dir, spec.validation.security, context, environment)
+            _scanned_what_was_pinned(spec, governed, model_dir, scan, occasion)
         if not scan.passed:
             return scan, None
         try:
-            model = load_scanned_model(scan)
+            model = (start_in_environment(platform.settings.home, environment, scan, label)
+                     if environment is not None else load_scanned_model(scan))
         except UnsafeModelError as exc:  # what only loading can tell (malformed trees): a failed scan all the same
             return replace(scan, passed=False, findings=[*scan.findings, exc.what]), None
-    return scan, VerifiedModel(model, signature_columns(scan.signature, f"{spec.name} v{governed.version}"))
+    return scan, VerifiedModel(model, signature_columns(scan.signature, label))
 
 
 def load_verified_model(platform: Platform, spec: LifecycleSpec, version: str, occasion: str) -> VerifiedModel:

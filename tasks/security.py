@@ -19,7 +19,6 @@ before the scan passes; the loader reads only the scanned bytes), each kind's ow
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
 import zipfile
@@ -35,6 +34,7 @@ import yaml
 from modelops.errors import UnsafeModelError
 from modelops.spec import SecuritySpec
 from tasks import as_task
+from tasks.env_worker import classify_names, skops_default_names, tree_findings
 from tasks.model_kinds import KINDS, Predictor, ScanContext, ScanResult, kind_of
 from tasks.model_kinds.base import Described, read_model_file
 
@@ -85,13 +85,6 @@ CALLABLE_WRAPPERS = frozenset({
     "operator.attrgetter", "operator.itemgetter", "operator.methodcaller",
 })
 
-# The name lists skops 0.16 trusts by default (skops/io/_trusted_types.py). Besides classes they hold ~320 numpy
-# and scipy ufuncs, which skops' FunctionNode hands out as functions; the scan sorts them apart below.
-_SKOPS_DEFAULT_LISTS = (
-    "PRIMITIVE_TYPE_NAMES", "CONTAINER_TYPE_NAMES", "SKLEARN_ESTIMATOR_TYPE_NAMES", "SKLEARN_INTERNAL_TYPE_NAMES",
-    "NUMPY_DTYPE_TYPE_NAMES", "NUMPY_RANDOM_BIT_GENERATOR_TYPE_NAMES", "NUMPY_UFUNC_TYPE_NAMES",
-    "SCIPY_UFUNC_TYPE_NAMES",
-)
 
 
 @dataclass(frozen=True)
@@ -102,53 +95,76 @@ class SkopsDefaults:
     functions: frozenset[str]
 
 
-def _resolve(name: str) -> Any:
-    """The object a dotted name stands for, found the way skops finds it (module, then one attribute).
-    Imports the module: call it only with names the platform, skops or the spec already trusts."""
-    module, _, attr = name.rpartition(".")
-    return getattr(importlib.import_module(module), attr)
+def defaults_from(kinds: dict[str, str]) -> SkopsDefaults:
+    """skops' default names, classified where the model loads (tasks.env_worker.classify_names)."""
+    return SkopsDefaults(frozenset(n for n, kind in kinds.items() if kind == "class" and n not in CALLABLE_WRAPPERS),
+                         frozenset(n for n, kind in kinds.items()
+                                   if kind != "class" and not kind.startswith("unresolved")))
+
+
+@lru_cache(maxsize=64)
+def _platform_kinds(names: tuple[str, ...]) -> dict[str, str]:
+    return classify_names(list(names))
+
+
+def checked_report(reported: dict[str, str], asked: list[str]) -> dict[str, str]:
+    """An environment's kinds (tasks.env_worker.classify_names there), checked against the platform's own: a name
+    the platform resolves counts as a class only if both say so (else it is what the platform found, or not found
+    where the model loads); the environment's word alone decides only for names the platform cannot resolve at all
+    (a class the platform's libraries lack). The platform imports only names under modules that skops' defaults or
+    the allow-list (`asked`) already name, never a module the environment alone names; those never count as
+    classes."""
+    modules = {name.partition(".")[0] for name in [*skops_default_names(), *asked]}
+    judged = tuple(sorted(n for n in reported if isinstance(n, str) and n.partition(".")[0] in modules))
+    here = _platform_kinds(judged)
+    checked = {}
+    for name, kind in reported.items():
+        mine = here.get(name, "unresolved: under a module the platform does not judge")
+        theirs = kind if isinstance(kind, str) else "unresolved: not reported"
+        if name not in here:
+            checked[name] = mine
+        elif mine == "class" or mine.startswith("unresolved"):
+            checked[name] = theirs
+        else:
+            checked[name] = mine
+    for name in asked:
+        checked.setdefault(name, "unresolved: the environment did not report it")
+    return checked
 
 
 @lru_cache(maxsize=1)
 def skops_defaults() -> SkopsDefaults:
-    try:
-        from skops.io import _trusted_types
-    except ImportError:  # a skops that moved its lists: trust none of its defaults, so the scan fails closed
-        return SkopsDefaults(frozenset(), frozenset())
-    names = {name for attr in _SKOPS_DEFAULT_LISTS for name in getattr(_trusted_types, attr, [])}
-    kinds = {name: _is_class(name) for name in names}
-    return SkopsDefaults(frozenset(n for n, is_class in kinds.items() if is_class and n not in CALLABLE_WRAPPERS),
-                         frozenset(n for n, is_class in kinds.items() if is_class is False))
+    """skops' defaults in the platform's own process."""
+    return defaults_from(classify_names(skops_default_names()))
 
 
-def _is_class(name: str) -> bool | None:
-    """Whether a trusted name is a class; None when it does not resolve."""
-    try:
-        return isinstance(_resolve(name), type)
-    except Exception:  # noqa: BLE001 - import and attribute errors alike mean the name is wrong
-        return None
-
-
-def _allow_list_finding(name: str) -> str | None:
+def _allow_list_finding(name: str, kind: str) -> str | None:
     """Why an allow-list entry cannot be trusted, or None when it is a class."""
     if name in CALLABLE_WRAPPERS:
         return f"allow-list entry {name} calls any function it is given; remove it from trusted_types"
-    try:
-        obj = _resolve(name)
-    except Exception as exc:  # noqa: BLE001 - import and attribute errors alike mean the name is wrong
-        return f"allow-list entry {name} does not resolve ({type(exc).__name__}: {exc}); fix or remove it"
-    if not isinstance(obj, type):
-        return (f"allow-list entry {name} is a {type(obj).__name__}, not a class: functions are never trusted; "
+    if kind.startswith("unresolved"):
+        return f"allow-list entry {name} does not resolve ({kind.partition(': ')[2]}); fix or remove it"
+    if kind != "class":
+        return (f"allow-list entry {name} is a {kind}, not a class: functions are never trusted; "
                 "remove it from validation.security.trusted_types")
     return None
 
 
-def allow_list(policy: SecuritySpec) -> tuple[frozenset[str], list[str]]:
-    """The exact classes a model may contain beyond skops' default classes, and findings on bad entries."""
+def allow_list(policy: SecuritySpec, kinds: dict[str, str] | None = None) -> tuple[frozenset[str], list[str]]:
+    """The exact classes a model may contain beyond skops' default classes, and findings on bad entries. `kinds`:
+    the entries classified where the model loads (default: here); there, a platform entry that does not exist
+    (another scikit-learn) is simply not trusted, while a spec's entry must resolve."""
+    names = list(dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types]))
+    elsewhere = kinds is not None
+    kinds = kinds if kinds is not None else classify_names(names)
     findings: list[str] = []
     allowed: set[str] = set()
-    for name in dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types]):
-        finding = _allow_list_finding(name)
+    for name in names:
+        kind = kinds.get(name, "unresolved: not classified")
+        if elsewhere and name in PLATFORM_TRUSTED_TYPES and name not in policy.trusted_types \
+                and kind.startswith("unresolved"):
+            continue
+        finding = _allow_list_finding(name, kind)
         if finding is None:
             allowed.add(name)
         else:
@@ -175,8 +191,8 @@ def referenced_names(data: bytes) -> set[str]:
     return names
 
 
-def _refusal(name: str) -> str:
-    if name in skops_defaults().functions:
+def _refusal(name: str, defaults: SkopsDefaults) -> str:
+    if name in defaults.functions:
         return (f"{name} is a function (skops trusts it by default), not a class: the platform never loads "
                 "functions from a model file; rebuild the model without it (e.g. no FunctionTransformer(func))")
     return (f"type {name} is not on the allow-list of classes a model may contain; refused before loading. If it "
@@ -184,8 +200,10 @@ def _refusal(name: str) -> str:
             "functions are never allowed")
 
 
-def _skops_findings(data: bytes, allowed: frozenset[str]) -> tuple[list[str], list[str]]:
-    """Findings on a skops file's content, and the types skops must be told to trust to load it."""
+def _skops_findings(data: bytes, allowed: frozenset[str],
+                    defaults: SkopsDefaults) -> tuple[list[str], list[str], list[str]]:
+    """Findings on a skops file's content, the types skops must be told to trust to load it, and which of the
+    findings are about names (judged where the model loads: another environment may judge them otherwise)."""
     import skops.io
 
     try:
@@ -194,11 +212,10 @@ def _skops_findings(data: bytes, allowed: frozenset[str]) -> tuple[list[str], li
         # generator's bit generator, old-protocol functions): all must be on the allow-list too.
         flagged = set(skops.io.get_untrusted_types(data=data))
     except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a sound skops file
-        return [f"the model file is not a readable skops file ({type(exc).__name__}: {exc})"], []
-    defaults = skops_defaults().classes
-    findings = [_refusal(name) for name in sorted(names | flagged)
-                if name not in allowed and (name in flagged or name not in defaults)]
-    return findings, sorted(flagged)
+        return [f"the model file is not a readable skops file ({type(exc).__name__}: {exc})"], [], []
+    findings = [_refusal(name, defaults) for name in sorted(names | flagged)
+                if name not in allowed and (name in flagged or name not in defaults.classes)]
+    return findings, sorted(flagged), findings
 
 
 def _flavor_findings(flavors: dict[str, Any]) -> list[str]:
@@ -263,16 +280,25 @@ def scan_model_dir(model_dir: Path, policy: SecuritySpec, context: ScanContext =
         return ScanResult(False, fmt, [*findings, read], predict_fn=predict_fn)
     path, data = read
     trusted: list[str] = []
+    name_findings: list[str] = []
     if fmt != "skops":
         if not policy.allow_pickle:
             findings.append(f"the model file is serialised with {fmt}, which runs arbitrary code on load; re-log it "
                             "with serialization_format='skops' (or set validation.security.allow_pickle in the "
                             "spec to accept the risk)")
     else:
-        allowed, findings_on_list = allow_list(policy)
-        findings_on_file, trusted = _skops_findings(data, allowed)
+        if context.trust_report is None:
+            defaults, (allowed, findings_on_list) = skops_defaults(), allow_list(policy)
+        else:  # the model loads in its own environment: its names are judged there, and checked here
+            asked = list(dict.fromkeys([*PLATFORM_TRUSTED_TYPES, *policy.trusted_types]))
+            report = context.trust_report(tuple(asked))
+            defaults = defaults_from(checked_report(report["defaults"], []))
+            allowed, findings_on_list = allow_list(policy, checked_report(report["names"], asked))
+        findings_on_file, trusted, on_names = _skops_findings(data, allowed, defaults)
         findings += findings_on_list + findings_on_file
+        name_findings = findings_on_list + on_names
     return ScanResult(not findings, fmt, findings, trusted_types=trusted, model_file=str(path),
+                      name_findings=name_findings,
                       predict_fn=predict_fn, sha256=hashlib.sha256(data).hexdigest(),
                       mlmodel_sha256=mlmodel_sha256, signature=signature if isinstance(signature, dict) else None)
 
@@ -288,7 +314,7 @@ class ScannedModel:  # the scikit-learn kind's predictor; other kinds' live in t
         return np.asarray(getattr(self.estimator, self.predict_fn)(frame))
 
 
-def _scanned_bytes(scan: ScanResult) -> bytes:
+def scanned_bytes(scan: ScanResult) -> bytes:
     """The model file's bytes, provided they are the very bytes the scan passed."""
     if not scan.passed or scan.model_file is None or scan.sha256 is None:
         raise UnsafeModelError(f"refusing to load a model that failed the security scan: {scan.findings}",
@@ -303,7 +329,7 @@ def _scanned_bytes(scan: ScanResult) -> bytes:
 def load_scanned_model(scan: ScanResult) -> Predictor:
     """Deserialise the file the scan passed, trusting the types it approved, and nothing else; a kind other than
     scikit-learn is read by its own loader (tasks.model_kinds), from the same checked bytes."""
-    data = _scanned_bytes(scan)
+    data = scanned_bytes(scan)
     if scan.kind in KINDS:
         try:
             return KINDS[scan.kind].load(data, scan)
@@ -329,64 +355,3 @@ def load_scanned_model(scan: ScanResult) -> Predictor:
 
 
 scan_model_dir_task = as_task(scan_model_dir)
-
-
-# --- after loading: the arrays tree models index with -----------------------------------------------------------
-# A skops file may hold only trusted classes and still lie inside them: tree nodes whose child or feature indices
-# point outside their arrays make scikit-learn's compiled predict read (and crash on) memory at offsets the file
-# chooses. Every such index is checked before the model is handed out.
-def tree_findings(estimator: Any) -> list[str]:
-    """Out-of-range indices of every tree inside the estimator (pipelines and ensembles are walked)."""
-    findings: list[str] = []
-    for owner, tree in _trees(estimator, set()):
-        findings += _tree_problems(owner, tree)
-    return findings
-
-
-def _trees(obj: Any, seen: set[int]) -> list[tuple[Any, Any]]:
-    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-    from sklearn.tree._tree import Tree
-
-    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, np.ndarray)) or obj is None:
-        return []
-    seen.add(id(obj))
-    if isinstance(obj, (TreePredictor, Tree)):
-        return [(None, obj)]
-    children = (list(obj.values()) if isinstance(obj, dict) else list(obj) if isinstance(obj, (list, tuple))
-                else list(vars(obj).values()) if hasattr(obj, "__dict__") else [])
-    found = []
-    for child in children:
-        # the nearest estimator holding the tree owns it (lists of trees are not owners)
-        found += [(owner if owner is not None or not hasattr(obj, "__dict__") else obj, tree)
-                  for owner, tree in _trees(child, seen)]
-    return found
-
-
-def _tree_problems(owner: Any, tree: Any) -> list[str]:
-    from sklearn.tree._tree import Tree
-
-    name = type(owner).__name__ if owner is not None else "a tree"
-    n_features = getattr(owner, "n_features_in_", None)
-    if isinstance(tree, Tree):
-        count, left, right, feature = tree.node_count, tree.children_left, tree.children_right, tree.feature
-        leaf = left == -1
-        n_features = tree.n_features
-    else:
-        nodes = tree.nodes
-        count, left, right, feature = len(nodes), nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), \
-            nodes["feature_idx"]
-        leaf = nodes["is_leaf"] == 1
-        categorical = (nodes["is_categorical"] == 1) & ~leaf
-        if categorical.any() and (nodes["bitset_idx"][categorical] >= len(tree.raw_left_cat_bitsets)).any():
-            return [f"{name}: a tree's categorical split points outside its category bitsets"]
-    index = np.arange(count)
-    inner = ~leaf
-    # Children come after their parent (trees are stored in growing order), which also rules out cycles.
-    bad_children = inner & ((left <= index) | (right <= index) | (left >= count) | (right >= count))
-    bad_feature = inner & ((feature < 0) | (feature >= (n_features if n_features is not None else np.inf)))
-    problems = []
-    if bad_children.any():
-        problems.append(f"{name}: {int(bad_children.sum())} tree node(s) point at children outside the tree")
-    if bad_feature.any():
-        problems.append(f"{name}: {int(bad_feature.sum())} tree node(s) split on a feature the model does not have")
-    return problems

@@ -77,7 +77,10 @@ def score_challenger(platform: Platform, spec: LifecycleSpec, frame: pd.DataFram
     routed = (np.ones(len(frame), dtype=bool) if shadow
               else routed_to_challenger(outputs["prediction_id"], spec.deploy.challenger_traffic_share))
     model: VerifiedModel = load_verified_model(platform, spec, challenger, "scoring")
-    ch_outputs, ch_log = score_frame_task(spec, model, model.columns, frame.loc[routed], source)
+    try:
+        ch_outputs, ch_log = score_frame_task(spec, model, model.columns, frame.loc[routed], source)
+    finally:
+        model.close()  # a worker of its own environment stops with the chunk
     log_predictions(platform, spec.name, challenger, SHADOW if shadow else Role.challenger, ch_log, source,
                     digest)
     if not shadow:

@@ -54,6 +54,10 @@ def code_version(spec: LifecycleSpec) -> str:
     trainer = spec.entry("trainer")
     source = inspect.getsource(inspect.getmodule(trainer))  # type: ignore[arg-type]
     digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    if spec.training.kind == SKLEARN and spec.deploy.environment != "platform" and _pins_other_versions(spec):
+        # Trained in its own environment: the libraries are part of the code that made the model.
+        libraries = "\n".join(sorted(spec.training.pip_requirements))
+        digest += f"+env-{hashlib.sha256(libraries.encode()).hexdigest()[:8]}"
     commit = _git_commit(Path(inspect.getfile(trainer)).parent)
     return f"{digest}@{commit[:12]}" if commit else digest
 
@@ -64,6 +68,23 @@ def _git_commit(folder: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _pins_other_versions(spec: LifecycleSpec) -> bool:
+    from tasks.environments import loader_pins, platform_differences
+
+    return spec.deploy.environment == "isolated" or bool(platform_differences(
+        loader_pins(spec.training.pip_requirements)))
+
+
+def training_environment(spec: LifecycleSpec) -> Any:
+    """The environment the spec's training runs in (tasks.environments.Environment, built or from the cache), or
+    None for the platform's own process: see deploy.environment."""
+    from modelops.platform import get_platform
+    from tasks.worker_client import environment_for
+
+    return environment_for(get_platform().settings.home, spec.deploy.environment, spec.training.pip_requirements,
+                           spec.training.kind, "skops", f"{spec.name} training")
 
 
 def prepare_training(spec: LifecycleSpec, window: Window) -> tuple[pd.DataFrame, TrainingInputs]:
@@ -78,7 +99,8 @@ def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInpu
     """Fit through the entry point and log what it returns through the spec's model kind (training.kind), with
     signature and requirements; scikit-learn estimators also with an input example."""
     features = features_of(spec, frame)
-    trained = trained_model(spec, features, frame[spec.data.target])
+    environment = training_environment(spec)
+    trained = None if environment is not None else trained_model(spec, features, frame[spec.data.target])
     # A register killed while logging left its run RUNNING: close it before this run starts (the CLI does the same
     # for every experiment; this covers the register flow started by a runner).
     kill_orphaned_mlflow_runs(catalog.client, [catalog.experiment_id(spec.name)])
@@ -87,6 +109,14 @@ def train_and_log(spec: LifecycleSpec, frame: pd.DataFrame, inputs: TrainingInpu
     run_tags = {RUN_TAG_MODEL: spec.name, RUN_TAG_STAGE: "register", "data_hash": inputs.data_hash,
                 "code_version": inputs.code_version, **owner_tags()}
     metrics = {"training_rows": float(inputs.rows)}
+    if environment is not None:  # scikit-learn pinned at other versions: trained (and later scored) in its own
+        from modelops.platform import get_platform
+        from tasks.isolated_training import train_and_log_isolated
+
+        run_id, model_uri = train_and_log_isolated(
+            spec, environment, features, frame[spec.data.target], catalog, params, metrics, run_tags,
+            get_platform().settings.home / "logs" / f"env-worker-{environment.key[:12]}.log")
+        return LoggedModel(run_id=run_id, model_uri=model_uri)
     if spec.training.kind != SKLEARN:
         run_id, model_uri = log_kind(spec, trained, features.head(5), catalog, params, metrics, run_tags)
         return LoggedModel(run_id=run_id, model_uri=model_uri)

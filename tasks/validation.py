@@ -155,6 +155,14 @@ def validate_version(platform: Platform, mv: ModelVersion) -> tuple[ValidationRe
     report = ValidationReport(passed=False, security=security.evidence, failures=list(security.failures))
     if pyfunc is None:
         return report, suite, sample, None
+    try:
+        return _judge_loaded(mv, pyfunc, report, suite, sample)
+    finally:
+        pyfunc.close()  # a model in its own environment: its worker stops with the validation
+
+
+def _judge_loaded(mv: ModelVersion, pyfunc: VerifiedModel, report: ValidationReport, suite: list[dict[str, Any]],
+                  sample: pd.DataFrame) -> tuple[ValidationReport, list[dict[str, Any]], pd.DataFrame, bytes | None]:
     schema, holdout = schema_gate_task(mv, pyfunc)
     report.holdout_rows, report.holdout_window = len(holdout.frame), [str(holdout.window.start),
                                                                        str(holdout.window.end)]

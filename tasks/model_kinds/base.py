@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,11 @@ class ScanResult:
     signature: dict[str, Any] | None = None
     kind: str = "sklearn"  # the model kind whose loader reads the scanned bytes (tasks.model_kinds.KINDS)
     model_class: str | None = None  # custom kind: the reviewed 'module:Class' the spec names and the file agrees on
+    environment: str | None = None  # set when the model loads in its own environment: its key and versions
+    # The findings about names (allow-list entries and the classes the file references), which depend on where
+    # they are judged: a model bound for its own environment is judged again there, but only when every other
+    # finding is absent (tasks.integrity.open_pinned_model builds nothing for a version that fails here).
+    name_findings: list[str] = field(default_factory=list)
 
 
 class Predictor(Protocol):
@@ -52,6 +57,9 @@ class ScanContext:
     model_class: str | None = None  # the custom kind's reviewed class ('module:Class'), from training.model_class
     endpoint: Any = None  # the endpoint kind's modelops.spec.EndpointSpec: the only endpoint a description may name
     task: str | None = None  # the spec's task, which an endpoint description must agree with
+    # Where a scikit-learn model's allow-listed names are judged (class or function): None for the platform's
+    # process, else the environment it loads in (tasks.worker_client.EnvironmentNames).
+    trust_report: Callable[[tuple[str, ...]], dict[str, dict[str, str]]] | None = None
 
     @classmethod
     def of(cls, spec: Any) -> "ScanContext":
