@@ -132,6 +132,17 @@ def test_batch_scoring_scores_through_the_worker_and_logs_predictions(pinned: Pi
     assert outputs["score"].to_numpy() == pytest.approx(expected, abs=1e-12)
 
 
+def test_monitoring_judges_a_window_its_worker_scored(pinned: Pinned) -> None:
+    from modelops.demo import serve_window
+    from modelops.spec import load_spec
+
+    # July traffic scored through the worker, its labels recorded, the window monitored like any model's.
+    scored, checked = serve_window(pinned.platform, load_spec(MODEL), date(2013, 7, 1), date(2013, 7, 15))
+    assert scored.rows > 10_000 and checked.version == pinned.version
+    assert checked.performance_metric == "roc_auc" and 0.5 < checked.performance_value < 1
+    assert checked.drift_share is not None and checked.drift_share > 0
+
+
 def test_reproducing_it_trains_again_in_its_environment_and_matches(pinned: Pinned) -> None:
     from modelops.reproduce import reproduce_version
 
