@@ -233,10 +233,18 @@ def test_a_consumer_killed_mid_batch_loses_nothing_once_another_takes_over(fresh
 
 
 def test_two_consumers_in_one_group_share_the_stream(fresh: Streaming) -> None:
-    from serving.streaming import publish
+    from serving.streaming import GROUP, publish, streams_of
 
-    ids = publish(fresh.client, MODEL, [fresh.rows[i % len(fresh.rows)] for i in range(2000)])
+    def reading() -> set[str]:  # consumers that have asked the group for records (they are in it from then on)
+        try:
+            return {c["name"] for c in fresh.client.xinfo_consumers(streams_of(MODEL).inbound, GROUP)}
+        except Exception:  # noqa: BLE001 - no stream or group yet: nobody reads
+            return set()
+
     with consumer("left"), consumer("right"):
+        # Records offered once both read: published earlier, the first one ready could take them all.
+        assert wait_for(lambda: reading() == {"left", "right"}, timeout=120)
+        ids = publish(fresh.client, MODEL, [fresh.rows[i % len(fresh.rows)] for i in range(2000)])
         assert wait_for(lambda: answered_ids(fresh) == set(ids), timeout=120)
     by_consumer = {name: sum(r["consumer"] == name for r in results(fresh)) for name in ("left", "right")}
     assert by_consumer["left"] > 0 and by_consumer["right"] > 0, by_consumer
