@@ -29,6 +29,10 @@ log = logging.getLogger("modelops.gateway")
 DTYPES = {"double": "float64", "float": "float64", "long": "int64", "integer": "int64", "string": object,
           "boolean": "bool"}
 RETRY_REFUSED_SECONDS = 60.0  # a version that failed to load (tampered, unsafe) is tried again this much later
+# One model load at a time per process: loading parses Python source (CPython 3.11's ast module), whose recursion
+# bookkeeping is shared between threads ("AST constructor recursion depth mismatch" when two serving tables of one
+# process, e.g. two stream consumers in threads, loaded at once). Loads are rare; scoring is not serialized.
+_LOADING = threading.Lock()
 STALE_AFTER_SECONDS = 30.0  # a snapshot older than this is not answered from (see ServingTable.stale)
 MAX_PINS = 8  # versions asked for by number kept loaded per worker: each costs a model's memory
 
@@ -244,7 +248,8 @@ class ServingTable:
         from tasks.integrity import load_verified_model
 
         try:
-            model = load_verified_model(self.platform, spec, version, "online serving")
+            with _LOADING:
+                model = load_verified_model(self.platform, spec, version, "online serving")
         except Exception as exc:  # noqa: BLE001 - MLflow unreachable, artifact gone: refused and tried again later
             self._failed[key] = (time.monotonic(), str(exc))
             log.warning("%s v%s cannot serve online: %s", spec.name, version, exc)
@@ -254,10 +259,14 @@ class ServingTable:
                                schema=InputSchema(tuple(model.columns), spec.data.id_column,
                                                   spec.data.timestamp_column),
                                task=spec.task, decision_threshold=spec.deploy.decision_threshold,
-                               onnx=self._onnx(spec, version, model.columns))
+                               onnx=self._onnx_loaded_alone(spec, version, model.columns))
         self._loaded[key] = served
         log.info("%s v%s loaded for online serving (%s)", spec.name, version, served.runtime)
         return served
+
+    def _onnx_loaded_alone(self, spec: LifecycleSpec, version: str, columns: list[tuple[str, str]]) -> Any:
+        with _LOADING:
+            return self._onnx(spec, version, columns)
 
     def _onnx(self, spec: LifecycleSpec, version: str, columns: list[tuple[str, str]]) -> Any:
         """The ONNX scorer validation recorded for the version, verified; None scores natively."""

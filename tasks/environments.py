@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -339,4 +340,7 @@ def _name_of(line: str) -> str:
 
 
 def worker_script() -> Path:
-    return Path(__file__).with_name("env_worker.py")
+    """The worker's source (tasks/env_worker.py, a module of this package), run by the environment's Python."""
+    spec = importlib.util.find_spec("tasks.env_worker")
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin)

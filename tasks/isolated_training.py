@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from modelops.settings import project_dir
 from modelops.spec import LifecycleSpec
 from tasks.environments import Environment
 from tasks.worker_client import train_in_environment
 
 MODEL_FILE = "model.skops"
 EXAMPLE_ROWS = 5
-CODE_ROOT = Path(__file__).resolve().parents[1]  # the project's reviewed code: where entry points import from
 
 
 def save_skops_model(folder: Path, data: bytes, *, predict_fn: str, sklearn_version: str, trusted: list[str],
@@ -56,7 +56,7 @@ def train_and_log_isolated(spec: LifecycleSpec, environment: Environment, featur
 
     predict_fn = "predict_proba" if spec.task == "classification" else "predict"
     data, trusted, output, versions = train_in_environment(
-        environment, log_path, spec.name, entry_point=spec.training.entry_point, code_path=CODE_ROOT,
+        environment, log_path, spec.name, entry_point=spec.training.entry_point, code_path=project_dir(),
         features=features, target=target, params=dict(spec.training.params), predict_fn=predict_fn,
         example_rows=EXAMPLE_ROWS)
     signature = infer_signature(features.head(EXAMPLE_ROWS), np.asarray(output))
@@ -83,7 +83,7 @@ def retrained_scores(spec: LifecycleSpec, environment: Environment, features: pd
     predict_fn = "predict_proba" if spec.task == "classification" else "predict"
     log_path = home / "logs" / f"env-worker-{environment.key[:12]}.log"
     data, trusted, _, _ = train_in_environment(
-        environment, log_path, spec.name, entry_point=spec.training.entry_point, code_path=CODE_ROOT,
+        environment, log_path, spec.name, entry_point=spec.training.entry_point, code_path=project_dir(),
         features=features, target=target, params=params, predict_fn=predict_fn, example_rows=EXAMPLE_ROWS)
     model = IsolatedModel(environment, data, hashlib.sha256(data).hexdigest(), trusted, predict_fn, log_path,
                           f"{spec.name} (retrained)")
