@@ -87,3 +87,16 @@ def model_events(model: str) -> list[Any]:
             page = client.read_events_page(page.next_page)
             found += page.events
     return sorted(found, key=lambda e: e.occurred)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly whether the operator-UI tests ran in a real browser, and where their screenshots are."""
+    from tests.ui.browser import INSTALL_HINT, find_chromium
+
+    chromium = find_chromium()
+    folder = getattr(terminalreporter.config, "_modelops_screenshots", None)
+    if chromium is None:
+        terminalreporter.write_line(f"Browser tests: NOT RUN, no Chromium on this machine ({INSTALL_HINT}).",
+                                    yellow=True, bold=True)
+    elif folder is not None:
+        terminalreporter.write_line(f"Browser tests: ran in {chromium}; screenshots in {folder}")

@@ -89,3 +89,19 @@ def test_a_services_record_in_a_run_folder_others_can_write_is_refused(tmp_path:
     (tmp_path / "run").chmod(0o777)
     with pytest.raises(ModelOpsError, match="run/ folder .* is writable by other users"):
         running_services(settings)
+
+
+def test_the_ui_is_told_the_api_address_of_the_port_up_was_given() -> None:
+    from modelops.services.stack import ui_addresses
+
+    addresses = ui_addresses("http://127.0.0.1:4300/api", {})
+    assert addresses["PREFECT_UI_API_URL"] == "http://127.0.0.1:4300/api"
+    assert addresses["PREFECT_UI_URL"] == "http://127.0.0.1:4300"
+
+
+def test_behind_a_reverse_proxy_the_addresses_people_set_are_kept() -> None:
+    from modelops.services.stack import ui_addresses
+
+    addresses = ui_addresses("http://127.0.0.1:4300/api", {"PREFECT_UI_API_URL": "https://ops.example.test/prefect/api"})
+    assert addresses["PREFECT_UI_API_URL"] == "https://ops.example.test/prefect/api"
+    assert addresses["PREFECT_UI_URL"] == "https://ops.example.test/prefect"

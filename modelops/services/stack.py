@@ -145,11 +145,14 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
     logs = settings.home / "logs"
     api_url = f"http://127.0.0.1:{prefect_port}/api"
     base_env = service_env(settings)
+    # Links the stages write (alerts, artifacts) point at the UI people open: the proxy's when one is set.
+    base_env["PREFECT_UI_URL"] = ui_addresses(api_url, base_env)["PREFECT_UI_URL"]
     started: list[Service] = []
     try:
         server_log = logs / "prefect-server.log"
         server = spawn([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                        str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1"}, server_log)
+                        str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1",
+                                             **ui_addresses(api_url, base_env)}, server_log)
         started.append(Service.of("prefect-server", server, f"http://127.0.0.1:{prefect_port}", str(server_log)))
         wait_healthy(f"{api_url}/health", server, server_log, timeout=90)
 
@@ -185,6 +188,16 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         raise
     record_services(settings, started)
     return started
+
+
+def ui_addresses(api_url: str, env: dict[str, str]) -> dict[str, str]:
+    """Where a browser finds the Prefect API and UI. The UI asks its server's /ui-settings for the API address,
+    which Prefect derives from its own default port (4200), not from --port: on any other port every page says
+    "Can't connect to Server API" unless told. Behind a reverse proxy set PREFECT_UI_API_URL (and PREFECT_UI_URL,
+    for links) to the addresses the browser uses before `modelops up`; they are kept as given."""
+    ui_api = env.get("PREFECT_UI_API_URL") or env.get("PREFECT_SERVER_UI_API_URL") or api_url
+    ui = env.get("PREFECT_UI_URL") or ui_api.removesuffix("/").removesuffix("/api")
+    return {"PREFECT_UI_API_URL": ui_api, "PREFECT_SERVER_UI_API_URL": ui_api, "PREFECT_UI_URL": ui}
 
 
 def service_env(settings: Settings) -> dict[str, str]:

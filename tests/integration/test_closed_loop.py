@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pandas as pd
 import pytest
 
-from tests.conftest import drain_prefect_workers
+from tests.live_stack import live_stack
 from tests.slack_receiver import SlackReceiver, start_receiver
 
 pytestmark = pytest.mark.e2e
@@ -44,53 +44,31 @@ class LiveStack:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from modelops.services.stack import down, free_port, up
+    from modelops.services.stack import free_port
     from modelops.settings import load_settings
     from modelops.spec import load_all_specs
 
-    home = tmp_path_factory.mktemp("live") / "state"
-    saved = {k: os.environ.get(k) for k in ("MODELOPS_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["MODELOPS_HOME"] = str(home)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
     receiver, http_server = start_receiver()
-    settings = load_settings()
-    services = up(settings, prefect_port=free_port(), mlflow_port=free_port(), gateway_port=free_port(),
-                  gateway_workers=2)
-    api_url = next(s.url for s in services if s.name == "stage-runner")
     try:
-        # Prefect keeps one events worker per process whatever the API address (its key is the client class
-        # alone): drained here, the next event starts one for the live server, and drained again before the live
-        # server stops, the tests after these start one for the session's server again. Otherwise the stage events
-        # of these tests go to the session's server, and later tests' events to a server that is gone.
-        drain_prefect_workers(timeout=60)
-        with temporary_settings({PREFECT_API_URL: api_url}):
+        with live_stack(tmp_path_factory.mktemp("live") / "state", gateway_port=free_port(),
+                        gateway_workers=2) as (api_url, services, stopped):
             from blocks.slack import SlackAlertChannel
 
             # the block flight-delay's spec names; its token is a secret of the live server, not of the spec
             SlackAlertChannel(bot_token="xoxb-integration", channel="#modelops-alerts",
                               api_base_url=receiver.api_base_url).save("modelops-alerts", overwrite=True)
-            try:
-                yield LiveStack(api_url, receiver, services)
-            finally:
-                drain_prefect_workers(timeout=60)
+            config_dir = load_settings().config_dir
+            yield LiveStack(api_url, receiver, services)
     finally:
-        stopped = down(settings)
         http_server.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        # One consumer per consumer slot of each shipped spec served on a stream (flight-delay-lgbm's).
-        consumers = [f"stream-{spec.name}-{index + 1}" for spec in load_all_specs(settings.config_dir)
-                     if "stream" in spec.deploy.targets for index in range(spec.deploy.stream.consumers)]
-        assert consumers and sorted(stopped) == sorted(["gateway", "mlflow-ui", "prefect-server", "redis",
-                                                        "stage-runner", "stage-service", *consumers])
-        for service in services:
-            with pytest.raises(ProcessLookupError):
-                os.kill(service.pid, 0)
+    # One consumer per consumer slot of each shipped spec served on a stream (flight-delay-lgbm's).
+    consumers = [f"stream-{spec.name}-{index + 1}" for spec in load_all_specs(config_dir)
+                 if "stream" in spec.deploy.targets for index in range(spec.deploy.stream.consumers)]
+    assert consumers and sorted(stopped) == sorted(["gateway", "mlflow-ui", "prefect-server", "redis",
+                                                    "stage-runner", "stage-service", *consumers])
+    for service in services:
+        with pytest.raises(ProcessLookupError):
+            os.kill(service.pid, 0)
 
 
 def wait_until(probe, timeout: float, what: str):  # type: ignore[no-untyped-def]

@@ -1,0 +1,182 @@
+"""The operator's day in the Prefect UI, checked in a real browser (headless Chromium) against a stack that
+`modelops up` started on free ports: flight-delay registered through its deployment and chained to champion by
+triggers, two windows of real 2013 flights scored and monitored (February: ok; July: drift, which retrains).
+Each test reads a rendered page, not the API behind it, and leaves a screenshot in the folder the run names."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+import pytest
+
+from tests.live_stack import live_stack
+from tests.ui.browser import FLAGS, INSTALL_HINT, find_chromium
+
+CHROMIUM = find_chromium()
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium: {INSTALL_HINT}")]
+MODEL = "flight-delay"
+STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "sweep", "retrain", "retire", "report",
+          "kpis"]
+# Pages render after their API calls answer; the machine may be busy with the stack's own flow runs.
+RENDER_MS = 60_000
+# The validate flow runs each gate as a task of its own: the run page lists them by these names.
+GATE_TASKS = ["security-gate", "schema-gate", "metrics-gate", "data-quality-gate", "fairness-gate"]
+
+
+@dataclass
+class OperatorDay:
+    api_url: str
+    mlflow_url: str
+    runs: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+
+def stage_runs(deployment: str) -> list[Any]:
+    """The runs of a stage deployment that have started (not the scheduled ones)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, \
+        FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    started = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+        any_=[t for t in StateType if t != StateType.SCHEDULED])))
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_run_filter=started, deployment_filter=DeploymentFilter(
+            name=DeploymentFilterName(any_=[deployment])))
+
+
+def wait_until(probe, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def all_final(deployment: str, count: int) -> bool:
+    runs = stage_runs(deployment)
+    return len(runs) >= count and all(r.state and r.state.is_final() for r in runs)
+
+
+def serve_and_monitor(start: date, end: date) -> None:
+    """A window's traffic scored through the score deployment, its labels arriving, then the monitor deployment."""
+    from prefect.deployments import run_deployment
+
+    from modelops.demo import write_traffic
+    from modelops.platform import get_platform
+    from modelops.spec import load_spec
+    from tasks.prediction_log import record_ground_truth
+
+    platform, spec = get_platform(), load_spec(MODEL)
+    batch, labels = write_traffic(platform, spec, start, end)
+    scored = run_deployment("score/score", timeout=300, parameters={"model": MODEL, "input_path": str(batch)})
+    assert scored.state.is_completed(), scored.state
+    record_ground_truth(platform, spec, pd.read_parquet(labels), str(labels))
+    checked = run_deployment("monitor/monitor", timeout=300, parameters={
+        "model": MODEL, "window_end": f"{end.isoformat()}T00:00:00+00:00", "window_days": (end - start).days})
+    assert checked.state.is_completed(), checked.state
+
+
+@pytest.fixture(scope="module")
+def operator_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorDay]:
+    from prefect.deployments import run_deployment
+
+    with live_stack(tmp_path_factory.mktemp("ui") / "state", gateway_port=None,
+                    with_streaming=False) as (api_url, services, _):
+        day = OperatorDay(api_url, next(s.url for s in services if s.name == "mlflow-ui"))
+        # registered -> validate -> approve -> deploy, by triggers alone, as an operator's click on "Run" starts it
+        run_deployment("register/register", parameters={"model": MODEL}, timeout=0)
+        wait_until(lambda: all_final("deploy", 1), 300, "the chain to deploy v1")
+        serve_and_monitor(date(2013, 2, 15), date(2013, 3, 1))
+        serve_and_monitor(date(2013, 7, 1), date(2013, 8, 1))
+        # the July breach retrains by trigger: let it finish, so that the pages show a quiet stack
+        wait_until(lambda: all_final("retrain", 1), 400, "the retrain the July drift triggered")
+        day.runs = {stage: stage_runs(stage) for stage in STAGES}
+        yield day
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    folder = tmp_path_factory.mktemp("screenshots")
+    request.config._modelops_screenshots = folder  # type: ignore[attr-defined]  # named in the run's summary
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(RENDER_MS)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def test_the_ui_asks_for_the_api_on_the_port_up_was_given(operator_day: OperatorDay) -> None:
+    with urllib.request.urlopen(f"{operator_day.ui_url}/ui-settings", timeout=10) as response:
+        settings = json.loads(response.read())
+    assert settings["api_url"] == operator_day.api_url
+
+
+def test_the_deployments_page_lists_every_stage_deployment(operator_day: OperatorDay, page: Any,
+                                                           screenshots: Path) -> None:
+    page.goto(f"{operator_day.ui_url}/deployments")
+    page.get_by_text(f"{len(STAGES)} Deployments").wait_for()
+    page.screenshot(path=screenshots / "deployments.png")
+    search = page.get_by_placeholder("Search deployments")
+    for stage in STAGES:  # the list is paged: find each one as an operator would
+        search.fill(stage)
+        page.get_by_role("link", name=stage, exact=True).first.wait_for()
+    assert page.get_by_text("Can't connect to Server API").count() == 0
+
+
+def latest_artifact_id(key: str) -> str:
+    """The newest artifact under `key` (the Artifacts page shows a key's history; the test opens the newest)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=1)
+    assert found, f"no artifact with key {key!r}"
+    return str(found[0].id)
+
+
+def open_artifact(page: Any, day: OperatorDay, key: str) -> None:
+    page.goto(f"{day.ui_url}/artifacts/artifact/{latest_artifact_id(key)}")
+    page.get_by_text(key, exact=True).first.wait_for()
+
+
+def test_a_validate_run_shows_one_task_per_gate(operator_day: OperatorDay, page: Any, screenshots: Path) -> None:
+    [run] = operator_day.runs["validate"]
+    page.goto(f"{operator_day.ui_url}/runs/flow-run/{run.id}")
+    page.get_by_role("tab", name="Task Runs").click()
+    for gate in GATE_TASKS:
+        page.get_by_text(gate).first.wait_for()
+    page.screenshot(path=screenshots / "validate-run-tasks.png")
