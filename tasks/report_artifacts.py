@@ -35,17 +35,17 @@ def keep_report(platform: Platform, model: str, version: str, report_path: str |
 
 
 def report_links(platform: Platform, artifact: RunArtifact | None) -> dict[str, str]:
-    """{"Evidently report": its MLflow UI page} for alerts and artifacts, or nothing when no UI is known."""
+    """{"Evidently report": its MLflow UI page} for alerts, or nothing (no report kept, or no MLflow UI known)."""
     url = artifact_link(platform.settings, artifact)
     return {REPORT_LINK: url} if url else {}
 
 
-def report_line(platform: Platform, artifact: RunArtifact | None) -> str | None:
-    """The Markdown line naming the report: a link, else how to open it; None when no report was kept."""
+def report_line(artifact: RunArtifact | None, url: str | None) -> str | None:
+    """The Markdown line naming the report: a link to its MLflow UI page `url`, else how to open it; None when no
+    report was kept."""
     if artifact is None:
         return None
-    url = artifact_link(platform.settings, artifact)
     return f"{REPORT_LINK}: [open it in the MLflow UI]({url})" if url else f"{REPORT_LINK}: {how_to_open(artifact)}."
 
 
-keep_report_task = as_task(keep_report)
+keep_report_task = as_task(keep_report, retries=1)
