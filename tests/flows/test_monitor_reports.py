@@ -119,8 +119,9 @@ def test_the_breach_alert_links_the_report_in_the_mlflow_ui(monitored: dict[str,
                                                              receiver: SlackReceiver) -> None:
     summer = monitored["summer"]
     assert summer.alerts_sent  # the summer window breached (drift repeats within its cool-down: not re-sent)
-    [blocks] = [str(m["blocks"]) for m in receiver.messages if "2011-07-01 .. 2011-07-15" in str(m["blocks"])]
-    assert f"<{summer.report_url}|Evidently report>" in blocks and "file://" not in blocks
+    sent = [str(m["blocks"]) for m in receiver.messages if "2011-07-01 .. 2011-07-15" in str(m["blocks"])]
+    assert len(sent) == len(summer.alerts_sent)
+    assert all(f"<{summer.report_url}|Evidently report>" in blocks and "file://" not in blocks for blocks in sent)
 
 
 def test_the_compliance_report_draws_the_monitoring_history(monitored: dict[str, Any]) -> None:
