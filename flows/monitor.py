@@ -17,6 +17,7 @@ from flows.parameters import ModelName
 from modelops.lifecycle import Stage
 from modelops.platform import Platform, get_platform
 from modelops.spec import LifecycleSpec, load_spec
+from modelops.mlflow_ui import mlflow_ui_url
 from modelops.store.records import as_utc
 from tasks.alerting import process_alerts_task
 from tasks.plots import history_png, markdown_image
@@ -100,6 +101,8 @@ def standard_monitor(spec: LifecycleSpec, window_end: datetime | None, window_da
                      full_report: bool) -> Monitored:
     model = spec.name
     platform = get_platform()
+    # Before any state change: a malformed MODELOPS_MLFLOW_UI_URL stops the run here, not half-way.
+    mlflow_ui = mlflow_ui_url(platform.settings)
     # The store decides which version serves; an MLflow alias that says otherwise is a finding, not a reason.
     report_alias_findings(platform, spec, "monitoring")
     version = platform.store.serving_version(spec.name, CHAMPION)
@@ -114,7 +117,7 @@ def standard_monitor(spec: LifecycleSpec, window_end: datetime | None, window_da
                                          window_end=report.window_end, rows=report.rows, verdict=report.verdict,
                                          report_path=report.report_path, points=report.points())
     kept = keep_report_task(platform, spec.name, version, report.report_path, f"run-{run_id}")
-    report_page = report_links(platform, kept)
+    report_page = report_links(mlflow_ui, kept)
     _publish(platform, spec, report, report_line(kept, report_page.get(REPORT_LINK)))
     emitted, retrain_requested = announce_verdicts(platform, spec, report, f"monitoring-run-{run_id}",
                                                    kept.uri if kept else None)

@@ -33,11 +33,3 @@ def mlflow_ui_url(settings: Settings) -> str | None:
     from modelops.services.stack import running_mlflow_ui_url
 
     return running_mlflow_ui_url(settings)
-
-
-def artifact_link(settings: Settings, artifact: RunArtifact | None) -> str | None:
-    """The MLflow UI page of a kept artifact, or None (no artifact, or no MLflow UI known)."""
-    if artifact is None:
-        return None
-    base = mlflow_ui_url(settings)
-    return artifact.ui_page(base) if base else None

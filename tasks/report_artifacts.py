@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelops.catalog import RunArtifact
-from modelops.mlflow_ui import artifact_link, how_to_open
+from modelops.mlflow_ui import how_to_open
 from modelops.platform import Platform
 from tasks import as_task
 
@@ -34,10 +34,10 @@ def keep_report(platform: Platform, model: str, version: str, report_path: str |
     return platform.catalog.log_run_file(run_id, Path(report_path), f"monitoring/{folder}")
 
 
-def report_links(platform: Platform, artifact: RunArtifact | None) -> dict[str, str]:
-    """{"Evidently report": its MLflow UI page} for alerts, or nothing (no report kept, or no MLflow UI known)."""
-    url = artifact_link(platform.settings, artifact)
-    return {REPORT_LINK: url} if url else {}
+def report_links(mlflow_ui: str | None, artifact: RunArtifact | None) -> dict[str, str]:
+    """{"Evidently report": its page in the MLflow UI at `mlflow_ui` (modelops.mlflow_ui.mlflow_ui_url)}, or
+    nothing (no report kept, or no MLflow UI known)."""
+    return {REPORT_LINK: artifact.ui_page(mlflow_ui)} if artifact and mlflow_ui else {}
 
 
 def report_line(artifact: RunArtifact | None, url: str | None) -> str | None:
