@@ -17,8 +17,11 @@ from flows.parameters import ModelName
 from modelops.lifecycle import Stage
 from modelops.platform import Platform, get_platform
 from modelops.spec import LifecycleSpec, load_spec
+from modelops.mlflow_ui import mlflow_ui_url
 from modelops.store.records import as_utc
 from tasks.alerting import process_alerts_task
+from tasks.plots import history_png, markdown_image
+from tasks.report_artifacts import REPORT_LINK, keep_report_task, report_line, report_links
 from tasks.integrity import report_alias_findings, require_governed
 from tasks.verdicts import SKIPPED
 from tasks.windows import default_window
@@ -39,7 +42,9 @@ class Monitored(BaseModel):
     performance_metric: str | None = None
     performance_value: float | None = None
     performance_verdict: str | None = None
-    report_path: str | None = None
+    report_path: str | None = None  # where the monitor wrote Evidently's report (for the CLI)
+    report_artifact: str | None = None  # where MLflow keeps it: runs:/<run id>/<path>
+    report_url: str | None = None  # its page in the MLflow UI, when the UI's address is known
     events: list[str] = Field(default_factory=list)
     retrain_requested: bool = False
     alerts_sent: list[str] = Field(default_factory=list)
@@ -48,7 +53,8 @@ class Monitored(BaseModel):
     challenger: Settled | None = None  # a serving challenger compared with the champion after the verdicts
 
 
-def _links(report: MonitorReport) -> dict[str, str]:
+def _links(report_page: dict[str, str]) -> dict[str, str]:
+    """Links an alert carries: the flow run in the Prefect UI and the report's page in the MLflow UI."""
     from prefect.context import FlowRunContext
     from prefect.settings import PREFECT_UI_URL
 
@@ -57,17 +63,19 @@ def _links(report: MonitorReport) -> dict[str, str]:
     ui = PREFECT_UI_URL.value()
     if ui and context and context.flow_run:
         links["Prefect run"] = f"{ui}/runs/flow-run/{context.flow_run.id}"
-    if report.report_path:
-        links["Evidently report"] = f"file://{report.report_path}"
-    return links
+    return {**links, **report_page}
 
 
-def _publish(platform: Platform, report: MonitorReport) -> None:
+def _publish(platform: Platform, spec: LifecycleSpec, report: MonitorReport, report_line: str | None) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     history = [(f"{r.run_at:%m-%d %H:%M}", r.verdict) for r in platform.store.recent_monitoring(report.model, 8)]
-    create_markdown_artifact(key=f"monitor-{report.model}", markdown=markdown_summary(report, history),
-                             description=f"{report.model} v{report.version}: {report.verdict}")
+    png = history_png(platform.store.monitoring_history(report.model), spec)
+    plot = markdown_image(png, f"{report.model}: drift share, {spec.monitoring.performance.metric} and latency over "
+                               "time, with their breach limits") if png else None
+    create_markdown_artifact(key=f"monitor-{report.model}", markdown=markdown_summary(
+        report, history, report_line, plot), description=f"{report.model} v{report.version}: "
+                                                                         f"{report.verdict}")
     create_table_artifact(key=f"monitor-{report.model}-values", description="Monitored values against their limits",
                           table=monitored_values(report))
 
@@ -93,6 +101,8 @@ def standard_monitor(spec: LifecycleSpec, window_end: datetime | None, window_da
                      full_report: bool) -> Monitored:
     model = spec.name
     platform = get_platform()
+    # Before any state change: a malformed MODELOPS_MLFLOW_UI_URL stops the run here, not half-way.
+    mlflow_ui = mlflow_ui_url(platform.settings)
     # The store decides which version serves; an MLflow alias that says otherwise is a finding, not a reason.
     report_alias_findings(platform, spec, "monitoring")
     version = platform.store.serving_version(spec.name, CHAMPION)
@@ -106,9 +116,12 @@ def standard_monitor(spec: LifecycleSpec, window_end: datetime | None, window_da
     run_id = platform.store.record_monitoring_run(model=spec.name, version=version, window_start=report.window_start,
                                          window_end=report.window_end, rows=report.rows, verdict=report.verdict,
                                          report_path=report.report_path, points=report.points())
-    _publish(platform, report)
-    emitted, retrain_requested = announce_verdicts(platform, spec, report, f"monitoring-run-{run_id}")
-    alerts = process_alerts_task(platform, spec, report, _links(report))
+    kept = keep_report_task(platform, spec.name, version, report.report_path, f"run-{run_id}")
+    report_page = report_links(mlflow_ui, kept)
+    _publish(platform, spec, report, report_line(kept, report_page.get(REPORT_LINK)))
+    emitted, retrain_requested = announce_verdicts(platform, spec, report, f"monitoring-run-{run_id}",
+                                                   kept.uri if kept else None)
+    alerts = process_alerts_task(platform, spec, report, _links(report_page))
     if alerts.failed:
         print(f"{model}: {len(alerts.failed)} alert(s) not delivered (recorded): {'; '.join(alerts.failed)}")
     print(f"{model} v{version}: {report.verdict} over {report.rows} predictions: "
@@ -122,5 +135,6 @@ def standard_monitor(spec: LifecycleSpec, window_end: datetime | None, window_da
                      if report.drift else [], performance_metric=perf.metric if perf else None,
                      performance_value=perf.value if perf else None,
                      performance_verdict=report.checks["performance"].verdict, report_path=report.report_path,
+                     report_artifact=kept.uri if kept else None, report_url=report_page.get(REPORT_LINK),
                      events=emitted, retrain_requested=retrain_requested, alerts_sent=alerts.sent + alerts.recovered,
                      alerts_failed=alerts.failed, values=monitored_values(report))

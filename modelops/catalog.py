@@ -46,6 +46,24 @@ class VersionInfo:
         return {TAG_STATE: state} if self.tags.get(TAG_STATE, VersionState.registered) in PRE_SERVING_STATES else {}
 
 
+@dataclass(frozen=True)
+class RunArtifact:
+    """A file kept as an artifact of an MLflow run: where the MLflow UI shows it."""
+
+    experiment_id: str
+    run_id: str
+    path: str  # inside the run's artifacts
+
+    @property
+    def uri(self) -> str:
+        return f"runs:/{self.run_id}/{self.path}"
+
+    def ui_page(self, mlflow_ui: str) -> str:
+        """The MLflow UI's page of this artifact (MLflow 3's routes): an HTML file renders there, in a sandboxed
+        frame, whereas the server's own artifact download sends it as an attachment."""
+        return f"{mlflow_ui.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}/artifacts/{self.path}"
+
+
 class MlflowCatalog:
     def __init__(self, tracking_uri: str, artifact_root: Path) -> None:
         from mlflow import MlflowClient
@@ -134,6 +152,12 @@ class MlflowCatalog:
 
     def log_artifact_dict(self, run_id: str, payload: dict[str, Any], artifact_file: str) -> None:
         self.client.log_dict(run_id, payload, artifact_file)
+
+    def log_run_file(self, run_id: str, local_file: Path, artifact_dir: str) -> RunArtifact:
+        """Keep a file as an artifact of an existing (finished) run, under `artifact_dir`, by its own name."""
+        self.client.log_artifact(run_id, str(local_file), artifact_dir)
+        experiment_id = self.client.get_run(run_id).info.experiment_id
+        return RunArtifact(experiment_id, run_id, f"{artifact_dir.strip('/')}/{local_file.name}")
 
     def load_artifact_dict(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
         import mlflow.artifacts

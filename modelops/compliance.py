@@ -25,6 +25,7 @@ from modelops.lifecycle import Stage
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from modelops.store.records import utcnow
+from tasks.plots import data_uri, history_png, markdown_image
 
 MONITORING_RUNS_SHOWN = 20  # newest runs in the history table; the counts cover all
 
@@ -35,10 +36,19 @@ class Table:
     rows: list[list[Any]]
 
 
+@dataclass(frozen=True)
+class Image:
+    """A PNG shown inline (as a data: URI: the report stays one self-contained document)."""
+
+    alt: str
+    png: bytes
+
+
 @dataclass
 class Section:
     title: str
-    blocks: list[str | list[str] | Table] = field(default_factory=list)  # a paragraph, a bullet list or a table
+    # a paragraph, a bullet list, a table or an image
+    blocks: list[str | list[str] | Table | Image] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +81,8 @@ def to_markdown(report: Report) -> str:
         for block in section.blocks:
             if isinstance(block, Table):
                 lines += [markdown_table(block.headers, block.rows) if block.rows else "None.", ""]
+            elif isinstance(block, Image):
+                lines += [markdown_image(block.png, block.alt), ""]
             elif isinstance(block, list):
                 lines += [f"- {' '.join(item.splitlines())}" for item in block] or ["None."]
                 lines.append("")
@@ -103,6 +115,8 @@ def to_html(report: Report) -> str:
                            + "</tr></thead><tbody>")
                 out += ["<tr>" + "".join(f"<td>{esc(cell(v))}</td>" for v in row) + "</tr>" for row in block.rows]
                 out.append("</tbody></table>")
+            elif isinstance(block, Image):
+                out.append(f"<p><img alt=\"{esc(block.alt)}\" src=\"{data_uri(block.png)}\"></p>")
             elif isinstance(block, list):
                 out.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in block) + "</ul>" if block
                            else "<p>None.</p>")
@@ -215,7 +229,7 @@ def _deployments(platform: Platform, spec: LifecycleSpec, trail: Sequence[Any]) 
                                                                   "details"], rows)])
 
 
-def _monitoring(platform: Platform, spec: LifecycleSpec) -> Section:
+def _monitoring(platform: Platform, spec: LifecycleSpec, plots: bool) -> Section:
     history = platform.store.monitoring_history(spec.name)
     counts: dict[str, int] = {}
     for run, _ in history:
@@ -227,8 +241,11 @@ def _monitoring(platform: Platform, spec: LifecycleSpec) -> Section:
     summary = (f"{len(history)} monitoring runs: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
                + (f"; the newest {MONITORING_RUNS_SHOWN} below." if len(history) > MONITORING_RUNS_SHOWN else ".")
                if history else "Never monitored.")
-    return Section("Monitoring history", [summary, Table(["run (UTC)", "kind", "version", "window", "rows", "verdict",
-                                                          "breached values"], rows)])
+    png = history_png(history, spec) if plots else None
+    plot = [Image(f"{spec.name}: drift share, {spec.monitoring.performance.metric} and latency p95 by window, with "
+                  "their breach limits", png)] if png else []
+    return Section("Monitoring history", [summary, *plot, Table(["run (UTC)", "kind", "version", "window", "rows",
+                                                                 "verdict", "breached values"], rows)])
 
 
 def breached_limit(result: Any) -> bool:
@@ -260,7 +277,9 @@ def open_findings(platform: Platform, spec: LifecycleSpec, trail: Sequence[Any],
     return findings
 
 
-def compliance_report(platform: Platform, spec: LifecycleSpec, as_of: datetime | None = None) -> Report:
+def compliance_report(platform: Platform, spec: LifecycleSpec, as_of: datetime | None = None,
+                      plots: bool = True) -> Report:
+    """`plots`: include the monitoring history's plot (a PNG inline: for files and artifacts, not a terminal)."""
     as_of = as_of or utcnow()
     trail = platform.store.audit_trail(spec.name)
     versions = by_version(trail)
@@ -273,7 +292,7 @@ def compliance_report(platform: Platform, spec: LifecycleSpec, as_of: datetime |
          "no version has served yet.")
     return Report(f"Compliance report: {spec.name}", subtitle, [
         _card(spec), _data(platform, spec), _metrics(platform, spec), _fairness(spec, trail), _approvals(trail),
-        _deployments(platform, spec, trail), _monitoring(platform, spec),
+        _deployments(platform, spec, trail), _monitoring(platform, spec, plots),
         Section("Open findings", [open_findings(platform, spec, trail, as_of)])])
 
 
@@ -286,7 +305,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from modelops.spec import load_spec
 
     fmt = args.format or ("html" if args.output and args.output.endswith((".html", ".htm")) else "markdown")
-    text = render(compliance_report(get_platform(), load_spec(args.model)), fmt)
+    # The plot travels inline as base64: written to a file it shows, printed to a terminal it would be noise.
+    text = render(compliance_report(get_platform(), load_spec(args.model), plots=bool(args.output)), fmt)
     if args.output:
         from modelops.files import replace_atomically
 

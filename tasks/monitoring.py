@@ -278,8 +278,11 @@ def monitor_window(platform: Platform, spec: LifecycleSpec, governed: GovernedVe
     return report
 
 
-def markdown_summary(report: MonitorReport, history: list[tuple[str, str]]) -> str:
-    """What an operator reads in the Prefect UI: verdicts, the worst columns, the trend of recent runs."""
+def markdown_summary(report: MonitorReport, history: list[tuple[str, str]], report_line: str | None = None,
+                     plot: str | None = None) -> str:
+    """What an operator reads in the Prefect UI: verdicts, the worst columns, the trend of recent runs, the plot of
+    the history (a Markdown image) and where Evidently's report opens (tasks.report_artifacts.report_line; never
+    the server's file path, which a browser elsewhere cannot open)."""
     lines = [f"# {report.model} v{report.version}: {report.verdict.upper()}",
              f"Window {report.window_start:%Y-%m-%d %H:%M} .. {report.window_end:%Y-%m-%d %H:%M} UTC, "
              f"{report.rows} predictions." + (f" Drift reference: {report.reference}." if report.reference else ""),
@@ -291,16 +294,21 @@ def markdown_summary(report: MonitorReport, history: list[tuple[str, str]]) -> s
                   for c in report.drift.worst(5)]
     if history:
         lines += ["", "Trend (oldest first): " + " → ".join(f"{when} {verdict}" for when, verdict in history)]
-    if report.report_path:
-        lines += ["", f"Evidently report: `{report.report_path}`"]
+    if plot:
+        lines += ["", plot]
+    if report_line:
+        lines += ["", report_line]
     return "\n".join(lines)
 
 
-def announce_verdicts(platform: Platform, spec: LifecycleSpec, report: MonitorReport, occasion: str) -> tuple[
-        list[str], bool]:
+def announce_verdicts(platform: Platform, spec: LifecycleSpec, report: MonitorReport, occasion: str,
+                      report_uri: str | None = None) -> tuple[list[str], bool]:
     """Audit the verdict and emit one event per breached check. A drift or performance breach asks for
-    retraining (the event's resource label the retrain trigger matches) at most once per the spec's cool-down."""
+    retraining (the event's resource label the retrain trigger matches) at most once per the spec's cool-down.
+    `report_uri`: where MLflow keeps Evidently's report (runs:/<run>/<path>)."""
     summary = {**report.summary(), "occasion": occasion, "report": report.report_path}
+    if report_uri:
+        summary["report_artifact"] = report_uri
     breaches = report.breaches()
     retrain_check = next((c for c in breaches if c in RETRAIN_CHECKS), None)
     retrain_requested = False

@@ -18,7 +18,8 @@ def compliance_artifact_key(model: str) -> str:
 
 
 def publish_compliance_report(platform: Platform, spec: LifecycleSpec) -> str:
-    """The model's compliance report as a Markdown artifact (the newest under its key); returns the Markdown."""
+    """The model's compliance report as a Markdown artifact (the newest under its key), its monitoring history
+    plotted inline (a data: URI the Prefect UI displays); returns the Markdown."""
     from prefect.artifacts import create_markdown_artifact
 
     markdown = to_markdown(compliance_report(platform, spec))

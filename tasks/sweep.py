@@ -144,10 +144,13 @@ def follow_up_breach(platform: Platform, verdict: SweepVerdict, occasion: str) -
     from tasks.monitoring import MonitorReport, announce_verdicts, drift_check
     from tasks.prediction_log import logged_predictions
     from tasks.reference import drift_reference
+    from modelops.mlflow_ui import mlflow_ui_url
+    from tasks.report_artifacts import keep_report, report_links
     from tasks.windows import TimeWindow
 
     assert verdict.version and verdict.window_start and verdict.window_end and verdict.drift  # a judged verdict
     spec = load_spec(verdict.model)
+    mlflow_ui = mlflow_ui_url(platform.settings)  # a malformed MODELOPS_MLFLOW_UI_URL stops before any change
     governed = require_governed(platform, verdict.model, verdict.version)
     window = TimeWindow(verdict.window_start, verdict.window_end)
     reference = drift_reference(platform, spec, governed, window, use_loader=False)
@@ -159,8 +162,10 @@ def follow_up_breach(platform: Platform, verdict: SweepVerdict, occasion: str) -
     report = MonitorReport(spec.name, governed.version, window.start, window.end, verdict.rows,
                            {"drift": drift_check(verdict.drift, spec, reference.description)}, drift=verdict.drift,
                            report_path=str(path))
-    announce_verdicts(platform, spec, report, occasion)
-    process_alerts(platform, spec, report, {"Evidently report": f"file://{path}"})
+    kept = keep_report(platform, spec.name, governed.version, str(path),
+                       f"sweep-{window.start:%Y%m%d}-{window.end:%Y%m%d}")
+    announce_verdicts(platform, spec, report, occasion, kept.uri if kept else None)
+    process_alerts(platform, spec, report, report_links(mlflow_ui, kept))
     return str(path)
 
 

@@ -82,13 +82,24 @@ def running_services(settings: Settings) -> list[Service]:
 def running_api_url(settings: Settings) -> str | None:
     """The Prefect API of the server `modelops up` started for this state directory, if it is still ours and
     answers its health check now; else None."""
-    server = next((s for s in running_services(settings) if s.name == "prefect-server"), None)
-    if server is None or not _ours(server):
+    url = answering_service_url(settings, "prefect-server", "/api/health")
+    return f"{url}/api" if url else None
+
+
+def running_mlflow_ui_url(settings: Settings) -> str | None:
+    """The MLflow UI `modelops up` started for this state directory, if it is still ours and answers now."""
+    return answering_service_url(settings, "mlflow-ui", "/health")
+
+
+def answering_service_url(settings: Settings, name: str, health_path: str) -> str | None:
+    """The URL of the service `up` recorded under `name`, if it is still ours and answers `health_path` with 200
+    now; else None."""
+    service = next((s for s in running_services(settings) if s.name == name), None)
+    if service is None or not _ours(service):
         return None
-    api_url = f"{server.url}/api"
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-            return api_url if response.status == 200 else None
+        with urllib.request.urlopen(f"{service.url}{health_path}", timeout=2) as response:
+            return service.url if response.status == 200 else None
     except (urllib.error.URLError, OSError):
         return None
 
