@@ -176,7 +176,42 @@ def open_artifact(page: Any, day: OperatorDay, key: str) -> None:
 def test_a_validate_run_shows_one_task_per_gate(operator_day: OperatorDay, page: Any, screenshots: Path) -> None:
     [run] = operator_day.runs["validate"]
     page.goto(f"{operator_day.ui_url}/runs/flow-run/{run.id}")
-    page.get_by_role("tab", name="Task Runs").click()
+    page.get_by_text("Task Runs", exact=True).first.click()
     for gate in GATE_TASKS:
         page.get_by_text(gate).first.wait_for()
     page.screenshot(path=screenshots / "validate-run-tasks.png")
+
+
+def rendered_images(page: Any) -> list[dict[str, Any]]:
+    """Every image the page shows, with the size the browser decoded (0 for one that failed to load)."""
+    return page.eval_on_selector_all("img", "els => els.map(e => ({alt: e.alt, width: e.naturalWidth, "
+                                            "height: e.naturalHeight, complete: e.complete}))")
+
+
+def test_the_monitor_artifact_renders_its_table_and_plot(operator_day: OperatorDay, page: Any,
+                                                         screenshots: Path) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1250})  # the whole artifact in one screenshot
+    open_artifact(page, operator_day, f"monitor-{MODEL}")
+    page.get_by_text(f"{MODEL} v1: BREACH").first.wait_for()
+    # the checks' table, with July's drifted columns named
+    for cell in ("service", "performance", "data_quality", "drift", "temp", "dewp"):
+        page.get_by_role("cell", name=cell, exact=True).first.wait_for()
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    plots = [i for i in rendered_images(page) if "over time" in i["alt"]]
+    assert len(plots) == 1 and plots[0]["width"] >= 300 and plots[0]["height"] >= 200, rendered_images(page)
+    assert "file://" not in page.content()
+    page.screenshot(path=screenshots / "monitor-artifact.png")
+
+
+def test_the_evidently_link_of_the_monitor_artifact_opens_the_report(operator_day: OperatorDay, page: Any,
+                                                                      screenshots: Path) -> None:
+    open_artifact(page, operator_day, f"monitor-{MODEL}")
+    link = page.get_by_role("link", name="open it in the MLflow UI")
+    href = link.get_attribute("href")
+    assert href and href.startswith(operator_day.mlflow_url), href
+    page.goto(href)  # where the link leads (it may open a new tab)
+    # MLflow's UI shows the HTML artifact in a sandboxed frame: Evidently's report, July's drift in it
+    report = page.frame_locator("iframe").first
+    report.get_by_text("Dataset Drift is detected").first.wait_for()
+    report.get_by_text("temp", exact=True).first.wait_for()
+    page.screenshot(path=screenshots / "evidently-report.png")
