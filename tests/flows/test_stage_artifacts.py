@@ -1,6 +1,7 @@
 """What an operator sees in the Prefect UI of each stage run: one task run per validation gate, and the artifacts
 each stage publishes (read back through Prefect's API), over a real day of flight-delay on 2013 flights:
-onboarded, re-validated, a dry-run retirement, July traffic, a retrain that promotes its challenger."""
+onboarded, re-validated, a dry-run retirement, July traffic, a retrain that promotes its challenger, and a newcomer
+compared with the champion as it deploys."""
 
 from __future__ import annotations
 
@@ -86,6 +87,12 @@ def day(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         seen["retrained"] = retrain(model=MODEL)
         for kind in ("retrain", "deployment", "retirement"):
             seen[f"after_retrain_{kind}"] = newest(f"{kind}-{MODEL}")
+        # a newcomer beside the serving champion: deployed as challenger, compared at once on July's labels
+        newcomer = register(model=MODEL, train_start=date(2013, 1, 15), train_end=date(2013, 3, 1)).version
+        assert validate(model=MODEL, version=newcomer).passed
+        assert approve(model=MODEL, version=newcomer).status == "approved"
+        seen["newcomer"] = deploy(model=MODEL, version=newcomer)
+        seen["comparison"] = newest(f"comparison-{MODEL}")
         yield seen
 
 
@@ -167,6 +174,15 @@ def test_the_promotion_deployment_names_the_version_it_replaced(day: dict[str, A
 def test_the_replaced_champion_retirement_is_published(day: dict[str, Any]) -> None:
     text = day["after_retrain_retirement"].data
     assert text.startswith(f"# {MODEL} v1 retired") and "replaced by v2 after retraining" in text
+
+
+def test_a_challenger_compared_at_deployment_publishes_the_comparison(day: dict[str, Any]) -> None:
+    deployed = day["newcomer"]
+    outcome = "promoted" if deployed.promoted else "champion-kept"
+    text = day["comparison"].data
+    assert deployed.role == "challenger"
+    assert text.startswith(f"# {MODEL}: challenger v{deployed.version} vs champion v2: {outcome}")
+    assert f"| v{deployed.version} | challenger |" in text and "| v2 | champion |" in text
 
 
 # --- a rejected version -------------------------------------------------------------------------------------
