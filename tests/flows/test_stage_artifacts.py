@@ -1,7 +1,7 @@
 """What an operator sees in the Prefect UI of each stage run: one task run per validation gate, and the artifacts
 each stage publishes (read back through Prefect's API), over a real day of flight-delay on 2013 flights:
 onboarded, re-validated, a dry-run retirement, July traffic, a retrain that promotes its challenger, and a newcomer
-compared with the champion as it deploys."""
+that waits beside the new champion for labels to be compared on."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def day(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         seen["retrained"] = retrain(model=MODEL)
         for kind in ("retrain", "deployment", "retirement"):
             seen[f"after_retrain_{kind}"] = newest(f"{kind}-{MODEL}")
-        # a newcomer beside the serving champion: deployed as challenger, compared at once on July's labels
+        # a newcomer beside the serving champion: deployed as challenger, compared at once when labels are there
         newcomer = register(model=MODEL, train_start=date(2013, 1, 15), train_end=date(2013, 3, 1)).version
         assert validate(model=MODEL, version=newcomer).passed
         assert approve(model=MODEL, version=newcomer).status == "approved"
@@ -176,13 +176,17 @@ def test_the_replaced_champion_retirement_is_published(day: dict[str, Any]) -> N
     assert text.startswith(f"# {MODEL} v1 retired") and "replaced by v2 after retraining" in text
 
 
-def test_a_challenger_compared_at_deployment_publishes_the_comparison(day: dict[str, Any]) -> None:
+def test_a_challenger_waiting_for_labels_says_so_in_the_comparison(day: dict[str, Any]) -> None:
+    """The new champion v2 has scored nothing yet: there are no labelled predictions of it to compare on."""
+    from modelops.platform import get_platform
+
     deployed = day["newcomer"]
-    outcome = "promoted" if deployed.promoted else "champion-kept"
     text = day["comparison"].data
-    assert deployed.role == "challenger"
-    assert text.startswith(f"# {MODEL}: challenger v{deployed.version} vs champion v2: {outcome}")
-    assert f"| v{deployed.version} | challenger |" in text and "| v2 | champion |" in text
+    assert deployed.role == "challenger" and not deployed.promoted
+    assert get_platform().store.serving_version(MODEL, "challenger") == deployed.version
+    assert text.startswith(f"# {MODEL}: challenger v{deployed.version} vs champion v2: waiting")
+    assert "too few labelled predictions yet: the challenger waits" in text
+    assert f"| v{deployed.version} | " in text  # its validation holdout metrics beside the champion's
 
 
 # --- a rejected version -------------------------------------------------------------------------------------
