@@ -30,6 +30,7 @@ from tasks.human_approval import (
     waiting_run,
 )
 from tasks.integrity import check_pinned_files_task
+from tasks.stage_artifacts import approval_artifact, decided_by, publish
 
 # A suspended run outlives its deadline by this much in Prefect: the deadline run rejects and cancels it first.
 SUSPEND_GRACE_SECONDS = 3600
@@ -51,7 +52,11 @@ def approve(model: ModelName, version: Version) -> ApprovalOutcome:
 
 
 def _outcome(mv: ModelVersion, status: str, reasons: list[str]) -> ApprovalOutcome:
+    """The result of every decision the run reached (approved, rejected or pending), shown in the UI as the
+    artifact `approval-<model>` with who recorded the decision."""
     print(f"{mv.model} v{mv.version}: {status} ({'; '.join(reasons)})")
+    by = decided_by(get_platform(), mv.model, mv.version)
+    publish("approval", [approval_artifact(mv.model, mv.version, status, reasons, by)])
     return ApprovalOutcome(model=mv.model, version=mv.version, status=status, reasons=reasons)
 
 

@@ -17,7 +17,9 @@ from modelops.platform import get_platform
 from modelops.spec import LifecycleSpec
 from tasks.context import ModelVersion, resolve_model_version
 from tasks.decisions import end_challenger_role_task, mirror_serving_task, record_deployment_task
+from tasks.comparison import Comparison
 from tasks.promotion import compare_challenger_task, end_challenger_task, entry_role, require_promotable_task
+from tasks.stage_artifacts import comparison_artifact, deployment_artifact, holdout_metrics_of, publish
 
 
 class Deployed(BaseModel):
@@ -73,13 +75,14 @@ def standard_deploy(mv: ModelVersion, role: str | None = None, reason: str | Non
     mirror_serving_task(platform, mv.model, standby=previous)
     deployed = Deployed(model=mv.model, version=mv.version, role=chosen, previous=previous if entry else mv.version,
                         changed=entry is not None, targets=list(mv.spec.deploy.targets))
-    if entry is None:
-        return deployed
-    print(f"{mv.model} v{mv.version} now serves as @{chosen} ({', '.join(mv.spec.deploy.targets)})"
-          + (f" (replacing v{previous})" if previous else ""))
-    if role is None and chosen == CHALLENGER:  # a newcomer: compared at once when the labels are there
+    if entry is not None:
+        print(f"{mv.model} v{mv.version} now serves as @{chosen} ({', '.join(mv.spec.deploy.targets)})"
+              + (f" (replacing v{previous})" if previous else ""))
+    if entry is not None and role is None and chosen == CHALLENGER:  # a newcomer: compared at once when labelled
         settled = settle_challenger(mv.spec)
         deployed = deployed.model_copy(update={"promoted": settled is not None and settled.outcome == "promoted"})
+    publish("deployment", [deployment_artifact(mv.model, mv.version, chosen, deployed.changed, previous,
+                                               deployed.targets, mv.spec.deploy.strategy, deployed.promoted)])
     return deployed
 
 
@@ -88,14 +91,24 @@ def settle_challenger(spec: LifecycleSpec) -> Settled | None:
     replaced champion retired where the spec says so), the loser stops serving, and without enough labels it keeps
     waiting. None when no challenger serves beside a champion. The deploy flow runs it for a newcomer; every
     monitor run runs it again."""
-    from flows.retire import retire
-
     platform = get_platform()
     champion = platform.store.serving_version(spec.name, CHAMPION)
     challenger = platform.store.serving_version(spec.name, CHALLENGER)
     if champion is None or challenger is None or champion == challenger:
         return None
     comparison = compare_challenger_task(platform, spec, champion, challenger)
+    settled = _settle(spec, champion, challenger, comparison)
+    publish("comparison", [comparison_artifact("comparison", spec, champion, challenger, settled.outcome, comparison,
+                                               note="too few labelled predictions yet: the challenger waits",
+                                               holdout=holdout_metrics_of(platform, spec.name,
+                                                                          [champion, challenger]))])
+    return settled
+
+
+def _settle(spec: LifecycleSpec, champion: str, challenger: str, comparison: Comparison | None) -> Settled:
+    from flows.retire import retire
+
+    platform = get_platform()
     if comparison is None:
         return Settled(model=spec.name, challenger=challenger, outcome="waiting")
     print(f"{spec.name}: challenger v{challenger} {comparison.metric}={comparison.challenger:.4f} vs champion "

@@ -14,6 +14,7 @@ from modelops.lifecycle import Stage
 from modelops.platform import get_platform
 from tasks.context import ModelVersion, resolve_model_version
 from tasks.decisions import retire_version_task
+from tasks.stage_artifacts import publish, retirement_artifact
 
 
 class Retired(BaseModel):
@@ -37,6 +38,14 @@ def retire(model: ModelName, version: Version, reason: str = "retired by operato
 
 
 def standard_retire(mv: ModelVersion, reason: str, dry_run: bool, allow_champion: bool) -> Retired:
+    """Retire (or, dry, say what would be retired), shown in the UI as the artifact `retirement-<model>`."""
+    retired = _retire(mv, reason, dry_run, allow_champion)
+    publish("retirement", [retirement_artifact(mv.model, mv.version, reason, dry_run, retired.aliases_removed,
+                                               retired.changed)])
+    return retired
+
+
+def _retire(mv: ModelVersion, reason: str, dry_run: bool, allow_champion: bool) -> Retired:
     platform = get_platform()
     aliases = sorted(alias for alias, named in platform.catalog.aliases_or_empty(mv.model).items()
                      if named == mv.version)

@@ -21,6 +21,8 @@ from modelops.errors import ModelOpsError
 from modelops.lifecycle import ApprovalStatus, RetrainOutcome, Stage
 from modelops.platform import get_platform
 from modelops.spec import LifecycleSpec, load_spec
+from tasks.comparison import Comparison
+from tasks.stage_artifacts import comparison_artifact, holdout_metrics_of, publish
 from tasks.retraining import (
     RetrainPlan, compare_with_champion_task, nominate_challenger_task, plan_retrain, record_failed_gate_task,
     record_promotion_task,
@@ -60,20 +62,34 @@ def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
 def challenge_champion(spec: LifecycleSpec, plan: RetrainPlan) -> Retrained:
     """Train on the plan's window, nominate the result as @challenger, validate it, compare it with the champion
     and promote it (approve, deploy, retire the old champion) when it wins. The stages run as sub-flows, so a
-    per-model flow of any of them takes part."""
+    per-model flow of any of them takes part. The comparison and the decision are shown in the UI as the artifact
+    `retrain-<model>`."""
+    platform = get_platform()
+    result, comparison = _challenge(spec, plan)
+    notes = {RetrainOutcome.already_champion: "the retrained version is the champion already",
+             RetrainOutcome.failed_validation: "the challenger failed validation",
+             RetrainOutcome.not_approved: "the challenger was not approved"}
+    publish("retrain", [comparison_artifact(
+        "retrain", spec, plan.champion, result.challenger, result.outcome, comparison,
+        window=(plan.compare_start, plan.end), failures=result.failures, note=notes.get(result.outcome, ""),
+        holdout=holdout_metrics_of(platform, spec.name, [plan.champion, result.challenger]))])
+    return result
+
+
+def _challenge(spec: LifecycleSpec, plan: RetrainPlan) -> tuple[Retrained, Comparison | None]:
     platform = get_platform()
     version = register(model=spec.name, train_start=plan.train_start, train_end=plan.train_end,
                        parent_version=plan.champion, chain=False).version
     result = Retrained(model=spec.name, champion_before=plan.champion, challenger=version,
                        outcome=RetrainOutcome.already_champion, procedure=plan.procedure, champion_after=plan.champion)
     if version == plan.champion:
-        return result
+        return result, None
     nominate_challenger_task(platform, plan, version)
     validated = validate(model=spec.name, version=version)
     if not validated.passed:
         record_failed_gate_task(plan, version, validated.failures)
         return result.model_copy(update={"outcome": RetrainOutcome.failed_validation,
-                                         "failures": validated.failures})
+                                         "failures": validated.failures}), None
     comparison = compare_with_champion_task(platform, spec, plan, version)
     if comparison:
         result = result.model_copy(update={"metric": comparison.metric, "champion_value": comparison.champion,
@@ -81,9 +97,9 @@ def challenge_champion(spec: LifecycleSpec, plan: RetrainPlan) -> Retrained:
         print(f"{spec.name}: challenger v{version} {comparison.metric}={comparison.challenger:.4f} vs champion "
               f"v{plan.champion} {comparison.champion:.4f} on {comparison.rows} recent labelled predictions")
     if comparison is not None and not comparison.challenger_wins:
-        return result.model_copy(update={"outcome": RetrainOutcome.champion_kept})
+        return result.model_copy(update={"outcome": RetrainOutcome.champion_kept}), comparison
     if approve(model=spec.name, version=version).status != ApprovalStatus.approved:
-        return result.model_copy(update={"outcome": RetrainOutcome.not_approved})
+        return result.model_copy(update={"outcome": RetrainOutcome.not_approved}), comparison
     deploy(model=spec.name, version=version, role=CHAMPION)
     record_promotion_task(plan, version)
     result = result.model_copy(update={"outcome": RetrainOutcome.promoted, "champion_after": version})
@@ -91,4 +107,4 @@ def challenge_champion(spec: LifecycleSpec, plan: RetrainPlan) -> Retrained:
         retire(model=spec.name, version=plan.champion, reason=f"replaced by v{version} after retraining",
                dry_run=False)
         result = result.model_copy(update={"retired": plan.champion})
-    return result
+    return result, comparison

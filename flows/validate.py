@@ -16,6 +16,7 @@ from modelops.platform import get_platform
 from tasks.context import ModelVersion, resolve_model_version
 from tasks.decisions import record_validation_task, revoke_approval_task
 from tasks.integrity import check_pinned_files_task
+from tasks.stage_artifacts import publish, validation_artifacts
 from tasks.validation import log_validation_run_task, validate_version
 
 
@@ -38,13 +39,19 @@ def validate(model: ModelName, version: Version, force: bool = False) -> Validat
 
 
 def previous_verdict(mv: ModelVersion) -> Validated | None:
-    """The verdict a version already has (its files checked against the pin: a verdict holds only for them)."""
+    """The verdict a version already has (its files checked against the pin: a verdict holds only for them),
+    published again as this run's artifacts: the run shows the verdict that holds and why."""
     platform = get_platform()
     if mv.governed.validation_status not in set(GateStatus) or not mv.governed.validation_run_id:
         return None
     check_pinned_files_task(platform, mv.spec, mv.governed, "validation")
-    previous = platform.catalog.load_artifact_dict(mv.governed.validation_run_id, "validation/report.json") or {}
-    return Validated(model=mv.model, version=mv.version, passed=mv.governed.validation_status == GateStatus.passed,
+    run_id = mv.governed.validation_run_id
+    previous = platform.catalog.load_artifact_dict(run_id, "validation/report.json") or {}
+    passed = mv.governed.validation_status == GateStatus.passed
+    suite = (platform.catalog.load_artifact_dict(run_id, "data_quality/expectations.json") or {}).get("expectations")
+    publish("validation", validation_artifacts(mv.spec, mv.version, {**previous, "passed": passed}, suite, run_id,
+                                               reused=True))
+    return Validated(model=mv.model, version=mv.version, passed=passed,
                      failures=previous.get("failures", []), metrics=mv.governed.holdout_metrics,
                      fairness=previous.get("fairness") or None, reused=True)
 
@@ -63,6 +70,7 @@ def standard_validate(mv: ModelVersion, force: bool) -> Validated:
     status = record_validation_task(platform, mv, report, run_id)
     if not report.passed and platform.store.approval_status(mv.model, mv.version) == ApprovalStatus.approved:
         revoke_approval_task(platform, mv, report.failures)
+    publish("validation", validation_artifacts(mv.spec, mv.version, report.as_dict(), suite, run_id))
     print(f"{mv.model} v{mv.version}: validation {status}" + (f" ({'; '.join(report.failures)})"
                                                               if report.failures else ""))
     if report.onnx:

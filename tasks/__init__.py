@@ -8,10 +8,11 @@ from typing import Any, Callable, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def as_task(fn: F, *, retries: int = 0) -> Any:
-    """Wrap a plain function as a Prefect task. Inputs are data frames and models: hashing them for Prefect's
-    cache would cost more than the work, and stages are idempotent by design, so caching is off."""
+def as_task(fn: F, *, retries: int = 0, name: str | None = None) -> Any:
+    """Wrap a plain function as a Prefect task, named `name` in the UI (default: the function's name with dashes).
+    Inputs are data frames and models: hashing them for Prefect's cache would cost more than the work, and stages
+    are idempotent by design, so caching is off."""
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    return task(fn, name=fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, retries=retries)
+    return task(fn, name=name or fn.__name__.replace("_", "-"), cache_policy=NO_CACHE, retries=retries)

@@ -3,7 +3,6 @@ a one-line bar on its stderr."""
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,8 +24,11 @@ def bar_on(stream: TextIO | None) -> Iterator[None]:
 
 
 def artifact_key(model: str) -> str:
-    """Artifact keys are lowercase letters, digits and dashes."""
-    return "score-progress-" + re.sub(r"[^a-z0-9-]+", "-", model.lower()).strip("-")
+    # The one key rule of every stage's artifacts, imported here only when a run publishes: the CLI imports this
+    # module for its bar and must not import Prefect with it.
+    from tasks.stage_artifacts import artifact_key as stage_key
+
+    return stage_key("score-progress", model)
 
 
 def bar_text(fraction: float | None, rows: int, seconds: float, width: int = 30) -> str:

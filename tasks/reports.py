@@ -9,12 +9,13 @@ from modelops.kpis import Kpis, compute_kpis, kpis_markdown
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
 from tasks import as_task
+from tasks.stage_artifacts import artifact_key
 
 KPI_ARTIFACT = "modelops-kpis"
 
 
 def compliance_artifact_key(model: str) -> str:
-    return f"compliance-{model}"  # model names are lowercase letters, digits and dashes, as artifact keys must be
+    return artifact_key("compliance", model)
 
 
 def publish_compliance_report(platform: Platform, spec: LifecycleSpec) -> str:

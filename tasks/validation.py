@@ -136,13 +136,18 @@ def fairness_gate(mv: ModelVersion, holdout: Holdout, scores: np.ndarray) -> Gat
     return Gate(bias_evidence(measures), [r for m in measures if (r := m.reason(where)) is not None])
 
 
-security_gate_task = as_task(security_gate)
+# One task run per gate in the flow run, named for the gate an operator looks for (tasks.stage_artifacts' rows
+# use the same names).
+GATE_TASK_NAMES = {"security-scan": "gate-security-scan", "schema": "gate-schema",
+                   "holdout-metrics": "gate-holdout-metrics", "data-quality": "gate-data-quality",
+                   "fairness": "gate-fairness"}
+security_gate_task = as_task(security_gate, name=GATE_TASK_NAMES["security-scan"])
 training_reference_task = as_task(training_reference)
-schema_gate_task = as_task(schema_gate)
+schema_gate_task = as_task(schema_gate, name=GATE_TASK_NAMES["schema"])
 holdout_scores_task = as_task(holdout_scores)
-metrics_gate_task = as_task(metrics_gate)
-data_quality_gate_task = as_task(data_quality_gate)
-fairness_gate_task = as_task(fairness_gate)
+metrics_gate_task = as_task(metrics_gate, name=GATE_TASK_NAMES["holdout-metrics"])
+data_quality_gate_task = as_task(data_quality_gate, name=GATE_TASK_NAMES["data-quality"])
+fairness_gate_task = as_task(fairness_gate, name=GATE_TASK_NAMES["fairness"])
 
 
 def validate_version(platform: Platform, mv: ModelVersion) -> tuple[ValidationReport, list[dict[str, Any]],
