@@ -6,6 +6,7 @@ Each test reads a rendered page, not the API behind it, and leaves a screenshot 
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any, Iterator
 import pandas as pd
 import pytest
 
+from tasks.validation import GATE_TASK_NAMES
 from tests.live_stack import live_stack
 from tests.ui.browser import FLAGS, INSTALL_HINT, find_chromium
 
@@ -26,8 +28,6 @@ STAGES = ["register", "validate", "approve", "deploy", "score", "monitor", "swee
           "kpis"]
 # Pages render after their API calls answer; the machine may be busy with the stack's own flow runs.
 RENDER_MS = 60_000
-# The validate flow runs each gate as a task of its own: the run page lists them by these names.
-GATE_TASKS = ["security-gate", "schema-gate", "metrics-gate", "data-quality-gate", "fairness-gate"]
 
 
 @dataclass
@@ -177,7 +177,7 @@ def test_a_validate_run_shows_one_task_per_gate(operator_day: OperatorDay, page:
     [run] = operator_day.runs["validate"]
     page.goto(f"{operator_day.ui_url}/runs/flow-run/{run.id}")
     page.get_by_text("Task Runs", exact=True).first.click()
-    for gate in GATE_TASKS:
+    for gate in GATE_TASK_NAMES.values():  # the validate flow runs each gate as a task of its own
         page.get_by_text(gate).first.wait_for()
     page.screenshot(path=screenshots / "validate-run-tasks.png")
 
@@ -215,3 +215,19 @@ def test_the_evidently_link_of_the_monitor_artifact_opens_the_report(operator_da
     report.get_by_text("Dataset Drift is detected").first.wait_for()
     report.get_by_text("temp", exact=True).first.wait_for()
     page.screenshot(path=screenshots / "evidently-report.png")
+
+
+def test_the_validation_artifacts_render_each_gate_against_its_limit(operator_day: OperatorDay, page: Any,
+                                                                      screenshots: Path) -> None:
+    from modelops.spec import load_spec
+
+    floors = load_spec(MODEL).validation.metric_thresholds
+    open_artifact(page, operator_day, f"validation-{MODEL}")
+    for header in ("gate", "check", "value", "limit", "verdict", "detail"):
+        page.get_by_role("cell", name=header, exact=True).first.wait_for()
+    for metric in floors:  # each holdout metric of the spec, with its limit
+        page.get_by_role("cell", name=metric, exact=True).first.wait_for()
+    page.screenshot(path=screenshots / "validation-artifact.png")
+    open_artifact(page, operator_day, f"validation-{MODEL}-summary")
+    # the newest verdict: the retrain's challenger's, July's drift having retrained
+    page.get_by_text(re.compile(rf"{MODEL} v\\d+: validation PASSED")).first.wait_for()
