@@ -54,7 +54,7 @@ def _cmd_demo(_: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from modelops.platform import get_platform
-    from modelops.reporting import status_data, status_text
+    from modelops.reporting import STATUS_SEPARATOR, status_blocks, status_data
     from modelops.spec import load_all_specs
 
     platform = get_platform()
@@ -65,7 +65,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
         print(as_json(status_data(platform, models, metrics)))
     else:
-        print(status_text(platform, models, metrics))
+        from modelops.cli_render import show
+
+        show(status_blocks(platform, models, metrics), STATUS_SEPARATOR)
     return 0
 
 
@@ -74,14 +76,16 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     if args.model == "verify":
         return _verify_audit()
-    from modelops.reporting import audit_data, audit_text
+    from modelops.reporting import audit_blocks, audit_data
 
     if args.json:
         from modelops.cli_output import as_json
 
         print(as_json(audit_data(get_platform(), args.model)))
     else:
-        print(audit_text(get_platform(), args.model))
+        from modelops.cli_render import show
+
+        show(audit_blocks(get_platform(), args.model))
     return 0
 
 
@@ -222,13 +226,12 @@ def _cmd_tokens_list(args: argparse.Namespace) -> int:
     if not tokens:
         print("no API tokens" if args.all else "no live API tokens (--all shows revoked ones too)")
         return 0
+    from modelops.cli_render import Table, show
+
     when = "%Y-%m-%d %H:%M:%S"
-    rows = [("id", "client", "models", "created (UTC)", "created by", "revoked (UTC)")] + [
-        (t.id, t.client, ", ".join(t.models), t.created_at.strftime(when), t.created_by,
-         f"{t.revoked_at.strftime(when)} by {t.revoked_by}" if t.revoked_at else "-") for t in tokens]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    rows = [(t.id, t.client, ", ".join(t.models), t.created_at.strftime(when), t.created_by,
+             f"{t.revoked_at.strftime(when)} by {t.revoked_by}" if t.revoked_at else "-") for t in tokens]
+    show([Table(("id", "client", "models", "created (UTC)", "created by", "revoked (UTC)"), rows, rule=False)])
     return 0
 
 
@@ -340,9 +343,14 @@ def _run_stage(args: argparse.Namespace) -> int:
 
 
 def _print_stage_result(args: argparse.Namespace, data: Any) -> None:
-    from modelops.cli_output import as_json, breach_note, stage_text
+    from modelops.cli_output import as_json, breach_note, stage_blocks
 
-    print(as_json(data) if args.json else stage_text(args.command, data))
+    if args.json:
+        print(as_json(data))
+    else:
+        from modelops.cli_render import show
+
+        show(stage_blocks(args.command, data))
     note = breach_note(args.command, data, getattr(args, "own_server", False))
     if note:
         print(note, file=sys.stderr)

@@ -40,9 +40,9 @@ def cmd_people_list(args: argparse.Namespace) -> int:
     if not people:
         print("no people yet: bootstrap with MODELOPS_USER=<you> modelops people add <you> --role modelops_engineer")
         return 0
-    width = max(len(p.name) for p in people)
-    for person in people:
-        print(f"{person.name.ljust(width)}  {', '.join(person.roles) or '-'}")
+    from modelops.cli_render import Table, show
+
+    show([Table(("name", "roles"), [(p.name, ", ".join(p.roles) or "-") for p in people], plain_headers=False)])
     return 0
 
 
