@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from modelops.cli_score import SCORE_OPTIONS, bar_on, progress_stream
+from modelops.cli_score import SCORE_OPTIONS
 from modelops.errors import ModelOpsError
 
 if TYPE_CHECKING:
@@ -337,8 +337,12 @@ def _run_stage(args: argparse.Namespace) -> int:
         from modelops.cli_people import cmd_approve_decision
 
         return cmd_approve_decision(args)
-    with bar_on(progress_stream(args)):
-        _print_stage_result(args, stage_result(args.command, _stage_parameters(args)))
+    from modelops.cli_progress import progress_shown
+    from tasks.progress import reporting_to
+
+    with progress_shown(args) as bars, reporting_to(bars):
+        data = stage_result(args.command, _stage_parameters(args))
+    _print_stage_result(args, data)
     return 0
 
 
@@ -359,9 +363,11 @@ def _print_stage_result(args: argparse.Namespace, data: Any) -> None:
 def _run_stage_in_service(args: argparse.Namespace, settings: Settings, service: Endpoint) -> int:
     """The stage through the stack's stage service (modelops.services.stage_service): the same flow run in a warm
     process, answered with the same result or error; this process imports neither Prefect nor MLflow."""
+    from modelops.cli_progress import progress_shown
     from modelops.services.stage_service import run_stage, stage_parameters
 
-    answer = run_stage(service, args.command, stage_parameters(_stage_parameters(args), Path.cwd()))
+    with progress_shown(args) as bars:  # the service sends the run's steps before its answer
+        answer = run_stage(service, args.command, stage_parameters(_stage_parameters(args), Path.cwd()), bars)
     if answer.get("restarting"):  # the service is loading changed code: this time, run the stage here
         return _with_prefect(args, settings)
     if answer.get("ok"):

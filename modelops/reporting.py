@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from modelops.cli_output import flat, number
-from modelops.cli_render import Block, Table, plain_text
+from modelops.cli_render import Block, Table, plain_table, plain_text
 from modelops.platform import Platform
 from modelops.store.records import GovernedVersion
 from tasks.integrity import ROLES, alias_findings, tag_differences

@@ -74,7 +74,8 @@ class Tracker:
 
     def advance(self, count: int = 1, description: str | None = None) -> None:
         with self._lock:
-            self.done += count
+            # A retried task advances again: never past the total.
+            self.done = self.done + count if self.total is None else min(self.done + count, self.total)
             self.description = description or self.description
             self._emit()
 
@@ -88,3 +89,26 @@ class Tracker:
         with self._lock:
             self.total = self.done if self.total is None else self.total
             self._emit(finished=True)
+
+
+_TRACKERS: ContextVar[dict[str, Tracker] | None] = ContextVar("modelops_progress_trackers", default=None)
+
+
+@contextmanager
+def tracked(key: str, description: str, total: int | None, unit: str) -> Iterator[Tracker]:
+    """A tracker for the block that code deeper down (tasks in other threads too) advances with `advance(key)`;
+    finished when the block ends without an error."""
+    tracker = Tracker(key, description, total, unit)
+    token = _TRACKERS.set({**(_TRACKERS.get() or {}), key: tracker})
+    try:
+        yield tracker
+        tracker.finish()
+    finally:
+        _TRACKERS.reset(token)
+
+
+def advance(key: str, count: int = 1, description: str | None = None) -> None:
+    """Advance the tracker of `key` opened further up, if any."""
+    tracker = (_TRACKERS.get() or {}).get(key)
+    if tracker is not None:
+        tracker.advance(count, description)
