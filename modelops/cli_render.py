@@ -192,8 +192,20 @@ def terminal_console(stream: IO[str] | None = None) -> Console:
 
 
 def show(blocks: Sequence[Block], separator: str = "\n", stream: IO[str] | None = None) -> None:
-    """Print the blocks on stdout (or `stream`): rich on a terminal, plain text elsewhere."""
+    """Print the blocks on stdout (or `stream`): rich on a terminal, plain text elsewhere; nothing for none."""
+    if not blocks:
+        return
     if styled(stream):
         print_rich(blocks, terminal_console(stream), separator)
     else:
         print(plain_text(blocks, separator), file=sys.stdout if stream is None else stream)
+
+
+def answer(args: Any, data: Any, blocks: Sequence[Block], separator: str = "\n") -> None:
+    """What a command prints: `data` as JSON alone with --json, else the blocks for people."""
+    if getattr(args, "json", False):
+        from modelops.cli_output import as_json
+
+        print(as_json(data))
+    else:
+        show(blocks, separator)
