@@ -47,5 +47,5 @@ class ScoreProgress:
         if self.artifact is not None:
             update_progress_artifact(self.artifact, 100.0)
         if self.tracker is not None:
-            self.tracker.update(self.tracker.done, self.tracker.done)
+            self.tracker.total = self.tracker.done  # a CSV's estimate gives way to the rows it had
             self.tracker.finish()
