@@ -147,11 +147,16 @@ def rich_table(table: Table) -> RenderableType:
         if extra:
             cells[table.details_column].append("\n" + "\n".join(extra), style="dim")
         out.add_row(*cells)
+    drawn: RenderableType = out
+    if table.indent:  # a table inside a summary stays under its line
+        from rich.padding import Padding
+
+        drawn = Padding(out, (0, 0, 0, len(table.indent)))
     if table.heading is None:
-        return out
+        return drawn
     from rich.console import Group
 
-    return Group(Text(table.heading, style="bold cyan"), out)
+    return Group(Text(table.heading, style="bold cyan"), drawn)
 
 
 def rich_tree(root: Node) -> RenderableType:

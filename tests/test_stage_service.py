@@ -198,7 +198,8 @@ def test_a_run_that_does_not_ask_for_progress_gets_its_answer_alone(stack: Stack
     assert answer["ok"] is True and answer["result"]["models"] >= 3
 
 
-stack: Stack, train_end: str) -> Iterator[tuple[subprocess.Popen[str], Any]]:
+@contextmanager
+def register_running_in_the_service(stack: Stack, train_end: str) -> Iterator[tuple[subprocess.Popen[str], Any]]:
     """A `modelops register` CLI whose flow run is running in the service's child: (the CLI, the flow run). The CLI
     is killed on the way out if the test left it running."""
     env = {**os.environ, "MODELOPS_HOME": str(stack.home), "PYTHONPATH": str(ROOT)}
