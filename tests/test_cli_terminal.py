@@ -6,37 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+from tests.terminal import ANSI, ROOT, run_on_terminal, terminal_env
+
 
 
 def on_terminal(*argv: str, **environment: str) -> tuple[int, bytes, bytes]:
-    """Run `modelops argv` with stdout on a pseudo-terminal (stderr piped); its exit code, terminal bytes, stderr."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color", **environment}
-    if "NO_COLOR" not in environment:
-        env.pop("NO_COLOR", None)
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "modelops.cli", *argv], cwd=ROOT, env=env, stdout=follower,
-                               stderr=subprocess.PIPE)
-    os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the process closed the terminal (EIO)
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
-    _, stderr = process.communicate(timeout=300)
-    return process.returncode, shown.replace(b"\r\n", b"\n"), stderr
+    return run_on_terminal(list(argv), terminal_env(**environment))
 
 
 def test_json_on_a_terminal_is_json_alone_without_colour(state_home: Path) -> None:

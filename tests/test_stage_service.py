@@ -193,6 +193,20 @@ def test_a_run_that_asks_for_progress_gets_its_steps_before_the_answer(stack: St
     assert answer["ok"] is True and [step.done for step in heard] == [step.done for step in steps]
 
 
+def test_a_cli_on_a_terminal_draws_the_services_progress_and_prints_the_result_alone(stack: Stack) -> None:
+    from tests.terminal import ANSI, run_on_terminal, terminal_env
+
+    env = terminal_env(MODELOPS_HOME=str(stack.home))
+    env.pop("PREFECT_API_URL", None)
+    code, terminal, stdout = run_on_terminal(["sweep"], env, terminal="stderr")
+    shown = ANSI.sub(b"", terminal).decode()
+    assert code == 0, shown[-2000:]
+    swept = stdout.decode()
+    models = int(swept.split(" of ", 1)[1].split(" ", 1)[0])  # "sweep: J of N models judged; ..."
+    assert f"{models}/{models} models" in shown and "sweeping" in shown
+    assert swept.startswith("sweep: ") and "\x1b" not in swept and f"/{models}" not in swept
+
+
 def test_a_run_that_does_not_ask_for_progress_gets_its_answer_alone(stack: Stack) -> None:
     [answer] = answer_lines(stack, {"op": "run", "stage": "sweep", "params": {}})
     assert answer["ok"] is True and answer["result"]["models"] >= 3

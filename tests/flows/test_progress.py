@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import pty
 import re
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -18,10 +14,10 @@ import pandas as pd
 import pytest
 
 from tasks.progress import Step, reporting_to
+from tests.terminal import ANSI, run_on_terminal, terminal_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "flight-delay"
 
 
@@ -86,28 +82,12 @@ def test_the_cli_draws_bars_on_a_terminals_stderr_and_prints_only_the_result_on_
     from prefect.settings import PREFECT_API_URL
 
     batch = served_traffic(date(2013, 2, 15), date(2013, 2, 22))
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(ROOT),
-           "TERM": "xterm-256color"}
-    env.pop("NO_COLOR", None)
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "modelops.cli", "score", MODEL, "--input-path", str(batch),
-                                "--batch-rows", "1000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=follower)
-    os.close(follower)
-    terminal = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the process closed the terminal
-            break
-        if not chunk:
-            break
-        terminal += chunk
-    os.close(leader)
-    stdout, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, terminal.decode(errors="replace")[-2000:]
+    env = terminal_env(PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    code, terminal, stdout = run_on_terminal(["score", MODEL, "--input-path", str(batch), "--batch-rows", "1000"],
+                                             env, terminal="stderr")
+    assert code == 0, terminal.decode(errors="replace")[-2000:]
     rows = len(pd.read_parquet(batch))
-    shown = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", terminal).decode()
+    shown = ANSI.sub(b"", terminal).decode()
     assert f"{rows}/{rows} rows" in shown and "scoring with flight-delay" in shown  # rich's bar, at its end
     assert stdout.decode().startswith(f"{MODEL} v1: scored {rows} rows -> ")
     assert "\x1b" not in stdout.decode() and "/" + str(rows) not in stdout.decode()
