@@ -23,6 +23,7 @@ from modelops.spec import LifecycleSpec, Window, load_spec
 from tasks.registration import (
     Registration, claim_or_wait, ensure_registered_model_task, pin_and_record_task, register_in_catalog_task,
 )
+from tasks.progress import Tracker, tracked
 from tasks.training import prepare_training_task, train_and_log_task
 
 
@@ -70,24 +71,39 @@ def standard_register(spec: LifecycleSpec, train_start: date | None = None, trai
         return _register_external(spec, model_uri, parent_version, chain_value)
 
     window = Window(start=train_start or spec.training.window.start, end=train_end or spec.training.window.end)
+    with tracked("train", f"{spec.name}: reading the training data", len(TRAINING_STEPS), "steps") as steps:
+        return _train_and_register(platform, spec, window, parent_version, chain_value, steps)
+
+
+# What a training registration does, in order (the progress bar's steps).
+TRAINING_STEPS = ("reading the training data", "training", "registering", "pinning and scanning")
+
+
+def _train_and_register(platform: Platform, spec: LifecycleSpec, window: Window, parent_version: str | None,
+                        chain_value: str, steps: Tracker) -> Registered:
     frame, inputs = prepare_training_task(spec, window)
     existing = claim_or_wait(platform, spec.name, inputs.fingerprint)
     if existing is not None:
         print(f"{spec.name}: v{existing.version} was already trained on exactly these inputs; not registering again")
+        steps.update(len(TRAINING_STEPS), description=f"{spec.name}: trained before, v{existing.version}")
         return Registered(model=spec.name, version=existing.version, created=False, source="trained",
                           train_start=window.start, train_end=window.end)
     with _claim_released_on_failure(platform, spec.name, inputs.fingerprint):
+        steps.advance(description=f"{spec.name}: {TRAINING_STEPS[1]} on {inputs.rows:,} rows")
         logged = train_and_log_task(spec, frame, inputs, platform.catalog)
+        steps.advance(description=f"{spec.name}: {TRAINING_STEPS[2]}")
         version = register_in_catalog_task(platform, spec, logged.model_uri, logged.run_id, _version_tags(spec, {
             "data_hash": inputs.data_hash, "code_version": inputs.code_version, "train_start": str(window.start),
             "train_end": str(window.end), "training_rows": str(inputs.rows), TAG_FINGERPRINT: inputs.fingerprint,
             "source": "trained", "parent_version": parent_version or "", events.CHAIN_TAG: chain_value}))
+        steps.advance(description=f"{spec.name}: {TRAINING_STEPS[3]} v{version}")
         pin_and_record_task(platform, spec, Registration(
             model=spec.name, version=version, source="trained", model_uri=logged.model_uri, run_id=logged.run_id,
             fingerprint=inputs.fingerprint, chain=chain_value, parent_version=parent_version,
             train_start=_midnight(window.start), train_end=_midnight(window.end), data_hash=inputs.data_hash,
             code_version=inputs.code_version, rows=inputs.rows))
     print(f"{spec.name}: registered v{version} trained on {inputs.rows} rows of {window.start}..{window.end}")
+    steps.advance(description=f"{spec.name}: registered v{version}")
     return Registered(model=spec.name, version=version, created=True, source="trained",
                       train_start=window.start, train_end=window.end)
 

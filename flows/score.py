@@ -114,7 +114,7 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
                                                         chunk_digest, parts, index)
             rows += len(outputs)
             positives += float(outputs["prediction"].sum())
-            progress.advance(read, rows)
+            progress.advance(read, start)
     finally:
         model.close()  # a version in its own environment: its scoring worker stops with the batch
         if recording is not None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from modelops.cli_score import SCORE_OPTIONS, bar_on, progress_stream
+from modelops.cli_score import SCORE_OPTIONS
 from modelops.errors import ModelOpsError
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def _cmd_demo(_: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from modelops.platform import get_platform
-    from modelops.reporting import status_data, status_text
+    from modelops.reporting import STATUS_SEPARATOR, status_blocks, status_data
     from modelops.spec import load_all_specs
 
     platform = get_platform()
@@ -65,7 +65,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
         print(as_json(status_data(platform, models, metrics)))
     else:
-        print(status_text(platform, models, metrics))
+        from modelops.cli_render import show
+
+        show(status_blocks(platform, models, metrics), STATUS_SEPARATOR)
     return 0
 
 
@@ -73,27 +75,32 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from modelops.platform import get_platform
 
     if args.model == "verify":
-        return _verify_audit()
-    from modelops.reporting import audit_data, audit_text
+        return _verify_audit(args)
+    from modelops.reporting import audit_blocks, audit_data
 
     if args.json:
         from modelops.cli_output import as_json
 
         print(as_json(audit_data(get_platform(), args.model)))
     else:
-        print(audit_text(get_platform(), args.model))
+        from modelops.cli_render import show
+
+        show(audit_blocks(get_platform(), args.model))
     return 0
 
 
-def _verify_audit() -> int:
+def _verify_audit(args: argparse.Namespace) -> int:
     """Exit 0 when the whole audit chain and its outside heads hold, 1 naming the first bad record."""
+    from modelops.cli_render import answer
     from modelops.platform import get_platform
     from tasks.audit import verify_audit
 
     verdict = verify_audit(get_platform())
-    if verdict.ok:
-        print(f"audit trail intact: {verdict.records} records, every link and hash verified, outside heads match")
-        return 0
+    data = {"ok": verdict.ok, "records": verdict.records, "problem": None if verdict.ok else verdict.problem}
+    if verdict.ok or args.json:
+        answer(args, data, [f"audit trail intact: {verdict.records} records, every link and hash verified, outside "
+                            "heads match"])
+        return 0 if verdict.ok else 1
     print(f"audit trail BROKEN: {verdict.problem}", file=sys.stderr)
     return 1
 
@@ -114,25 +121,35 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     from modelops.platform import get_platform
     from tasks.integrity import reconcile_catalog
 
+    from modelops.cli_render import answer
+
     platform = get_platform()
-    for model in [args.model] if args.model else platform.catalog.model_names():
-        changes = reconcile_catalog(platform, model)
-        print(f"{model}: " + ("; ".join(changes) if changes else "MLflow already mirrors the governance store"))
+    changed = {model: reconcile_catalog(platform, model)
+               for model in ([args.model] if args.model else platform.catalog.model_names())}
+    answer(args, [{"model": model, "changes": changes} for model, changes in changed.items()],
+           [f"{model}: " + ("; ".join(changes) if changes else "MLflow already mirrors the governance store")
+            for model, changes in changed.items()])
     return 0
 
 
-def _cmd_check(_: argparse.Namespace) -> int:
+def _cmd_check(args: argparse.Namespace) -> int:
     """Every problem of every spec, each naming the file, the field and the fix; exit 1 when there is one."""
     from modelops.checks import check_config_dir
+    from modelops.cli_render import answer
     from modelops.settings import load_settings
 
-    failed = 0
-    for path, spec, problems in check_config_dir(load_settings().config_dir):
-        if not problems and spec is not None:
-            print(f"ok    {spec.name} (owner {spec.owner}, risk tier {spec.risk_tier.value})")
-            continue
-        failed += 1
-        print(f"FAIL  {path.stem}: {len(problems)} problem{'s' if len(problems) > 1 else ''}", file=sys.stderr)
+    checked = [{"file": str(path), "model": spec.name if spec is not None else None,
+                "owner": spec.owner if spec is not None else None,
+                "risk_tier": spec.risk_tier.value if spec is not None else None,
+                "ok": not problems and spec is not None, "problems": [str(p) for p in problems]}
+               for path, spec, problems in check_config_dir(load_settings().config_dir)]
+    answer(args, checked, [f"ok    {c['model']} (owner {c['owner']}, risk tier {c['risk_tier']})"
+                           for c in checked if c["ok"]])
+    failed = [c for c in checked if not c["ok"]]
+    for item in failed if not args.json else []:
+        problems = item["problems"]
+        print(f"FAIL  {Path(item['file']).stem}: {len(problems)} problem{'s' if len(problems) > 1 else ''}",
+              file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
     return 1 if failed else 0
@@ -169,8 +186,11 @@ def _cmd_labels(args: argparse.Namespace) -> int:
     from tasks.scoring import read_batch
 
     path = Path(args.path)
+    from modelops.cli_render import answer
+
     batch = record_ground_truth(get_platform(), load_spec(args.model), read_batch(path), str(path))
-    print(f"recorded {batch.rows} labels for {args.model}")
+    answer(args, {"model": args.model, "labels": batch.rows, "path": str(path)},
+           [f"recorded {batch.rows} labels for {args.model}"])
     return 0
 
 
@@ -222,27 +242,30 @@ def _cmd_tokens_list(args: argparse.Namespace) -> int:
     if not tokens:
         print("no API tokens" if args.all else "no live API tokens (--all shows revoked ones too)")
         return 0
+    from modelops.cli_render import Table, show
+
     when = "%Y-%m-%d %H:%M:%S"
-    rows = [("id", "client", "models", "created (UTC)", "created by", "revoked (UTC)")] + [
-        (t.id, t.client, ", ".join(t.models), t.created_at.strftime(when), t.created_by,
-         f"{t.revoked_at.strftime(when)} by {t.revoked_by}" if t.revoked_at else "-") for t in tokens]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    rows = [(t.id, t.client, ", ".join(t.models), t.created_at.strftime(when), t.created_by,
+             f"{t.revoked_at.strftime(when)} by {t.revoked_by}" if t.revoked_at else "-") for t in tokens]
+    show([Table(("id", "client", "models", "created (UTC)", "created by", "revoked (UTC)"), rows, rule=False)])
     return 0
 
 
 def _cmd_tokens_revoke(args: argparse.Namespace) -> int:
     from serving.tokens import revoke_token
 
+    from modelops.cli_render import answer
+
     admin = _token_admin()
     if revoke_token(admin, args.token_id):
-        print(f"revoked API token {args.token_id}: the gateway refuses it once it reloads its token table")
-    else:
-        token = admin.store.api_token(args.token_id)
-        assert token is not None and token.revoked_at is not None  # revoke_token found it revoked
-        print(f"API token {args.token_id} was revoked already ({token.revoked_at:%Y-%m-%d %H:%M:%S} UTC by "
-              f"{token.revoked_by}): nothing changed")
+        answer(args, {"id": args.token_id, "revoked": True, "changed": True},
+               [f"revoked API token {args.token_id}: the gateway refuses it once it reloads its token table"])
+        return 0
+    token = admin.store.api_token(args.token_id)
+    assert token is not None and token.revoked_at is not None  # revoke_token found it revoked
+    answer(args, {"id": args.token_id, "revoked": True, "changed": False},
+           [f"API token {args.token_id} was revoked already ({token.revoked_at:%Y-%m-%d %H:%M:%S} UTC by "
+            f"{token.revoked_by}): nothing changed"])
     return 0
 
 
@@ -281,12 +304,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_down(_: argparse.Namespace) -> int:
+def _cmd_down(args: argparse.Namespace) -> int:
     from modelops.services.stack import down
     from modelops.settings import load_settings
 
+    from modelops.cli_render import answer
+
     stopped = down(load_settings())
-    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    answer(args, {"stopped": stopped}, ["stopped: " + (", ".join(stopped) if stopped else "nothing was running")])
     return 0
 
 
@@ -334,15 +359,24 @@ def _run_stage(args: argparse.Namespace) -> int:
         from modelops.cli_people import cmd_approve_decision
 
         return cmd_approve_decision(args)
-    with bar_on(progress_stream(args)):
-        _print_stage_result(args, stage_result(args.command, _stage_parameters(args)))
+    from modelops.cli_progress import progress_shown
+    from tasks.progress import reporting_to
+
+    with progress_shown(args) as bars, reporting_to(bars):
+        data = stage_result(args.command, _stage_parameters(args))
+    _print_stage_result(args, data)
     return 0
 
 
 def _print_stage_result(args: argparse.Namespace, data: Any) -> None:
-    from modelops.cli_output import as_json, breach_note, stage_text
+    from modelops.cli_output import as_json, breach_note, stage_blocks
 
-    print(as_json(data) if args.json else stage_text(args.command, data))
+    if args.json:
+        print(as_json(data))
+    else:
+        from modelops.cli_render import show
+
+        show(stage_blocks(args.command, data))
     note = breach_note(args.command, data, getattr(args, "own_server", False))
     if note:
         print(note, file=sys.stderr)
@@ -351,9 +385,11 @@ def _print_stage_result(args: argparse.Namespace, data: Any) -> None:
 def _run_stage_in_service(args: argparse.Namespace, settings: Settings, service: Endpoint) -> int:
     """The stage through the stack's stage service (modelops.services.stage_service): the same flow run in a warm
     process, answered with the same result or error; this process imports neither Prefect nor MLflow."""
+    from modelops.cli_progress import progress_shown
     from modelops.services.stage_service import run_stage, stage_parameters
 
-    answer = run_stage(service, args.command, stage_parameters(_stage_parameters(args), Path.cwd()))
+    with progress_shown(args) as bars:  # the service sends the run's steps before its answer
+        answer = run_stage(service, args.command, stage_parameters(_stage_parameters(args), Path.cwd()), bars)
     if answer.get("restarting"):  # the service is loading changed code: this time, run the stage here
         return _with_prefect(args, settings)
     if answer.get("ok"):
@@ -367,7 +403,7 @@ def _run_stage_in_service(args: argparse.Namespace, settings: Settings, service:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelops", description=__doc__)
-    # Every command takes --debug; stage commands, status and audit take --json.
+    # Every command takes --debug; every command that prints data takes --json (JSON alone on stdout).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show Prefect's logs and the traceback of an error "
                                                              "here (they always go to <state home>/logs/cli.log)")
@@ -400,10 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     kpis.add_argument("--as-of", help="judge revalidation and monitoring as of this time (ISO 8601, UTC; default: "
                                       "now)")
     reconcile = command("reconcile", "reset MLflow aliases and tags to what the governance store says",
-                        handler=_cmd_reconcile)
+                        [machine], _cmd_reconcile)
     reconcile.add_argument("model", nargs="?")
     command("check", "verify every spec in configs/models against its data (a sample through the loader), metric "
-                     "names, cron and per-model flows", handler=_cmd_check)
+                     "names, cron and per-model flows", [machine], _cmd_check)
     deployments = command("deployments", "render prefect.yaml (per-model schedules) from the specs, with the spec's "
                                          "JSON Schema and reference page", handler=_cmd_deployments)
     mode = deployments.add_mutually_exclusive_group(required=True)
@@ -426,13 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
-    command("down", "stop what `modelops up` started", handler=_cmd_down)
+    command("down", "stop what `modelops up` started", [machine], _cmd_down)
     slack = command("slack-block", "save the Slack alert channel block from SLACK_BOT_TOKEN or SLACK_WEBHOOK_URL "
                                    "(secrets stay out of configs)", handler=_cmd_slack)
     slack.add_argument("--name", default="modelops-alerts")
     slack.add_argument("--channel", help="channel for a bot token, e.g. #modelops-alerts")
-    labels = command("labels", "record ground truth (id column + target) for logged predictions",
-                     handler=_cmd_labels)
+    labels = command("labels", "record ground truth (id column + target) for logged predictions", [machine],
+                     _cmd_labels)
     labels.add_argument("model")
     labels.add_argument("path")
 
@@ -453,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = token_commands.add_parser("list", parents=[machine], help="tokens (never their secrets or hashes)")
     listing.set_defaults(handler=_cmd_tokens_list)
     listing.add_argument("--all", action="store_true", help="revoked tokens too")
-    revoke = token_commands.add_parser("revoke", parents=[common], help="stop a token from working")
+    revoke = token_commands.add_parser("revoke", parents=[machine], help="stop a token from working")
     revoke.set_defaults(handler=_cmd_tokens_revoke)
     revoke.add_argument("token_id", help="the id `tokens list` shows")
 

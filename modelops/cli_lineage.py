@@ -17,11 +17,17 @@ def _print(args: argparse.Namespace, data: Any, text: Callable[[Any], str]) -> N
 
 
 def _cmd_lineage(args: argparse.Namespace) -> int:
-    from modelops.lineage import lineage_data, lineage_text, parse_target
+    from modelops.cli_output import as_json
+    from modelops.cli_render import show
+    from modelops.lineage import LINEAGE_SEPARATOR, lineage_blocks, lineage_data, parse_target
     from modelops.platform import get_platform
 
     model, version = parse_target(args.target)
-    _print(args, lineage_data(get_platform(), model, version), lineage_text)
+    data = lineage_data(get_platform(), model, version)
+    if args.json:
+        print(as_json(data))
+    else:
+        show(lineage_blocks(data), LINEAGE_SEPARATOR)
     return 0
 
 

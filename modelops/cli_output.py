@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping
 
+from modelops.cli_render import Block, Table, plain_text
 from modelops.fairness_evidence import measured_gaps
 
 INDENT = "  "
@@ -43,16 +44,16 @@ def _metrics(metrics: Mapping[str, Any] | None) -> list[str]:
     return [f"{INDENT}metrics: " + ", ".join(f"{k}={number(v)}" for k, v in metrics.items())] if metrics else []
 
 
-def value_lines(values: list[Mapping[str, Any]]) -> list[str]:
-    """Monitored values against their limits: check, metric, value, limit, verdict (one line each)."""
+VALUE_HEADERS = ["check", "metric", "value", "limit", "verdict"]
+
+
+def value_lines(values: list[Mapping[str, Any]]) -> list[Block]:
+    """Monitored values against their limits: check, metric, value, limit, verdict (a table row each)."""
     if not values:
         return []
     rows = [[str(v.get("check", "-")), str(v.get("metric", "-")), number(v.get("value")),
              number(v.get("limit", v.get("threshold"))), str(v.get("verdict", "-"))] for v in values]
-    widths = [max(len(r[i]) for r in rows + [["check", "metric", "value", "limit", "verdict"]]) for i in range(5)]
-    header = ["check", "metric", "value", "limit", "verdict"]
-    return [f"{INDENT}values:"] + [INDENT * 2 + "  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip()
-                                   for r in [header] + rows]
+    return [f"{INDENT}values:", Table(VALUE_HEADERS, rows, rule=False, indent=INDENT * 2)]
 
 
 def fairness_lines(fairness: Mapping[str, Any] | None) -> list[str]:
@@ -69,13 +70,13 @@ def fairness_lines(fairness: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def _register(r: Mapping[str, Any]) -> list[str]:
+def _register(r: Mapping[str, Any]) -> list[Block]:
     window = f", trained on {r['train_start']}..{r['train_end']}" if r.get("train_start") else ""
     how = "registered" if r.get("created") else "already registered (same files), nothing new"
     return [f"{r['model']} v{r['version']}: {how}{window}", f"{INDENT}source: {r.get('source', '-')}"]
 
 
-def _validate(r: Mapping[str, Any]) -> list[str]:
+def _validate(r: Mapping[str, Any]) -> list[Block]:
     lines = [f"{r['model']} v{r['version']}: validation {'passed' if r.get('passed') else 'FAILED'}"]
     if r.get("reused"):
         lines.append(f"{INDENT}this is the verdict of an earlier validation (same files), reused: after changing the "
@@ -85,11 +86,11 @@ def _validate(r: Mapping[str, Any]) -> list[str]:
             + fairness_lines(r.get("fairness")))
 
 
-def _approve(r: Mapping[str, Any]) -> list[str]:
+def _approve(r: Mapping[str, Any]) -> list[Block]:
     return [f"{r['model']} v{r['version']}: {r['status']}"] + _bullets("reasons", r.get("reasons") or [])
 
 
-def _deploy(r: Mapping[str, Any]) -> list[str]:
+def _deploy(r: Mapping[str, Any]) -> list[Block]:
     change = (f"now serves as {r['role']}" + (f" (replacing v{r['previous']})" if r.get("previous") else "")
               if r.get("changed") else f"already serves as {r['role']}, nothing changed")
     targets = f" ({', '.join(r['targets'])})" if r.get("targets") else ""
@@ -98,7 +99,7 @@ def _deploy(r: Mapping[str, Any]) -> list[str]:
     return [f"{r['model']} v{r['version']}: {change}{targets}", *promoted]
 
 
-def _score(r: Mapping[str, Any]) -> list[str]:
+def _score(r: Mapping[str, Any]) -> list[Block]:
     lines = [f"{r['model']} v{r['version']}: scored {r['rows']} rows -> {r['output_path']}",
              f"{INDENT}batch: {r.get('batch_id', '-')}"]
     if r.get("positive_rate") is not None:
@@ -108,10 +109,10 @@ def _score(r: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _monitor(r: Mapping[str, Any]) -> list[str]:
+def _monitor(r: Mapping[str, Any]) -> list[Block]:
     if r.get("version") is None or r.get("verdict") == "skipped" and not r.get("rows"):
         return [f"{r['model']}: nothing to monitor (no champion or no logged predictions)"]
-    lines = [f"{r['model']} v{r['version']}: {r['verdict']} over {r.get('rows', 0)} predictions"]
+    lines: list[Block] = [f"{r['model']} v{r['version']}: {r['verdict']} over {r.get('rows', 0)} predictions"]
     checks = r.get("checks") or {}
     if checks:
         lines.append(f"{INDENT}checks: " + ", ".join(f"{name} {verdict}" for name, verdict in checks.items()))
@@ -138,7 +139,7 @@ def _monitor(r: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _retrain(r: Mapping[str, Any]) -> list[str]:
+def _retrain(r: Mapping[str, Any]) -> list[Block]:
     lines = [f"{r['model']}: retrain {r['outcome']} (challenger v{r['challenger']}, champion before: "
              f"{'v' + r['champion_before'] if r.get('champion_before') else 'none'}, after: "
              f"{'v' + r['champion_after'] if r.get('champion_after') else 'none'})"]
@@ -151,13 +152,13 @@ def _retrain(r: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _sweep(r: Mapping[str, Any]) -> list[str]:
+def _sweep(r: Mapping[str, Any]) -> list[Block]:
     lines = [f"sweep: {r['judged']} of {r['models']} models judged; verdicts "
              + (", ".join(f"{k}={v}" for k, v in (r.get("verdicts") or {}).items()) or "none")]
     return lines + _bullets("breached", r.get("breached") or []) + _bullets("errors", r.get("errors") or [])
 
 
-def _retire(r: Mapping[str, Any]) -> list[str]:
+def _retire(r: Mapping[str, Any]) -> list[Block]:
     if r.get("dry_run"):
         head = "dry run: would retire it (pass --no-dry-run to do it)"
     else:
@@ -166,21 +167,25 @@ def _retire(r: Mapping[str, Any]) -> list[str]:
     return [f"{r['model']} v{r['version']}: {head}"] + ([removed] if removed else [])
 
 
-_RENDERERS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
+_RENDERERS: dict[str, Callable[[Mapping[str, Any]], list[Block]]] = {
     "register": _register, "validate": _validate, "approve": _approve, "deploy": _deploy, "score": _score,
     "monitor": _monitor, "retrain": _retrain, "sweep": _sweep, "retire": _retire,
 }
 
 
-def stage_text(stage: str, data: Any) -> str:
+def stage_blocks(stage: str, data: Any) -> list[Block]:
     """The human summary of one stage's result; a result this module does not know is shown as JSON."""
     render = _RENDERERS.get(stage)
     if render is None or not isinstance(data, Mapping):
-        return as_json(data)
+        return [as_json(data)]
     try:
-        return "\n".join(render(data))
+        return render(data)
     except KeyError:  # a result shaped otherwise than expected: all of it rather than nothing
-        return as_json(data)
+        return [as_json(data)]
+
+
+def stage_text(stage: str, data: Any) -> str:
+    return plain_text(stage_blocks(stage, data))
 
 
 def breach_note(stage: str, data: Any, own_server: bool) -> str | None:

@@ -20,12 +20,14 @@ def _admin() -> Any:
 
 
 def cmd_people_add(args: argparse.Namespace) -> int:
+    from modelops.cli_render import answer
     from modelops.people import add_person
 
-    if add_person(_admin(), args.name, args.roles or []):
-        print(f"added {args.name} ({', '.join(sorted(set(args.roles or []))) or 'no roles yet'})")
-    else:
-        print(f"{args.name} exists already: nothing changed (grant roles with `modelops people grant`)")
+    roles = sorted(set(args.roles or []))
+    added = add_person(_admin(), args.name, args.roles or [])
+    answer(args, {"name": args.name, "roles": roles, "changed": added},
+           [f"added {args.name} ({', '.join(roles) or 'no roles yet'})" if added else
+            f"{args.name} exists already: nothing changed (grant roles with `modelops people grant`)"])
     return 0
 
 
@@ -40,25 +42,29 @@ def cmd_people_list(args: argparse.Namespace) -> int:
     if not people:
         print("no people yet: bootstrap with MODELOPS_USER=<you> modelops people add <you> --role modelops_engineer")
         return 0
-    width = max(len(p.name) for p in people)
-    for person in people:
-        print(f"{person.name.ljust(width)}  {', '.join(person.roles) or '-'}")
+    from modelops.cli_render import Table, show
+
+    show([Table(("name", "roles"), [(p.name, ", ".join(p.roles) or "-") for p in people], plain_headers=False)])
     return 0
 
 
 def cmd_people_grant(args: argparse.Namespace) -> int:
+    from modelops.cli_render import answer
     from modelops.people import grant_role
 
     changed = grant_role(_admin(), args.name, args.role)
-    print(f"{args.name} now holds {args.role}" if changed else f"{args.name} held {args.role} already")
+    answer(args, {"name": args.name, "role": args.role, "holds": True, "changed": changed},
+           [f"{args.name} now holds {args.role}" if changed else f"{args.name} held {args.role} already"])
     return 0
 
 
 def cmd_people_revoke(args: argparse.Namespace) -> int:
+    from modelops.cli_render import answer
     from modelops.people import revoke_role
 
     changed = revoke_role(_admin(), args.name, args.role)
-    print(f"{args.name} no longer holds {args.role}" if changed else f"{args.name} did not hold {args.role}")
+    answer(args, {"name": args.name, "role": args.role, "holds": False, "changed": changed},
+           [f"{args.name} no longer holds {args.role}" if changed else f"{args.name} did not hold {args.role}"])
     return 0
 
 
@@ -177,13 +183,13 @@ def cmd_approve_decision(args: argparse.Namespace) -> int:
 
 def register_parsers(sub: Any, common: argparse.ArgumentParser, machine: argparse.ArgumentParser) -> None:
     """`modelops people add|list|grant|revoke|token`."""
-    from modelops.people import DEFAULT_TOKEN_DAYS
+    from modelops.credentials import DEFAULT_TOKEN_DAYS
 
     people = sub.add_parser("people", help="people of the platform and their roles (data_scientist, "
                                            "modelops_engineer, approver, operator, auditor); MODELOPS_USER says who "
                                            "you are")
     commands = people.add_subparsers(dest="people_command", required=True)
-    add = commands.add_parser("add", parents=[common], help="add a person (the first one bootstraps: yourself, as "
+    add = commands.add_parser("add", parents=[machine], help="add a person (the first one bootstraps: yourself, as "
                                                             "modelops_engineer)")
     add.set_defaults(handler=cmd_people_add)
     add.add_argument("name")
@@ -192,7 +198,7 @@ def register_parsers(sub: Any, common: argparse.ArgumentParser, machine: argpars
     listing.set_defaults(handler=cmd_people_list)
     for verb, handler, what in (("grant", cmd_people_grant, "grant a role (never to yourself)"),
                                 ("revoke", cmd_people_revoke, "revoke a role")):
-        command = commands.add_parser(verb, parents=[common], help=what)
+        command = commands.add_parser(verb, parents=[machine], help=what)
         command.set_defaults(handler=handler)
         command.add_argument("name")
         command.add_argument("role")

@@ -1,14 +1,8 @@
-"""The score command's options: where the batch comes from, the chunk size, and the terminal progress bar."""
+"""The score command's options: where the batch comes from, the chunk size, and the progress bar off a terminal."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from typing import Any, TextIO
-
-from tasks.batch_progress import bar_on
-
-__all__ = ["SCORE_OPTIONS", "bar_on", "progress_stream"]
+from typing import Any
 
 SCORE_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--input-path", {"help": "a Parquet or CSV file"}),
@@ -22,12 +16,6 @@ SCORE_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--version", {}),
     ("--output-path", {}),
     ("--progress", {"action": "store_true", "default": None,
-                    "help": "draw a progress bar on stderr even when it is not a terminal"}),
+                    "help": "draw a progress bar on stderr even when it is not a terminal (as a line of text), and with --json"}),
 )
 
-
-def progress_stream(args: argparse.Namespace) -> TextIO | None:
-    """stderr for `score` on a terminal or with --progress; None otherwise (no bar in logs and pipes)."""
-    if getattr(args, "command", None) != "score":
-        return None
-    return sys.stderr if args.progress or sys.stderr.isatty() else None

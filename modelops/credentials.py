@@ -22,6 +22,8 @@ _ID_HEX = 16
 _SECRET_BYTES = 32
 TOKEN = re.compile(r"mop_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")  # token_urlsafe(32) is always 43 characters
 TOKEN_ID = re.compile(r"[0-9a-f]{16}")
+# How long an approver token lives unless `modelops people token --days` says otherwise.
+DEFAULT_TOKEN_DAYS = 90
 
 
 def token_digest(token: str) -> str:

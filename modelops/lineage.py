@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from modelops.cli_output import flat
+from modelops.cli_render import Block, Node, Tree, plain_text
 from modelops.errors import CatalogError, ModelOpsError
 from modelops.platform import Platform
 from modelops.store.records import AuditEntry, GovernedVersion, as_utc
@@ -196,7 +197,6 @@ def lineage_data(platform: Platform, model: str, version: str | None = None) -> 
 
 
 # --- the text tree ----------------------------------------------------------------------------------------------
-Node = tuple[str, list[Any]]  # (label, children): a child is a Node
 
 
 def short(digest: str | None, length: int = 12) -> str:
@@ -279,19 +279,12 @@ def version_tree(node: dict[str, Any]) -> Node:
     return f"{node['model']} v{node['version']} ({node['state']})", children
 
 
-def render_tree(root: Node) -> str:
-    label, children = root
-    lines = [label]
+def lineage_blocks(data: dict[str, Any]) -> list[Block]:
+    return [Tree(version_tree(node)) for node in data["versions"]]
 
-    def walk(nodes: list[Node], prefix: str) -> None:
-        for position, (text, below) in enumerate(nodes):
-            last = position == len(nodes) - 1
-            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{text}")
-            walk(below, prefix + ("   " if last else "│  "))
 
-    walk(children, "")
-    return "\n".join(lines)
+LINEAGE_SEPARATOR = "\n\n"
 
 
 def lineage_text(data: dict[str, Any]) -> str:
-    return "\n\n".join(render_tree(version_tree(node)) for node in data["versions"])
+    return plain_text(lineage_blocks(data), LINEAGE_SEPARATOR)

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Iterable
 
 from modelops.approval_signing import Statement, age_problem, parse_code, public_key_of, verifies
-from modelops.credentials import TOKEN, mint_token
+from modelops.credentials import DEFAULT_TOKEN_DAYS, TOKEN, mint_token
 from modelops.errors import ModelOpsError, NotPermittedError
 from modelops.platform import SERVICE_ACTOR, current_actor
 from modelops.store.records import ACCESS_STAGE, PEOPLE_SCOPE, AuditFact, Change, GovernanceStore, PersonInfo
@@ -29,7 +29,6 @@ from serving.tokens import StorePlatform as AdminPlatform, publish_head_file
 
 PERSON_NAME = re.compile(r"[a-z][a-z0-9._-]{0,99}")
 TOKEN_ENV = "MODELOPS_APPROVER_TOKEN"
-DEFAULT_TOKEN_DAYS = 90
 
 
 class Role(StrEnum):

@@ -6,17 +6,14 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from modelops.cli_output import flat, number
+from modelops.cli_render import Block, Table, plain_table, plain_text
 from modelops.platform import Platform
 from modelops.store.records import GovernedVersion
 from tasks.integrity import ROLES, alias_findings, tag_differences
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return plain_table(Table(headers, rows))
 
 
 def _duration(start: datetime | None, end: datetime | None) -> str:
@@ -107,14 +104,15 @@ def status_data(platform: Platform, models: Sequence[str], metrics: dict[str, st
              "findings": findings_text(platform, model), **last_monitoring(platform, model)} for model in models]
 
 
-def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> str:
+def status_blocks(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> list[Block]:
+    """Per model: its versions' table, findings, the newest sweep and monitoring verdicts."""
     if not models:
-        return "No models registered yet. Run `modelops demo` or `modelops register <model>`."
-    parts = []
+        return ["No models registered yet. Run `modelops demo` or `modelops register <model>`."]
+    parts: list[Block] = []
     for model in models:
         metric = metrics.get(model)
         headers = [h.format(metric=metric or "metric") for h in VERSION_HEADERS]
-        parts.append(f"== {model}\n" + format_table(headers, version_rows(platform, model, metric)))
+        parts.append(Table(headers, version_rows(platform, model, metric), heading=model))
         parts += findings_text(platform, model)
         last = last_monitoring(platform, model)
         if last["sweep"]:
@@ -127,7 +125,14 @@ def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, st
                          # A verdict only beside a value judged against a limit; the others are context.
                          + "".join(f" {v['metric']}={number(v['value'])}"
                                    + (f" ({v['verdict']})" if v.get("limit") is not None else "") for v in headline))
-    return "\n\n".join(parts)
+    return parts
+
+
+STATUS_SEPARATOR = "\n\n"
+
+
+def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> str:
+    return plain_text(status_blocks(platform, models, metrics), STATUS_SEPARATOR)
 
 
 def audit_data(platform: Platform, model: str) -> list[dict[str, Any]]:
@@ -137,17 +142,18 @@ def audit_data(platform: Platform, model: str) -> list[dict[str, Any]]:
              "record_hash": entry.record_hash} for entry in platform.store.audit_trail(model)]
 
 
-def audit_text(platform: Platform, model: str) -> str:
+def audit_blocks(platform: Platform, model: str) -> list[Block]:
     """One table row per entry, oldest first; under each row its evidence in full, one item per line."""
     trail = platform.store.audit_trail(model)
     if not trail:
-        return f"No audit entries for {model}."
+        return [f"No audit entries for {model}."]
     rows = [[entry.at.strftime("%Y-%m-%d %H:%M:%S"), entry.actor, entry.stage, entry.action,
              f"v{entry.version}" if entry.version else "-", entry.outcome] for entry in trail]
-    lines = format_table(["when (UTC)", "who", "stage", "what", "version", "outcome"], rows).splitlines()
-    out = lines[:2]
-    for entry, line in zip(trail, lines[2:]):
-        out.append(line)
-        out += [f"    {key}: {flat(value)}" for key, value in entry.evidence.items()
-                if value not in (None, [], {}, "")]
-    return "\n".join(out)
+    evidence = [[f"{key}: {flat(value)}" for key, value in entry.evidence.items() if value not in (None, [], {}, "")]
+                for entry in trail]
+    return [Table(["when (UTC)", "who", "stage", "what", "version", "outcome"], rows, details=evidence,
+                  details_column=3)]
+
+
+def audit_text(platform: Platform, model: str) -> str:
+    return plain_text(audit_blocks(platform, model))

@@ -1,26 +1,11 @@
-"""How far a chunked scoring run is: a progress artifact in the Prefect UI (0-100 %) and, when the CLI asks for it,
-a one-line bar on its stderr."""
+"""How far a chunked scoring run is: a progress artifact in the Prefect UI (0-100 %), and rows read of the input's
+rows (tasks.progress) for whoever listens (the CLI's bar)."""
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Iterator, TextIO
 from uuid import UUID
 
-# The stream the CLI wants a bar on (its stderr on a terminal, or with --progress); None elsewhere (deployments,
-# the stage service, tests): a bar is for a person watching a terminal.
-TERMINAL_BAR: ContextVar[TextIO | None] = ContextVar("modelops_terminal_bar", default=None)
-
-
-@contextmanager
-def bar_on(stream: TextIO | None) -> Iterator[None]:
-    token = TERMINAL_BAR.set(stream)
-    try:
-        yield
-    finally:
-        TERMINAL_BAR.reset(token)
+from tasks.progress import Tracker
 
 
 def artifact_key(model: str) -> str:
@@ -31,44 +16,38 @@ def artifact_key(model: str) -> str:
     return stage_key("score-progress", model)
 
 
-def bar_text(fraction: float | None, rows: int, seconds: float, width: int = 30) -> str:
-    rate = rows / seconds if seconds > 0 else 0.0
-    if fraction is None:
-        return f"scored {rows:,} rows ({rate:,.0f} rows/s)"
-    filled = int(round(max(0.0, min(fraction, 1.0)) * width))
-    return f"[{'#' * filled}{'.' * (width - filled)}] {fraction:6.1%} {rows:,} rows ({rate:,.0f} rows/s)"
-
-
 class ScoreProgress:
-    """One run's progress: `advance` after each chunk with the rows scored so far and the share of the input read."""
+    """One run's progress: `advance` after each chunk with the share of the input read and the rows read so far
+    (chunks a killed run completed included: they are done)."""
 
     def __init__(self, model: str, label: str, resumed_chunks: int) -> None:
-        self.started = time.perf_counter()
-        self.stream = TERMINAL_BAR.get()
         self.artifact: UUID | None = None
         self.description = f"Scoring {label} with {model}" + (
             f", resumed after {resumed_chunks} completed chunk(s)" if resumed_chunks else "")
         self.model = model
+        self.tracker: Tracker | None = None
 
     def start(self) -> None:
         from prefect.artifacts import create_progress_artifact
 
         self.artifact = create_progress_artifact(0.0, key=artifact_key(self.model), description=self.description)
+        self.tracker = Tracker("score", f"scoring with {self.model}", None, "rows")
 
-    def advance(self, fraction: float | None, rows: int) -> None:
+    def advance(self, fraction: float | None, rows_read: int) -> None:
         from prefect.artifacts import update_progress_artifact
 
         if self.artifact is not None and fraction is not None:
             update_progress_artifact(self.artifact, round(100 * fraction, 2))
-        if self.stream is not None:
-            self.stream.write("\r" + bar_text(fraction, rows, time.perf_counter() - self.started))
-            self.stream.flush()
+        if self.tracker is not None:
+            # Parquet knows its rows; a CSV's share is of its bytes, so its total is an estimate until the end.
+            total = round(rows_read / fraction) if fraction else None
+            self.tracker.update(rows_read, max(total, rows_read) if total is not None else None)
 
     def finish(self) -> None:
         from prefect.artifacts import update_progress_artifact
 
         if self.artifact is not None:
             update_progress_artifact(self.artifact, 100.0)
-        if self.stream is not None:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.tracker is not None:
+            self.tracker.total = self.tracker.done  # a CSV's estimate gives way to the rows it had
+            self.tracker.finish()

@@ -20,6 +20,7 @@ from modelops.store.records import GovernanceStore, MonitoringPoint
 from tasks import as_task
 from tasks.drift import DriftResult
 from tasks.drift_stats import ReferenceStats, fast_drift, supports
+from tasks.progress import advance, tracked
 from tasks.verdicts import BREACH, OK, SKIPPED
 
 
@@ -86,23 +87,28 @@ class PlatformSource:
                           skipped=reference.note)
 
 
+def judge_drift(source: SweepSource, model: str) -> SweepVerdict | None:
+    """One model's drift verdict (None: nothing to judge); an error is its verdict's note."""
+    try:
+        item = source.load(model)
+        if item is None:
+            return None
+        if item.reference is None:
+            return SweepVerdict(item.model, item.version, item.window_start, item.window_end, len(item.current),
+                                None, skipped=item.skipped)
+        drift = fast_drift(item.reference, item.current, item.features, item.policy)
+    except Exception as exc:  # noqa: BLE001 - one broken model must not cost the chunk its verdicts
+        return SweepVerdict(model, None, None, None, 0, None, f"{type(exc).__name__}: {exc}")
+    return SweepVerdict(item.model, item.version, item.window_start, item.window_end, len(item.current), drift)
+
+
 def drift_chunk(source: SweepSource, models: list[str]) -> list[SweepVerdict]:
     verdicts = []
     for model in models:
-        try:
-            item = source.load(model)
-            if item is None:
-                continue
-            if item.reference is None:
-                verdicts.append(SweepVerdict(item.model, item.version, item.window_start, item.window_end,
-                                             len(item.current), None, skipped=item.skipped))
-                continue
-            drift = fast_drift(item.reference, item.current, item.features, item.policy)
-        except Exception as exc:  # noqa: BLE001 - one broken model must not cost the chunk its verdicts
-            verdicts.append(SweepVerdict(model, None, None, None, 0, None, f"{type(exc).__name__}: {exc}"))
-            continue
-        verdicts.append(SweepVerdict(item.model, item.version, item.window_start, item.window_end,
-                                     len(item.current), drift))
+        verdict = judge_drift(source, model)
+        if verdict is not None:
+            verdicts.append(verdict)
+        advance("sweep")
     return verdicts
 
 
@@ -115,8 +121,9 @@ def chunks(models: list[str], size: int) -> list[list[str]]:
 
 def sweep_drift(source: SweepSource, models: list[str], chunk_size: int) -> list[SweepVerdict]:
     """Run inside a flow: one task per chunk, run concurrently by the flow's task runner."""
-    futures = [drift_chunk_task.submit(source, chunk) for chunk in chunks(models, chunk_size)]
-    return [verdict for future in futures for verdict in future.result()]
+    with tracked("sweep", f"sweeping {len(models)} models for drift", len(models), "models"):
+        futures = [drift_chunk_task.submit(source, chunk) for chunk in chunks(models, chunk_size)]
+        return [verdict for future in futures for verdict in future.result()]
 
 
 def store_verdicts(store: GovernanceStore, verdicts: list[SweepVerdict]) -> int:

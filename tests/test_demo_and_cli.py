@@ -75,6 +75,7 @@ def test_cli_reports_bad_input_without_a_traceback(state_home: Path, capsys: pyt
 
 def test_help_does_not_import_the_heavy_libraries() -> None:
     code = ("import sys\nfrom modelops.cli import build_parser\nbuild_parser().format_help()\n"
-            "heavy = {'prefect', 'mlflow', 'evidently', 'great_expectations'} & set(sys.modules)\n"
+            # rich only draws on a terminal; the store (SQLAlchemy) only answers commands that read it
+            "heavy = {'prefect', 'mlflow', 'evidently', 'great_expectations', 'rich', 'sqlalchemy'} & set(sys.modules)\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -170,6 +170,48 @@ def test_a_request_for_anything_but_a_stage_command_is_refused(stack: Stack) -> 
     assert "approve" in answer["fix"]
 
 
+def answer_lines(stack: Stack, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every line the service sends for a raw request, until it closes the connection."""
+    with stack.connect() as conn:
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        with conn.makefile("rb") as answer:
+            return [json.loads(line) for line in answer]
+
+
+def test_a_run_that_asks_for_progress_gets_its_steps_before_the_answer(stack: Stack) -> None:
+    from modelops.services.stage_service import run_stage
+    from tasks.progress import Step
+
+    lines = answer_lines(stack, {"op": "run", "stage": "sweep", "params": {}, "progress": True})
+    assert lines[-1]["ok"] is True and all(set(line) == {"progress"} for line in lines[:-1])
+    steps = [Step.from_data(line["progress"]) for line in lines[:-1]]
+    models = lines[-1]["result"]["models"]
+    assert [step.done for step in steps if step.key == "sweep"] == list(range(models + 1)) + [models]
+    # the client's side: the same steps through its listener, the answer as before
+    heard: list[Step] = []
+    answer = run_stage(stack.endpoint, "sweep", {}, heard.append)
+    assert answer["ok"] is True and [step.done for step in heard] == [step.done for step in steps]
+
+
+def test_a_cli_on_a_terminal_draws_the_services_progress_and_prints_the_result_alone(stack: Stack) -> None:
+    from tests.terminal import ANSI, run_on_terminal, terminal_env
+
+    env = terminal_env(MODELOPS_HOME=str(stack.home))
+    env.pop("PREFECT_API_URL", None)
+    code, terminal, stdout = run_on_terminal(["sweep"], env, terminal="stderr")
+    shown = ANSI.sub(b"", terminal).decode()
+    assert code == 0, shown[-2000:]
+    swept = stdout.decode()
+    models = int(swept.split(" of ", 1)[1].split(" ", 1)[0])  # "sweep: J of N models judged; ..."
+    assert f"{models}/{models} models" in shown and "sweeping" in shown
+    assert swept.startswith("sweep: ") and "\x1b" not in swept and f"/{models}" not in swept
+
+
+def test_a_run_that_does_not_ask_for_progress_gets_its_answer_alone(stack: Stack) -> None:
+    [answer] = answer_lines(stack, {"op": "run", "stage": "sweep", "params": {}})
+    assert answer["ok"] is True and answer["result"]["models"] >= 3
+
+
 @contextmanager
 def register_running_in_the_service(stack: Stack, train_end: str) -> Iterator[tuple[subprocess.Popen[str], Any]]:
     """A `modelops register` CLI whose flow run is running in the service's child: (the CLI, the flow run). The CLI

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelops.errors import ModelOpsError
+from tasks.progress import Listener, Step, reporting_to
 
 if TYPE_CHECKING:
     from modelops.settings import Settings
@@ -54,6 +55,7 @@ WARM_MODULES = ("prefect", "prefect.client.orchestration", "prefect.logging.hand
 # Packages whose every module is imported too: per-model flows and the demo's training code, which specs name.
 WARM_PACKAGES = ("flows.models", "examples")
 MAX_REQUEST_BYTES = 64 * 1024
+PROGRESS_KEY = "progress"  # a request asking for its run's steps; each step line of the answer
 # A Unix socket's path must fit in sockaddr_un.sun_path (108 bytes on Linux, with its terminating NUL).
 MAX_SOCKET_PATH = 107
 # The whole request must arrive within this (the CLI sends it at once): a stalled client cannot hold the parent.
@@ -122,14 +124,21 @@ def _connect(endpoint: Endpoint, timeout: float | None) -> socket.socket:
     return conn
 
 
-def _exchange(endpoint: Endpoint, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+def _exchange(endpoint: Endpoint, request: dict[str, Any], timeout: float | None,
+              on_progress: Listener | None = None) -> dict[str, Any]:
+    """Send the request; the answer is its last line, after the progress lines of a run that asked for them."""
     with _connect(endpoint, timeout) as conn:
         conn.sendall(json.dumps(request).encode() + b"\n")
         with conn.makefile("rb") as answer:
-            line = answer.readline()
-    if not line:
-        raise ConnectionError("the stage service closed the connection without an answer")
-    return dict(json.loads(line))
+            while True:
+                line = answer.readline()
+                if not line:
+                    raise ConnectionError("the stage service closed the connection without an answer")
+                decoded = dict(json.loads(line))
+                if PROGRESS_KEY not in decoded:
+                    return decoded
+                if on_progress is not None:
+                    on_progress(Step.from_data(decoded[PROGRESS_KEY]))
 
 
 def ping(endpoint: Endpoint, timeout: float = 2.0) -> dict[str, Any] | None:
@@ -177,15 +186,18 @@ def stage_parameters(params: dict[str, Any], cwd: Path) -> dict[str, Any]:
     return resolved
 
 
-def run_stage(endpoint: Endpoint, stage: str, params: dict[str, Any]) -> dict[str, Any]:
+def run_stage(endpoint: Endpoint, stage: str, params: dict[str, Any],
+              on_progress: Listener | None = None) -> dict[str, Any]:
     """Ask the service to run one stage; its answer: {"ok": true, "result": ...} or {"ok": false, "what", "fix",
-    "code", "type", "traceback"}."""
+    "code", "type", "traceback"}. With `on_progress`, the run's steps (tasks.progress) reach it as they happen."""
     from modelops.platform import current_actor
 
     # The actor as this process sees it (MODELOPS_USER included): the service's child acts as it.
     request = {"op": "run", "stage": stage, "params": params, "actor": current_actor()}
+    if on_progress is not None:
+        request[PROGRESS_KEY] = True
     try:
-        return _exchange(endpoint, request, timeout=None)
+        return _exchange(endpoint, request, timeout=None, on_progress=on_progress)
     except (OSError, ValueError) as exc:
         raise ModelOpsError(f"the stage service at {endpoint.path} failed to answer ({exc})",
                             "read its log (<state home>/logs/stage-service.log); `modelops down` then `modelops up` "
@@ -198,6 +210,7 @@ class StageRequest:
     stage: str
     params: dict[str, Any]
     actor: str | None
+    progress: bool = False  # send the run's steps as {"progress": {...}} lines before the answer
 
 
 def checked_request(raw: Any) -> StageRequest:
@@ -209,10 +222,10 @@ def checked_request(raw: Any) -> StageRequest:
 
     if not isinstance(raw, dict) or raw.get("op") != "run":
         raise ModelOpsError("the request is not a stage request", 'send {"op": "run", "stage": ..., "params": {...}}')
-    unknown_keys = sorted(set(raw) - {"op", "stage", "params", "actor"})
+    unknown_keys = sorted(set(raw) - {"op", "stage", "params", "actor", PROGRESS_KEY})
     if unknown_keys:
         raise ModelOpsError(f"the request has unknown fields: {', '.join(unknown_keys)}",
-                            "send only op, stage, params and actor")
+                            f"send only op, stage, params, actor and {PROGRESS_KEY}")
     stage, params, actor = raw.get("stage"), raw.get("params", {}), raw.get("actor")
     if stage not in STAGE_COMMANDS:
         raise ModelOpsError(f"{stage!r} is not a stage command", f"use one of: {', '.join(STAGE_COMMANDS)}")
@@ -234,7 +247,7 @@ def checked_request(raw: Any) -> StageRequest:
         raise ModelOpsError(f"parameters {', '.join(odd)} of {stage} are not plain values",
                             "send strings, numbers or booleans, as the CLI does")
     flow.validate_parameters(params)
-    return StageRequest(stage=stage, params=params, actor=actor)
+    return StageRequest(stage=stage, params=params, actor=actor, progress=raw.get(PROGRESS_KEY) is True)
 
 
 def clip(text: str, limit: int = MAX_ECHO) -> str:
@@ -298,6 +311,18 @@ class Child:
     """A forked child: a stage run answering on `conn`, or (no request) a recovery of runs left open."""
     conn: socket.socket | None = None
     request: StageRequest | None = None
+
+
+def progress_sender(conn: socket.socket) -> Listener:
+    """In a child: each step of the run as a line to the client, before its answer. Steps come from the flow's
+    threads (submitted tasks) and are sent whole, one at a time."""
+    lock = threading.Lock()
+
+    def send(step: Step) -> None:
+        with lock:
+            _send(conn, {PROGRESS_KEY: step.as_data()}, timeout=None)
+
+    return send
 
 
 def _send(conn: socket.socket, answer: dict[str, Any], timeout: float | None = SEND_TIMEOUT_SECONDS) -> None:
@@ -495,7 +520,8 @@ def run_child(settings: Settings, child: Child) -> int:
     watch = interrupt_when_client_leaves(child.conn)
     try:
         try:
-            with prefect.tags(*Owner.current().flow_run_tags()):
+            with prefect.tags(*Owner.current().flow_run_tags()), reporting_to(
+                    progress_sender(child.conn) if request.progress else None):
                 answer = {"ok": True, "result": stage_result(request.stage, request.params), "pid": os.getpid()}
         except Exception as exc:  # noqa: BLE001 - every error is answered the way the CLI reports it
             answer = error_answer(exc, request.stage, settings)

@@ -117,7 +117,7 @@ def test_a_run_killed_midway_resumes_after_its_last_completed_chunk_without_dupl
     assert again.returncode == 0, stderr
     resumed = json.loads(stdout)
     assert resumed["resumed_chunks"] == done_before and resumed["rows"] == len(frame)
-    assert f"100.0% {len(frame) - done_before * rows:,} rows" in stderr  # the rows this run scored
+    assert f"100.0% {len(frame):,} of {len(frame):,} rows" in stderr  # the completed chunks count as done
     outputs = pd.read_parquet(resumed["output_path"])
     assert outputs["prediction_id"].tolist() == frame["flight_id"].astype(str).tolist()
     logged = logged_rows()

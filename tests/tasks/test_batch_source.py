@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from modelops.errors import DataError
-from tasks.batch_progress import bar_text
+from modelops.cli_progress import bar_text
 from tasks.batch_source import CsvSource, ParquetSource, SqlSource, open_source
 
 
@@ -61,4 +61,6 @@ def test_csv_chunks_cover_the_file_and_end_at_the_whole_of_it(tmp_path: Path) ->
 
 
 def test_the_bar_shows_the_share_read_and_the_rows_scored() -> None:
-    assert bar_text(0.5, 1500, 1.0, width=10) == "[#####.....]  50.0% 1,500 rows (1,500 rows/s)"
+    # 1,500 of 3,000 rows read, 500 of them in this run's second: a resumed run's rate counts its own rows
+    assert bar_text(1500, 3000, "rows", 1.0, 500, width=10) == "[#####.....]  50.0% 1,500 of 3,000 rows (500 rows/s)"
+    assert bar_text(1500, None, "rows", 1.0, 1500) == "1,500 rows (1,500 rows/s)"
