@@ -6,11 +6,12 @@ for the runs the triggers start: starting them itself would hide the chain and r
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, get_type_hints
 
 from modelops.errors import ModelOpsError
 from modelops.lifecycle import ApprovalStatus
@@ -162,7 +163,32 @@ class ThroughDeployments:
                                      f"({state})",
                                 f"read the stage runner's log {self.runner_log} and the run in the Prefect UI "
                                 f"({self.api_url.removesuffix('/api')}/runs/flow-run/{run.id})")
-        return run.state.result()
+        return stage_result(stage, run)
+
+
+def stage_result(stage: str, run: Any) -> Any:
+    """What a completed run of a stage's flow returned, as that flow's return type. The runner keeps it as JSON
+    (modelops/services/runner.py); its class is named after the module the runner loaded the flow file as, which
+    this process does not have, so the JSON is read here and validated against the flow's own return type."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+    metadata = run.state.data
+    if metadata is None or getattr(metadata, "storage_key", None) is None:
+        raise ModelOpsError(f"the {stage} run {run.name} kept no result",
+                            "restart the stack (`modelops down`, `modelops up`): its stage runner keeps results")
+    path = Path(metadata.storage_key)
+    if not path.is_absolute():
+        path = Path(PREFECT_LOCAL_STORAGE_PATH.value()) / path
+    data = json.loads(path.read_bytes())
+    return return_type(stage).model_validate(data["data"] if "__class__" in data else data)
+
+
+def return_type(stage: str) -> Any:
+    """The return type of the stage's flow (flows/<stage>.py), a pydantic model."""
+    import importlib
+
+    function = getattr(importlib.import_module(f"flows.{stage}"), stage).fn
+    return get_type_hints(function)["return"]
 
 
 def matches(actual: dict[str, Any], expected: dict[str, str]) -> bool:
