@@ -13,7 +13,7 @@ from typing import Iterator
 import pandas as pd
 
 from modelops.demo_serving import serve_online_and_on_a_stream
-from modelops.lifecycle import ApprovalStatus
+from modelops.demo_runs import InProcess, StageRuns, demo_stage_runs
 from modelops.platform import Platform, get_platform
 from modelops.reporting import format_table, status_text
 from modelops.spec import LifecycleSpec, Window, load_spec
@@ -37,15 +37,14 @@ def _day_after(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
 
 
-def serve_window(platform: Platform, spec: LifecycleSpec, start: date, end: date):  # type: ignore[no-untyped-def]
+def serve_window(platform: Platform, spec: LifecycleSpec, start: date, end: date,
+                 runs: StageRuns | None = None):  # type: ignore[no-untyped-def]
     """Score a window's traffic with the champion, let its labels arrive, and monitor that window."""
-    from flows.monitor import monitor
-    from flows.score import score
-
+    runs = runs or InProcess()
     batch, labels = write_traffic(platform, spec, start, end)
-    scored = score(model=spec.name, input_path=str(batch))
+    scored = runs.score(spec.name, str(batch))
     record_ground_truth(platform, spec, pd.read_parquet(labels), str(labels))
-    checked = monitor(model=spec.name, window_end=_day_after(end), window_days=(end - start).days)
+    checked = runs.monitor(spec.name, _day_after(end), (end - start).days)
     return scored, checked
 
 
@@ -60,21 +59,8 @@ def segment_check_text(platform: Platform, model: str, version: str) -> str:
 
 
 def onboard(model: str) -> str:
-    """register -> validate -> approve -> deploy; returns the serving version."""
-    from flows.approve import approve
-    from flows.deploy import deploy
-    from flows.register import register
-    from flows.validate import validate
-
-    registered = register(model=model)
-    validated = validate(model=model, version=registered.version)
-    if not validated.passed:
-        raise SystemExit(f"{model} v{registered.version} failed validation: {validated.failures}")
-    approved = approve(model=model, version=registered.version)
-    if approved.status != ApprovalStatus.approved:
-        raise SystemExit(f"{model} v{registered.version} was not approved: {approved.reasons}")
-    deploy(model=model, version=registered.version, role="champion")
-    return registered.version
+    """register -> validate -> approve -> deploy in this process; returns the serving version."""
+    return InProcess().onboard(model)
 
 
 NON_SKLEARN_MODEL = "flight-delay-lgbm"
@@ -108,12 +94,12 @@ def run_demo() -> int:
     with acting_as_demo_person(platform) as person:
         print(f"State directory: {platform.settings.home}")
         print(f"Acting as: {person} (see `modelops people list`)")
-        return _run_demo(platform)
+        runs = demo_stage_runs(platform.settings)
+        print(f"Stages run {runs.description}")
+        return _run_demo(platform, runs)
 
 
-def _run_demo(platform: Platform) -> int:
-    from flows.retrain import retrain
-
+def _run_demo(platform: Platform, runs: StageRuns) -> int:
     started = time.perf_counter()
     spec = load_spec("flight-delay")
     timeline: list[list[str]] = []
@@ -127,13 +113,13 @@ def _run_demo(platform: Platform) -> int:
         print(status_text(platform, DEMO_MODELS, DEMO_METRICS))
         return 0
 
-    first = onboard(spec.name)
+    first = runs.onboard(spec.name)
     timeline.append(["register..deploy", f"v{first}", "trained on 2013-01-01..2013-02-15, now @champion"])
     timeline.append(["approve (own flow)", f"v{first}", segment_check_text(platform, spec.name, first)])
-    winter_scored, winter = serve_window(platform, spec, date(2013, 2, 15), date(2013, 3, 1))
+    winter_scored, winter = serve_window(platform, spec, date(2013, 2, 15), date(2013, 3, 1), runs)
     timeline.append(["score+monitor Feb 15-28", f"v{first}",
                      f"{winter_scored.rows} flights, drift share {winter.drift_share:.2f} -> {winter.verdict}"])
-    summer_scored, summer = serve_window(platform, spec, date(2013, 7, 1), date(2013, 8, 1))
+    summer_scored, summer = serve_window(platform, spec, date(2013, 7, 1), date(2013, 8, 1), runs)
     timeline.append(["score+monitor July", f"v{first}",
                      f"{summer_scored.rows} flights, drift share {summer.drift_share:.2f} "
                      f"({', '.join(summer.drifted_columns)}) -> {summer.verdict}"])
@@ -145,7 +131,7 @@ def _run_demo(platform: Platform) -> int:
     if summer.drift_verdict != "breach":
         print("Expected seasonal drift in July was not detected: nothing to retrain.")
         return 1
-    outcome = retrain(model=spec.name)
+    outcome = runs.retrain(spec.name, breach=summer)
     if outcome.champion_value is not None:
         timeline.append(["retrain (drift-detected)", f"v{outcome.challenger}",
                          f"{outcome.metric} on recent labelled flights: challenger {outcome.challenger_value:.4f} vs "
@@ -153,13 +139,14 @@ def _run_demo(platform: Platform) -> int:
     if outcome.retired:
         timeline.append(["retire", f"v{outcome.retired}", "replaced champion retired, artifacts and audit kept"])
 
-    bike = onboard("bike-demand")
-    bike_scored, bike_check = serve_window(platform, load_spec("bike-demand"), date(2011, 7, 1), date(2011, 7, 15))
+    bike = runs.onboard("bike-demand")
+    bike_scored, bike_check = serve_window(platform, load_spec("bike-demand"), date(2011, 7, 1), date(2011, 7, 15),
+                                           runs)
     timeline.append(["bike-demand onboard+score+monitor", f"v{bike}",
                      f"{bike_scored.rows} hours scored, MAE {bike_check.performance_value or float('nan'):.1f}, "
                      f"drift share {bike_check.drift_share:.2f} -> {bike_check.verdict}"])
     # bike-demand's spec names its own retrain flow (flows/models/bike_demand.py): the standard stage hands over.
-    bike_retrain = retrain(model="bike-demand")
+    bike_retrain = runs.retrain("bike-demand", breach=bike_check)
     timeline.append(["bike-demand retrain (own flow)", f"v{bike_retrain.challenger}",
                      f"{bike_retrain.procedure}; {bike_retrain.metric} challenger "
                      f"{bike_retrain.challenger_value or float('nan'):.1f} vs champion "
@@ -167,7 +154,7 @@ def _run_demo(platform: Platform) -> int:
 
     # A model not built with scikit-learn, served to applications online and on a stream.
     lgbm_spec = load_spec(NON_SKLEARN_MODEL)
-    lgbm = onboard(lgbm_spec.name)
+    lgbm = runs.onboard(lgbm_spec.name)
     holdout = float(platform.catalog.version(lgbm_spec.name, lgbm).tags["holdout_roc_auc"])
     timeline.append([f"{lgbm_spec.name} onboard", f"v{lgbm}", f"a LightGBM booster in its text format, scanned, "
                                                              f"holdout roc_auc {holdout:.3f}, now @champion"])

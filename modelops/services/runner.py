@@ -14,6 +14,13 @@ def main() -> int:
     if not os.environ.get("PREFECT_API_URL"):
         print("PREFECT_API_URL is not set: start the stack with `modelops up`", file=sys.stderr)
         return 2
+    # A flow run's return value is kept (as JSON under PREFECT_HOME/storage, the state directory's), so a caller of
+    # `run_deployment` - `make demo` through the stack - reads what the stage returned (modelops.demo_runs); task
+    # results are not (a task may return a whole data frame). JSON, not pickle: the runner loads each flow from its
+    # file, so a pickled result names a module (`register`) that only the runner has.
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
+    os.environ.setdefault("PREFECT_RESULTS_DEFAULT_SERIALIZER", "json")
+    os.environ.setdefault("PREFECT_TASKS_DEFAULT_PERSIST_RESULT", "false")
     from prefect import serve
 
     from modelops.services.deployments import runner_deployments
