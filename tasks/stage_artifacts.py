@@ -99,10 +99,15 @@ def _failure(failures: list[str], prefix: str) -> str | None:
     return next((f for f in failures if f.startswith(prefix)), None)
 
 
+# An empty check cell: a lone "-" would render as a Markdown list bullet.
+NO_CHECK = "—"
+
+
 def bound_text(bound: Bound) -> str | None:
     if bound.min is not None and bound.max is not None:
         return f"{bound.min} .. {bound.max}"
-    return f">= {bound.min}" if bound.min is not None else f"<= {bound.max}" if bound.max is not None else None
+    # ≥ and ≤, not >= and <=: the UI renders each table cell as Markdown, where a leading ">" makes a quotation.
+    return f"≥ {bound.min}" if bound.min is not None else f"≤ {bound.max}" if bound.max is not None else None
 
 
 def _security_rows(report: dict[str, Any], failures: list[str]) -> list[dict[str, Any]]:
@@ -131,7 +136,7 @@ def _quality_rows(spec: LifecycleSpec, quality: dict[str, Any], failures: list[s
     gate = _gate("data-quality")
     failed = _failure(failures, "data quality:")
     rows = [_row(gate, "share of expectations met", quality.get("success_share"),
-                 f">= {spec.validation.data_quality.min_success_share}", FAIL if failed else PASS,
+                 f"≥ {spec.validation.data_quality.min_success_share}", FAIL if failed else PASS,
                  failed.removeprefix("data quality: ") if failed
                  else f"{quality.get('evaluated', 0)} expectations on the holdout")]
     mostly = {(e["type"], e["kwargs"].get("column")): e["kwargs"].get("mostly") for e in suite or []}
@@ -169,20 +174,20 @@ def validation_rows(spec: LifecycleSpec, report: dict[str, Any],
     rows = _security_rows(report, failures)
     window = report.get("holdout_window") or []
     if not window:
-        return rows + [_row(_gate(g), "-", None, None, NOT_RUN, "the security scan failed")
+        return rows + [_row(_gate(g), NO_CHECK, None, None, NOT_RUN, "the security scan failed")
                        for g in ("schema", "holdout-metrics", "data-quality", "fairness")]
     schema_failed = _failure(failures, "schema:")
     rows.append(_row(_gate("schema"), "holdout conforms to the model's signature", report.get("holdout_rows"), None,
                      FAIL if schema_failed else PASS,
                      schema_failed.removeprefix("schema: ") if schema_failed else f"holdout {window[0]}..{window[1]}"))
     if schema_failed:
-        return rows + [_row(_gate(g), "-", None, None, NOT_RUN, "the schema gate failed")
+        return rows + [_row(_gate(g), NO_CHECK, None, None, NOT_RUN, "the schema gate failed")
                        for g in ("holdout-metrics", "data-quality", "fairness")]
     rows += _metric_rows(spec, report.get("metrics") or {}, failures)
     rows += _quality_rows(spec, report.get("data_quality") or {}, failures, suite)
     fairness = report.get("fairness") or {}
     rows += _fairness_rows(fairness, failures) if fairness else [
-        _row(_gate("fairness"), "-", None, None, NOT_GATED, "the spec lists no protected attributes")]
+        _row(_gate("fairness"), NO_CHECK, None, None, NOT_GATED, "the spec lists no protected attributes")]
     onnx = report.get("onnx") or {}
     if onnx:
         rows.append(_row("onnx-conversion", "max |score difference| (not a gate)", onnx.get("max_abs_difference"),

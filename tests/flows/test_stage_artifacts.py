@@ -110,12 +110,12 @@ def test_the_gate_table_holds_each_checks_value_limit_and_verdict(day: dict[str,
     rows = rows_of(day["gates"])
     by_check = {(r["gate"], r["check"]): r for r in rows}
     auc = by_check[("holdout-metrics", "roc_auc")]
-    assert auc["value"] == pytest.approx(day["validated"].metrics["roc_auc"]) and auc["limit"] == ">= 0.6"
+    assert auc["value"] == pytest.approx(day["validated"].metrics["roc_auc"]) and auc["limit"] == "≥ 0.6"
     assert auc["verdict"] == "pass"
-    assert by_check[("holdout-metrics", "log_loss")]["limit"] == "<= 0.6"
+    assert by_check[("holdout-metrics", "log_loss")]["limit"] == "≤ 0.6"
     assert by_check[("holdout-metrics", "f1")]["verdict"] == "not gated"  # measured, no threshold in the spec
     quality = by_check[("data-quality", "share of expectations met")]
-    assert quality["limit"] == ">= 0.9" and quality["value"] >= 0.9 and quality["verdict"] == "pass"
+    assert quality["limit"] == "≥ 0.9" and quality["value"] >= 0.9 and quality["verdict"] == "pass"
     assert by_check[("security-scan", "pinned files and scan findings")]["value"] == 0
     assert {r["gate"] for r in rows} >= {"security-scan", "schema", "holdout-metrics", "data-quality", "fairness"}
     assert set(rows[0]) == {"gate", "check", "value", "limit", "verdict", "detail"}
