@@ -4,9 +4,10 @@ process pointed at its Prefect API for the duration, and everything stopped afte
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from tests.conftest import drain_prefect_workers
 
@@ -45,3 +46,27 @@ def live_stack(home: Path, **up_options: Any) -> Iterator[tuple[str, list[Any], 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def stage_runs(deployment: str) -> list[Any]:
+    """The runs of a stage deployment that have started (not the scheduled ones)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, \
+        FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    started = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+        any_=[t for t in StateType if t != StateType.SCHEDULED])))
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_run_filter=started, deployment_filter=DeploymentFilter(
+            name=DeploymentFilterName(any_=[deployment])))
+
+
+def wait_until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pandas as pd
 import pytest
 
-from tests.live_stack import live_stack
+from tests.live_stack import live_stack, stage_runs, wait_until
 from tests.slack_receiver import SlackReceiver, start_receiver
 
 pytestmark = pytest.mark.e2e
@@ -30,16 +30,7 @@ class LiveStack:
         self.services = services
 
     def runs(self, deployment: str) -> list[Any]:
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, \
-            FlowRunFilterState, FlowRunFilterStateType
-        from prefect.client.schemas.objects import StateType
-
-        not_scheduled = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-            any_=[t for t in StateType if t != StateType.SCHEDULED])))
-        with get_client(sync_client=True) as client:
-            return client.read_flow_runs(flow_run_filter=not_scheduled, deployment_filter=DeploymentFilter(
-                name=DeploymentFilterName(any_=[deployment])))
+        return stage_runs(deployment)
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +60,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     for service in services:
         with pytest.raises(ProcessLookupError):
             os.kill(service.pid, 0)
-
-
-def wait_until(probe, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def feed_window(start: date, end: date) -> None:

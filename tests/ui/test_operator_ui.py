@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,7 +17,7 @@ import pandas as pd
 import pytest
 
 from tasks.validation import GATE_TASK_NAMES
-from tests.live_stack import live_stack
+from tests.live_stack import live_stack, stage_runs, wait_until
 from tests.ui.browser import FLAGS, INSTALL_HINT, find_chromium
 
 CHROMIUM = find_chromium()
@@ -39,30 +38,6 @@ class OperatorDay:
     @property
     def ui_url(self) -> str:
         return self.api_url.removesuffix("/api")
-
-
-def stage_runs(deployment: str) -> list[Any]:
-    """The runs of a stage deployment that have started (not the scheduled ones)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, \
-        FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-
-    started = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-        any_=[t for t in StateType if t != StateType.SCHEDULED])))
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=started, deployment_filter=DeploymentFilter(
-            name=DeploymentFilterName(any_=[deployment])))
-
-
-def wait_until(probe, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def all_final(deployment: str, count: int) -> bool:
