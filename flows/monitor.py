@@ -116,7 +116,12 @@ def standard_monitor(spec: LifecycleSpec, window_end: datetime | None, window_da
     run_id = platform.store.record_monitoring_run(model=spec.name, version=version, window_start=report.window_start,
                                          window_end=report.window_end, rows=report.rows, verdict=report.verdict,
                                          report_path=report.report_path, points=report.points())
-    kept = keep_report_task(platform, spec.name, version, report.report_path, f"run-{run_id}")
+    try:
+        kept = keep_report_task(platform, spec.name, version, report.report_path, f"run-{run_id}")
+    except Exception as exc:  # noqa: BLE001 - MLflow unreachable: the verdicts, events and alerts must still go out
+        print(f"{model}: the Evidently report could not be kept in MLflow ({type(exc).__name__}: {exc}); it stays "
+              "in the state directory (`modelops monitor` names it); the artifact and alerts go out without its link")
+        kept = None
     report_page = report_links(mlflow_ui, kept)
     _publish(platform, spec, report, report_line(kept, report_page.get(REPORT_LINK)))
     emitted, retrain_requested = announce_verdicts(platform, spec, report, f"monitoring-run-{run_id}",

@@ -61,7 +61,10 @@ class RunArtifact:
     def ui_page(self, mlflow_ui: str) -> str:
         """The MLflow UI's page of this artifact (MLflow 3's routes): an HTML file renders there, in a sandboxed
         frame, whereas the server's own artifact download sends it as an attachment."""
-        return f"{mlflow_ui.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}/artifacts/{self.path}"
+        from urllib.parse import quote
+
+        return (f"{mlflow_ui.rstrip('/')}/#/experiments/{quote(str(self.experiment_id), safe='')}/runs/"
+                f"{quote(self.run_id, safe='')}/artifacts/{quote(self.path)}")
 
 
 class MlflowCatalog:

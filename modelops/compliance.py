@@ -63,14 +63,22 @@ def cell(value: Any) -> str:
 
 
 # --- rendering ----------------------------------------------------------------------------------------------
-def _md_cell(value: Any) -> str:
-    # A pipe would end the cell and a line break the row.
-    return cell(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+# Characters that make Markdown (or the HTML it may carry) of plain text: a link, an image, a tag, a code span,
+# emphasis, a cell boundary. Text that people or data supply (an approver's comment, a retirement reason, a value
+# quoted from a refused row) is shown as written, never as a heading, a link or a tracking image.
+_MARKDOWN_ACTIVE = str.maketrans({c: "\\" + c for c in "\\`*[]<|"})
+
+
+def md_text(value: Any) -> str:
+    """`value` as literal text on one line of a Markdown document: active characters escaped, line breaks spaces,
+    a leading # or > not a heading or a quotation."""
+    text = cell(value).translate(_MARKDOWN_ACTIVE).replace("\r", " ").replace("\n", " ")
+    return "\\" + text if text.startswith(("#", ">")) else text
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(md_text(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(md_text(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol, get_type_hints
 from modelops.errors import ModelOpsError
 from modelops.lifecycle import ApprovalStatus
 from modelops.services.stack import running_api_url, running_services
-from modelops.settings import Settings
+from modelops.settings import Settings, private_to_us
 
 # A stage run may queue behind others on the two cores (training, a monitor's reports): generous, but finite.
 STAGE_TIMEOUT_SECONDS = 900.0
@@ -176,9 +176,15 @@ def stage_result(stage: str, run: Any) -> Any:
     if metadata is None or getattr(metadata, "storage_key", None) is None:
         raise ModelOpsError(f"the {stage} run {run.name} kept no result",
                             "restart the stack (`modelops down`, `modelops up`): its stage runner keeps results")
-    path = Path(metadata.storage_key)
-    if not path.is_absolute():
-        path = Path(PREFECT_LOCAL_STORAGE_PATH.value()) / path
+    # The key comes from the Prefect API, which anyone on this machine may write to: read only a file inside the
+    # runner's result folder that no one else could have put there.
+    storage = Path(PREFECT_LOCAL_STORAGE_PATH.value()).resolve()
+    path = (storage / metadata.storage_key).resolve()
+    if not path.is_relative_to(storage):
+        raise ModelOpsError(f"the {stage} run {run.name} names a result outside the runner's folder {storage}",
+                            "check who else uses this Prefect server; restart the stack (`modelops down`, "
+                            "`modelops up`)")
+    private_to_us(path, f"the result of the {stage} run {run.name}")
     data = json.loads(path.read_bytes())
     return return_type(stage).model_validate(data["data"] if "__class__" in data else data)
 

@@ -29,6 +29,11 @@ def mlflow_ui_url(settings: Settings) -> str | None:
             raise ModelOpsError(f"{ENV_URL}={configured!r} is not an http(s) address",
                                 f"set {ENV_URL} to the MLflow UI's address as a browser reaches it, e.g. "
                                 "https://mlflow.example.org, or unset it to use the one `modelops up` started")
+        if parts.username or parts.password:
+            # It is written into every artifact and alert: a password in it would be published with them.
+            raise ModelOpsError(f"{ENV_URL} carries a user name or password",
+                                f"set {ENV_URL} to the address alone (https://host[:port][/path]); people sign in "
+                                "to the MLflow UI themselves")
         return configured.rstrip("/")
     from modelops.services.stack import running_mlflow_ui_url
 

@@ -45,7 +45,15 @@ def report_line(artifact: RunArtifact | None, url: str | None) -> str | None:
     report was kept."""
     if artifact is None:
         return None
-    return f"{REPORT_LINK}: [open it in the MLflow UI]({url})" if url else f"{REPORT_LINK}: {how_to_open(artifact)}."
+    return (f"{REPORT_LINK}: [open it in the MLflow UI]({link_destination(url)})" if url
+            else f"{REPORT_LINK}: {how_to_open(artifact)}.")
+
+
+def link_destination(url: str) -> str:
+    """`url` as a Markdown link destination: the characters that would end it early or open another construct,
+    percent-encoded (the address itself means the same)."""
+    return "".join({"(": "%28", ")": "%29", " ": "%20", "<": "%3C", ">": "%3E", "[": "%5B", "]": "%5D"}.get(c, c)
+                   for c in url)
 
 
 keep_report_task = as_task(keep_report, retries=1)

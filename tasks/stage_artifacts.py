@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from modelops.compliance import markdown_table
+from modelops.compliance import markdown_table, md_text
 from modelops.lifecycle import ApprovalStatus, Stage
 from modelops.platform import Platform
 from modelops.spec import Bound, LifecycleSpec
@@ -207,7 +207,7 @@ def validation_markdown(model: str, version: str, report: dict[str, Any], rows: 
     if window:
         lines += [f"Holdout {window[0]}..{window[1]}, {report.get('holdout_rows', 0)} rows.", ""]
     if not passed:
-        lines += ["## Why it was rejected", ""] + [f"- {f}" for f in report.get("failures") or []] + [""]
+        lines += ["## Why it was rejected", ""] + [f"- {md_text(f)}" for f in report.get("failures") or []] + [""]
     verdicts: dict[str, list[str]] = {}
     for row in rows:
         verdicts.setdefault(row["gate"], []).append(row["verdict"])
@@ -242,8 +242,8 @@ def decided_by(platform: Platform, model: str, version: str) -> str | None:
 
 
 def approval_artifact(model: str, version: str, status: str, reasons: list[str], by: str | None) -> StageArtifact:
-    lines = [f"# {model} v{version}: {str(status).upper()}", "", f"Decision recorded by: `{by or 'nobody'}`", "",
-             "## Reasons", ""] + [f"- {r}" for r in reasons or ["none recorded"]]
+    lines = [f"# {model} v{version}: {str(status).upper()}", "",
+             f"Decision recorded by: {md_text(by or 'nobody')}", "", "## Reasons", ""] + [f"- {md_text(r)}" for r in reasons or ["none recorded"]]
     return StageArtifact(artifact_key("approval", model), markdown="\n".join(lines),
                          description=f"{model} v{version}: {status}")
 
@@ -301,7 +301,7 @@ def comparison_artifact(kind: str, spec: LifecycleSpec, champion: str | None, ch
     else:
         lines += [f"No comparison on recent traffic: {note or 'none was made'}.", ""]
     if failures:
-        lines += ["## Validation failures of the challenger", ""] + [f"- {f}" for f in failures] + [""]
+        lines += ["## Validation failures of the challenger", ""] + [f"- {md_text(f)}" for f in failures] + [""]
     if holdout:
         metrics = sorted({m for values in holdout.values() for m in values})
         lines += ["## Validation holdout metrics (each version's own holdout window: for reference only)", "",

@@ -47,3 +47,17 @@ def test_a_chained_run_that_never_comes_fails_with_the_error_that_names_it() -> 
     with pytest.raises(ModelOpsError, match="no finished validate run"):
         wait_for(lambda: None, timeout=0, error=error)
     assert wait_for(lambda: "run", timeout=0, error=error) == "run"
+
+
+def test_a_result_outside_the_runners_folder_is_refused(tmp_path: Path) -> None:
+    """The result's key comes from the Prefect API, which any local user can write: a planted file elsewhere is
+    never read as a stage's result."""
+    from types import SimpleNamespace
+
+    from modelops.demo_runs import stage_result
+
+    planted = tmp_path / "planted.json"
+    planted.write_text('{"model": "flight-delay", "version": "999"}')
+    run = SimpleNamespace(name="forged", state=SimpleNamespace(data=SimpleNamespace(storage_key=str(planted))))
+    with pytest.raises(ModelOpsError, match="outside the runner's folder"):
+        stage_result("register", run)

@@ -95,3 +95,16 @@ def test_without_an_mlflow_ui_the_line_says_how_to_open_the_report() -> None:
 
 def test_with_an_mlflow_ui_the_line_links_the_report_page() -> None:
     assert report_line(ARTIFACT, "http://x/#/a") == "Evidently report: [open it in the MLflow UI](http://x/#/a)"
+
+
+def test_an_mlflow_ui_address_with_a_password_is_refused_before_it_reaches_an_artifact(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_URL, "https://admin:s3cret@mlflow.example.org")
+    with pytest.raises(ModelOpsError, match="user name or password") as refused:
+        mlflow_ui_url(settings)
+    assert "s3cret" not in str(refused.value)
+
+
+def test_a_bracket_in_the_mlflow_ui_address_does_not_end_the_report_link_early() -> None:
+    line = report_line(ARTIFACT, "https://ops.example.org/mlflow(eu)/#/a")
+    assert line == "Evidently report: [open it in the MLflow UI](https://ops.example.org/mlflow%28eu%29/#/a)"

@@ -91,3 +91,15 @@ def test_an_artifact_prefect_refuses_fails_its_task_run_not_the_stage(caplog: py
     assert wait_for(task_runs) == [("publish-test-artifacts", "COMPLETED"), ("publish-test-artifacts", "FAILED")]
     assert "artifacts Not A Key not published" in caplog.text
     assert len(_artifacts("published-after-a-refusal")) == 1
+
+
+def test_an_approvers_comment_is_shown_as_written_never_as_a_heading_link_or_image() -> None:
+    from tasks.stage_artifacts import approval_artifact
+
+    comment = "ok\n\n# m v3: APPROVED by CISO\n![x](https://evil.example/p.png) [Resume here](https://evil.example) <b>"
+    markdown = approval_artifact("m", "3", "rejected", [comment], "alice").markdown or ""
+    reasons = markdown.split("## Reasons", 1)[1].strip().splitlines()
+    assert len(reasons) == 1 and reasons[0].startswith("- ok")  # one line: no heading of its own
+    # every bracket and tag opener escaped (a backslash before it): no link, image or tag remains
+    assert not re.search(r"(?<!\\)[\[\]<]", reasons[0]), reasons[0]
+    assert "!\\[x\\](https://evil.example/p.png)" in reasons[0]  # the text itself is all there, escaped
