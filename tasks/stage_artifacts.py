@@ -308,7 +308,8 @@ def comparison_artifact(kind: str, spec: LifecycleSpec, champion: str | None, ch
                   markdown_table(["version", *metrics], [[f"v{v}", *[values.get(m) for m in metrics]]
                                                          for v, values in holdout.items()])]
     return StageArtifact(artifact_key(kind, spec.name), markdown="\n".join(lines),
-                         description=f"{spec.name}: challenger v{challenger} vs champion v{champion}: {outcome}")
+                         description=f"{spec.name}: challenger v{challenger} vs "
+                                     f"{f'champion v{champion}' if champion else 'no champion'}: {outcome}")
 
 
 def holdout_metrics_of(platform: Platform, model: str, versions: Sequence[str | None]) -> dict[str, dict[str, float]]:

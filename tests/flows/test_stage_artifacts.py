@@ -137,7 +137,7 @@ def test_a_reused_verdict_is_published_again_saying_so(day: dict[str, Any]) -> N
 def test_the_approval_artifact_names_decision_decider_and_reasons(day: dict[str, Any]) -> None:
     text = day["approval"].data
     assert text.startswith(f"# {MODEL} v1: APPROVED")
-    assert "recorded by: `policy:approval`" in text
+    assert "recorded by: policy:approval" in text
     assert all(f"- {reason}" in text for reason in day["approved"].reasons)
 
 
