@@ -20,7 +20,7 @@ from modelops.spec import LifecycleSpec, load_spec
 from modelops.mlflow_ui import mlflow_ui_url
 from modelops.store.records import as_utc
 from tasks.alerting import process_alerts_task
-from tasks.plots import history_png, markdown_image
+from tasks.plots import PLOTTED_RUNS, history_png, markdown_image
 from tasks.report_artifacts import REPORT_LINK, keep_report_task, report_line, report_links
 from tasks.integrity import report_alias_findings, require_governed
 from tasks.verdicts import SKIPPED
@@ -70,7 +70,7 @@ def _publish(platform: Platform, spec: LifecycleSpec, report: MonitorReport, rep
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     history = [(f"{r.run_at:%m-%d %H:%M}", r.verdict) for r in platform.store.recent_monitoring(report.model, 8)]
-    png = history_png(platform.store.monitoring_history(report.model), spec)
+    png = history_png(platform.store.monitoring_history(report.model, limit=PLOTTED_RUNS), spec)
     plot = markdown_image(png, f"{report.model}: drift share, {spec.monitoring.performance.metric} and latency over "
                                "time, with their breach limits") if png else None
     create_markdown_artifact(key=f"monitor-{report.model}", markdown=markdown_summary(

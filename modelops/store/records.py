@@ -738,15 +738,20 @@ class GovernanceStore:
                  "verdict": p.verdict} for row, r in zip(rows, runs, strict=True) for p in r["points"]])
         return len(runs)
 
-    def monitoring_history(self, model: str) -> list[tuple[MonitoringRun, list[MonitoringResult]]]:
+    def monitoring_history(self, model: str, limit: int | None = None
+                           ) -> list[tuple[MonitoringRun, list[MonitoringResult]]]:
+        """The model's monitoring runs with their results, oldest first: all of them, or the newest `limit`. Two
+        queries whatever the number of runs (each monitor run draws this history)."""
+        newest_first = (select(MonitoringRun.id).where(MonitoringRun.model == model)
+                        .order_by(MonitoringRun.run_at.desc(), MonitoringRun.id.desc()).limit(limit))
         with session_scope(self.url) as session:
-            runs = session.scalars(select(MonitoringRun).where(MonitoringRun.model == model)
+            runs = session.scalars(select(MonitoringRun).where(MonitoringRun.id.in_(newest_first.scalar_subquery()))
                                    .order_by(MonitoringRun.run_at, MonitoringRun.id)).all()
-            out = []
-            for run in runs:
-                results = session.scalars(select(MonitoringResult).where(MonitoringResult.run_id == run.id)).all()
-                out.append((run, list(results)))
-            return out
+            results: dict[int, list[MonitoringResult]] = {run.id: [] for run in runs}
+            for result in session.scalars(select(MonitoringResult).where(
+                    MonitoringResult.run_id.in_(newest_first.scalar_subquery())).order_by(MonitoringResult.id)):
+                results[result.run_id].append(result)
+            return [(run, results[run.id]) for run in runs]
 
     def recent_monitoring(self, model: str, limit: int = 10) -> list[MonitoringRun]:
         with session_scope(self.url) as session:

@@ -119,3 +119,22 @@ def test_the_integrity_migration_chains_records_written_before_it(tmp_path: Path
     assert records.record_audit(actor="user:a", stage="validate", action="act", model="m", version="1",
                                 outcome="passed", evidence={}).seq == 4
     assert records.verify_audit([]).ok
+
+
+def test_a_limited_monitoring_history_is_the_newest_runs_oldest_first_each_with_its_own_results(
+        tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from modelops.store.records import MonitoringPoint
+
+    governance = store(tmp_path)
+    start = datetime(2013, 3, 1, tzinfo=timezone.utc)
+    for day in range(3):
+        governance.record_monitoring_run(model="m", version="1", window_start=start + timedelta(days=day),
+                                         window_end=start + timedelta(days=day + 1), rows=10 + day, verdict="ok",
+                                         report_path=None, points=[MonitoringPoint("drift", "drifted_share",
+                                                                                   day / 10, 0.2, "ok")])
+    newest = governance.monitoring_history("m", limit=2)
+    assert [run.rows for run, _ in newest] == [11, 12]
+    assert [[result.value for result in results] for _, results in newest] == [[0.1], [0.2]]
+    assert [run.rows for run, _ in governance.monitoring_history("m")] == [10, 11, 12]
