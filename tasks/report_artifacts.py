@@ -49,11 +49,13 @@ def report_line(artifact: RunArtifact | None, url: str | None) -> str | None:
             else f"{REPORT_LINK}: {how_to_open(artifact)}.")
 
 
+_LINK_BREAKERS = str.maketrans({c: f"%{ord(c):02X}" for c in "() <>[]"})
+
+
 def link_destination(url: str) -> str:
     """`url` as a Markdown link destination: the characters that would end it early or open another construct,
     percent-encoded (the address itself means the same)."""
-    return "".join({"(": "%28", ")": "%29", " ": "%20", "<": "%3C", ">": "%3E", "[": "%5B", "]": "%5D"}.get(c, c)
-                   for c in url)
+    return url.translate(_LINK_BREAKERS)
 
 
 keep_report_task = as_task(keep_report, retries=1)

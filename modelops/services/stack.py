@@ -156,14 +156,15 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
     logs = settings.home / "logs"
     api_url = f"http://127.0.0.1:{prefect_port}/api"
     base_env = service_env(settings)
+    browser = ui_addresses(api_url, base_env)
     # Links the stages write (alerts, artifacts) point at the UI people open: the proxy's when one is set.
-    base_env["PREFECT_UI_URL"] = ui_addresses(api_url, base_env)["PREFECT_UI_URL"]
+    base_env["PREFECT_UI_URL"] = browser["PREFECT_UI_URL"]
     started: list[Service] = []
     try:
         server_log = logs / "prefect-server.log"
         server = spawn([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                         str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1",
-                                             **ui_addresses(api_url, base_env)}, server_log)
+                                             **browser}, server_log)
         started.append(Service.of("prefect-server", server, f"http://127.0.0.1:{prefect_port}", str(server_log)))
         wait_healthy(f"{api_url}/health", server, server_log, timeout=90)
 
