@@ -89,6 +89,7 @@ class ThroughDeployments:
 
     api_url: str
     runner_log: Path
+    results: Path  # the stage runner's result folder (Settings.runner_results)
     timeout: float = STAGE_TIMEOUT_SECONDS
     runs: list[Any] = field(default_factory=list)  # every run of the demo, started or chained, in order
     # each model's latest monitor run: the retrain its breach asks for is the one created after it
@@ -163,22 +164,21 @@ class ThroughDeployments:
                                      f"({state})",
                                 f"read the stage runner's log {self.runner_log} and the run in the Prefect UI "
                                 f"({self.api_url.removesuffix('/api')}/runs/flow-run/{run.id})")
-        return stage_result(stage, run)
+        return stage_result(stage, run, self.results)
 
 
-def stage_result(stage: str, run: Any) -> Any:
+def stage_result(stage: str, run: Any, results: Path) -> Any:
     """What a completed run of a stage's flow returned, as that flow's return type. The runner keeps it as JSON
     (modelops/services/runner.py); its class is named after the module the runner loaded the flow file as, which
     this process does not have, so the JSON is read here and validated against the flow's own return type."""
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
-
     metadata = run.state.data
     if metadata is None or getattr(metadata, "storage_key", None) is None:
         raise ModelOpsError(f"the {stage} run {run.name} kept no result",
                             "restart the stack (`modelops down`, `modelops up`): its stage runner keeps results")
     # The key comes from the Prefect API, which anyone on this machine may write to: read only a file inside the
-    # runner's result folder that no one else could have put there.
-    storage = Path(PREFECT_LOCAL_STORAGE_PATH.value()).resolve()
+    # runner's result folder that no one else could have put there. That folder is the stack's, never this
+    # process's Prefect setting: a shell with another PREFECT_HOME would look in the wrong place.
+    storage = results.resolve()
     path = (storage / metadata.storage_key).resolve()
     if not path.is_relative_to(storage):
         raise ModelOpsError(f"the {stage} run {run.name} names a result outside the runner's folder {storage}",
@@ -224,12 +224,13 @@ def wait_for(probe: Callable[[], Any], timeout: float, error: Exception, poll_se
         time.sleep(poll_seconds)
 
 
-def choose_runs(up_api_url: str | None, configured_api_url: str | None, runner_log: Path) -> StageRuns:
+def choose_runs(up_api_url: str | None, configured_api_url: str | None, runner_log: Path,
+                results: Path) -> StageRuns:
     """Through the deployments when `modelops up` runs for this state directory and Prefect talks to its server
     (the CLI points Prefect there unless PREFECT_API_URL names another one, whose deployments may not be ours);
     else in this process."""
     if up_api_url and configured_api_url and up_api_url.rstrip("/") == configured_api_url.rstrip("/"):
-        return ThroughDeployments(up_api_url, runner_log)
+        return ThroughDeployments(up_api_url, runner_log, results)
     return InProcess()
 
 
@@ -239,4 +240,4 @@ def demo_stage_runs(settings: Settings) -> StageRuns:
 
     runner = next((s for s in running_services(settings) if s.name == "stage-runner"), None)
     runner_log = Path(runner.log) if runner else settings.home / "logs" / "stage-runner.log"
-    return choose_runs(running_api_url(settings), PREFECT_API_URL.value(), runner_log)
+    return choose_runs(running_api_url(settings), PREFECT_API_URL.value(), runner_log, settings.runner_results)

@@ -30,6 +30,12 @@ class Settings:
         return self.home / "prefect"
 
     @property
+    def runner_results(self) -> Path:
+        """Where the stage runner keeps each flow run's return value (PREFECT_LOCAL_STORAGE_PATH of the runner), so
+        that `make demo` through the stack reads it from the same folder whatever PREFECT_HOME its own shell has."""
+        return self.prefect_home / "storage"
+
+    @property
     def artifact_root(self) -> Path:
         return self.home / "mlflow-artifacts"
 

@@ -14,7 +14,7 @@ def main() -> int:
     if not os.environ.get("PREFECT_API_URL"):
         print("PREFECT_API_URL is not set: start the stack with `modelops up`", file=sys.stderr)
         return 2
-    # A flow run's return value is kept (as JSON under PREFECT_HOME/storage, the state directory's), so a caller of
+    # A flow run's return value is kept (as JSON in Settings.runner_results, which `up` names), so a caller of
     # `run_deployment` - `make demo` through the stack - reads what the stage returned (modelops.demo_runs); task
     # results are not (a task may return a whole data frame). JSON, not pickle: the runner loads each flow from its
     # file, so a pickled result names a module (`register`) that only the runner has.

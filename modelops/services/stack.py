@@ -171,7 +171,8 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         runner_log = logs / "stage-runner.log"
         runner = spawn([sys.executable, "-m", "modelops.services.runner"],
                        {**base_env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds),
-                        "PREFECT_LOGGING_LEVEL": "INFO"}, runner_log)
+                        "PREFECT_LOGGING_LEVEL": "INFO",
+                        "PREFECT_LOCAL_STORAGE_PATH": str(settings.runner_results)}, runner_log)
         started.append(Service.of("stage-runner", runner, api_url, str(runner_log)))
         _wait_for_deployments(api_url, runner, runner_log)
 
