@@ -223,7 +223,7 @@ def register_running_in_the_service(stack: Stack, train_end: str) -> Iterator[tu
                             train_end], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         running = wait_for(lambda: [r for r in stack.flow_runs("register")
-                                    if r.id not in before and r.state.is_running()], timeout=120)
+                                    if r.id not in before and r.state.is_running()], timeout=120, interval=0.1)
         assert running, "the register flow run never started"
         yield cli, running[0]
     finally:
@@ -380,8 +380,16 @@ def test_a_state_directory_others_can_write_is_refused(tmp_path: Path) -> None:
 def test_ctrl_c_in_the_cli_interrupts_the_stage_in_the_service(stack: Stack) -> None:
     with register_running_in_the_service(stack, "2013-02-21") as (cli, run):
         child = owner_pid(run)
-        cli.send_signal(signal.SIGINT)
-        cli.communicate(timeout=120)
+        # The child is held still while the Ctrl-C travels (CLI, socket, the child's watch): a register that finishes
+        # on a loaded machine before the interrupt reaches it would prove nothing.
+        os.kill(child, signal.SIGSTOP)
+        try:
+            [still] = [r for r in stack.flow_runs("register") if r.id == run.id]
+            assert still.state.is_running(), f"the register run ended ({still.state.name}) before it was held"
+            cli.send_signal(signal.SIGINT)
+            cli.communicate(timeout=120)
+        finally:
+            os.kill(child, signal.SIGCONT)
         ended = wait_for(lambda: [r for r in stack.flow_runs("register") if r.id == run.id
                                   and r.state.is_final()], timeout=120)
     assert ended and not ended[0].state.is_completed(), ended
