@@ -56,7 +56,14 @@ def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
                             f"{spec.owner}, the platform has nothing to retrain",
                             f"ask {spec.owner} for a new version of the endpoint, then `modelops register {model}` "
                             "registers it (validation and the comparison with the champion apply as usual)")
-    return challenge_champion(spec, plan_retrain(get_platform(), spec, as_of))
+    # One retrain of a model at a time (configs/platform.yaml, retrain_per_model), across every worker: the run waits
+    # here for its model's slot (modelops.services.concurrency says why this bound lives inside the run).
+    from prefect.concurrency.sync import concurrency
+
+    from modelops.services.concurrency import retrain_limit_name
+
+    with concurrency(retrain_limit_name(model), occupy=1):
+        return challenge_champion(spec, plan_retrain(get_platform(), spec, as_of))
 
 
 def challenge_champion(spec: LifecycleSpec, plan: RetrainPlan) -> Retrained:

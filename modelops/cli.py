@@ -275,10 +275,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     services = up(load_settings(), prefect_port=args.prefect_port, mlflow_port=args.mlflow_port,
                   with_mlflow=not args.no_mlflow, gateway_port=None if args.no_gateway else args.gateway_port,
-                  gateway_workers=args.gateway_workers, with_streaming=not args.no_streaming)
+                  gateway_workers=args.gateway_workers, with_streaming=not args.no_streaming, workers=args.workers)
     urls = {s.name: s.url for s in services}
     print(f"Prefect UI:   {urls['prefect-server']}  (deployments: {urls['prefect-server']}/deployments)")
-    print(f"Prefect API:  {urls['stage-runner']}  (export PREFECT_API_URL={urls['stage-runner']})")
+    api_url = f"{urls['prefect-server']}/api"
+    print(f"Prefect API:  {api_url}  (export PREFECT_API_URL={api_url})")
+    workers = [name for name in urls if name.startswith("modelops-worker-")]
+    if workers:
+        print(f"Workers:      {', '.join(workers)} on work pool modelops-stages (more, on any machine: README, "
+              "\"Work pools and workers\")")
     if "stage-service" in urls:
         print(f"Stage service: {urls['stage-service']}  (stage commands run there, in a warm process)")
     if "mlflow-ui" in urls:
@@ -457,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                         "one per core)")
     start.add_argument("--no-gateway", action="store_true", help="do not start the online gateway")
     start.add_argument("--no-streaming", action="store_true", help="do not start Redis and the streaming consumers")
+    start.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="run the stages on a Prefect process work pool served by N workers instead of the "
+                            "single stage runner (more workers can join from other machines)")
     serve = command("serve", "start the online gateway alone: every deployed model behind one HTTP service",
                     handler=_cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")

@@ -8,6 +8,7 @@ import difflib
 from pathlib import Path
 
 from modelops.errors import ModelOpsError
+from modelops.services.concurrency import load_platform_settings
 from modelops.services.deployments import render_prefect_yaml
 from modelops.spec import load_all_specs
 from modelops.spec_reference import REFERENCE_FILE, SCHEMA_FILE, json_schema, reference_markdown
@@ -20,7 +21,8 @@ def generated_files(project_dir: Path, config_dir: Path) -> dict[Path, str]:
     if not (project_dir / "flows").is_dir():
         raise ModelOpsError(f"{project_dir} is not the project's folder (no flows/ in it)",
                             "run the command from the folder that holds prefect.yaml and flows/")
-    return {project_dir / "prefect.yaml": render_prefect_yaml(load_all_specs(config_dir)),
+    return {project_dir / "prefect.yaml": render_prefect_yaml(load_all_specs(config_dir),
+                                                              load_platform_settings(config_dir).concurrency),
             config_dir / SCHEMA_FILE: json_schema(),
             project_dir / REFERENCE_FILE: reference_markdown()}
 

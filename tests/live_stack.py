@@ -27,7 +27,7 @@ def live_stack(home: Path, **up_options: Any) -> Iterator[tuple[str, list[Any], 
     settings = load_settings()
     stopped: list[str] = []
     services = up(settings, prefect_port=free_port(), mlflow_port=free_port(), **up_options)
-    api_url = next(s.url for s in services if s.name == "stage-runner")
+    api_url = next(f"{s.url}/api" for s in services if s.name == "prefect-server")
     try:
         # Prefect keeps one events worker per process whatever the API address (its key is the client class
         # alone): drained here, the next event starts one for the live server, and drained again before the live

@@ -16,10 +16,12 @@ from typing import Any
 import yaml
 
 from modelops.lifecycle import Stage
+from modelops.services.concurrency import Concurrency, deployment_limit, load_platform_settings
 from modelops.services.prefect_template import TEMPLATE
 from modelops.spec import LifecycleSpec, load_all_specs
 
 _SCHEDULES_MARKER = re.compile(r"^<<schedules:(\w+)>>$", re.MULTILINE)
+_CONCURRENCY_MARKER = re.compile(r"^<<concurrency:(\w+)>>\n", re.MULTILINE)
 
 
 def model_schedules(spec: LifecycleSpec) -> dict[Stage, list[dict[str, Any]]]:
@@ -38,8 +40,18 @@ def _schedule_lines(spec: LifecycleSpec, schedule: dict[str, Any]) -> list[str]:
             f"        parameters: {{{parameters}}}"]
 
 
-def render_prefect_yaml(specs: list[LifecycleSpec]) -> str:
-    """prefect.yaml's text: the template with each stage's per-model schedules, models in name order."""
+def render_prefect_yaml(specs: list[LifecycleSpec], concurrency: Concurrency | None = None) -> str:
+    """prefect.yaml's text: the template with each stage's concurrency limit (configs/platform.yaml; the defaults
+    when not given) and per-model schedules, models in name order."""
+    limits = concurrency or Concurrency()
+
+    def limit(match: re.Match[str]) -> str:
+        bound = deployment_limit(match.group(1), limits)
+        if bound is None:
+            return ""
+        return (f"    # At most {bound['limit']} at once (configs/platform.yaml); more wait in the queue.\n"
+                f"    concurrency_limit: {{limit: {bound['limit']}, collision_strategy: {bound['collision_strategy']}}}\n")
+
     ordered = sorted(specs, key=lambda spec: spec.name)
 
     def schedules(match: re.Match[str]) -> str:
@@ -48,18 +60,20 @@ def render_prefect_yaml(specs: list[LifecycleSpec]) -> str:
                  for line in _schedule_lines(spec, schedule)]
         return "\n".join(["    schedules:", *lines]) if lines else "    schedules: []"
 
-    return _SCHEDULES_MARKER.sub(schedules, TEMPLATE)
+    return _SCHEDULES_MARKER.sub(schedules, _CONCURRENCY_MARKER.sub(limit, TEMPLATE))
 
 
 def rendered_config(config_dir: Path | None = None) -> dict[str, Any]:
     """prefect.yaml as rendered from the config directory (the configured one by default), parsed."""
-    return yaml.safe_load(render_prefect_yaml(load_all_specs(config_dir)))
+    return yaml.safe_load(render_prefect_yaml(load_all_specs(config_dir),
+                                              load_platform_settings(config_dir).concurrency))
 
 
 def runner_deployments(config_dir: Path | None = None, project_dir: Path | None = None) -> list[Any]:
     """One RunnerDeployment per stage, with its description, tags, schedules (those of every spec in the config
     directory), triggers and concurrency limit."""
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
 
@@ -73,8 +87,12 @@ def runner_deployments(config_dir: Path | None = None, project_dir: Path | None 
                      for s in entry.get("schedules", [])]
         triggers = [DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})
                     for t in entry.get("triggers", [])]
-        out.append(flow.to_deployment(name=entry["name"], description=entry.get("description"),
-                                      tags=entry.get("tags"), schedules=schedules or None, triggers=triggers or None,
-                                      concurrency_limit=entry.get("concurrency_limit"),
-                                      parameters=entry.get("parameters")))
+        bound = entry.get("concurrency_limit")
+        deployment = flow.to_deployment(name=entry["name"], description=entry.get("description"),
+                                        tags=entry.get("tags"), schedules=schedules or None, triggers=triggers or None,
+                                        concurrency_limit=ConcurrencyLimitConfig(**bound) if bound else None,
+                                        parameters=entry.get("parameters"))
+        # As prefect.yaml says, relative to the project directory (the pull step's), whatever this process's cwd.
+        deployment.entrypoint = entry["entrypoint"]
+        out.append(deployment)
     return out

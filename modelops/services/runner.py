@@ -6,6 +6,13 @@ from __future__ import annotations
 import os
 import sys
 
+# A flow run's return value is kept (as JSON in Settings.runner_results, which `up` names), so a caller of
+# `run_deployment` - `make demo` through the stack - reads what the stage returned (modelops.demo_runs); task
+# results are not (a task may return a whole data frame). JSON, not pickle: the runner (or a worker) loads each flow
+# from its file, so a pickled result names a module (`register`) that only that process has.
+RESULT_ENV = {"PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true", "PREFECT_RESULTS_DEFAULT_SERIALIZER": "json",
+              "PREFECT_TASKS_DEFAULT_PERSIST_RESULT": "false"}
+
 
 def main() -> int:
     from modelops.settings import configure_environment
@@ -14,13 +21,8 @@ def main() -> int:
     if not os.environ.get("PREFECT_API_URL"):
         print("PREFECT_API_URL is not set: start the stack with `modelops up`", file=sys.stderr)
         return 2
-    # A flow run's return value is kept (as JSON in Settings.runner_results, which `up` names), so a caller of
-    # `run_deployment` - `make demo` through the stack - reads what the stage returned (modelops.demo_runs); task
-    # results are not (a task may return a whole data frame). JSON, not pickle: the runner loads each flow from its
-    # file, so a pickled result names a module (`register`) that only the runner has.
-    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "true")
-    os.environ.setdefault("PREFECT_RESULTS_DEFAULT_SERIALIZER", "json")
-    os.environ.setdefault("PREFECT_TASKS_DEFAULT_PERSIST_RESULT", "false")
+    for key, value in RESULT_ENV.items():
+        os.environ.setdefault(key, value)
     from prefect import serve
 
     from modelops.services.deployments import runner_deployments

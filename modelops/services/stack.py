@@ -124,18 +124,19 @@ def arguments(process: subprocess.Popen) -> str:
     return " ".join(str(a) for a in process.args[1:])  # type: ignore[index]
 
 
-def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
     # A session of its own: `down` stops the whole process group, children (flow runs, workers) included.
-    return subprocess.Popen(command, env=env, cwd=project_dir(), stdout=handle, stderr=subprocess.STDOUT,
+    return subprocess.Popen(command, env=env, cwd=cwd or project_dir(), stdout=handle, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, with_mlflow: bool = True,
        poll_seconds: int = 1, gateway_port: int | None = 8080, gateway_workers: int | None = None,
-       with_streaming: bool = True) -> list[Service]:
-    """Start the stack (or report the one already running for this state directory)."""
+       with_streaming: bool = True, workers: int = 0) -> list[Service]:
+    """Start the stack (or report the one already running for this state directory). With `workers`, the stage
+    deployments go to a work pool served by that many Prefect workers (modelops.services.workers), not the runner."""
     existing = running_services(settings)
     if existing and all(_ours(s) for s in existing):
         return existing
@@ -168,13 +169,17 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         started.append(Service.of("prefect-server", server, f"http://127.0.0.1:{prefect_port}", str(server_log)))
         wait_healthy(f"{api_url}/health", server, server_log, timeout=90)
 
-        runner_log = logs / "stage-runner.log"
-        runner = spawn([sys.executable, "-m", "modelops.services.runner"],
-                       {**base_env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds),
-                        "PREFECT_LOGGING_LEVEL": "INFO",
-                        "PREFECT_LOCAL_STORAGE_PATH": str(settings.runner_results)}, runner_log)
-        started.append(Service.of("stage-runner", runner, api_url, str(runner_log)))
-        _wait_for_deployments(api_url, runner, runner_log)
+        stage_env = {**base_env, "PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds),
+                     "PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_LOCAL_STORAGE_PATH": str(settings.runner_results)}
+        if workers:
+            from modelops.services.workers import start_stage_workers
+
+            started += start_stage_workers(settings, workers, stage_env, poll_seconds)
+        else:
+            runner_log = logs / "stage-runner.log"
+            runner = spawn([sys.executable, "-m", "modelops.services.runner"], stage_env, runner_log)
+            started.append(Service.of("stage-runner", runner, api_url, str(runner_log)))
+            _wait_for_deployments(api_url, runner, runner_log)
 
         from modelops.services import stage_service
 

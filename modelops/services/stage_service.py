@@ -161,11 +161,12 @@ def running_socket(settings: Settings) -> Endpoint | None:
     from modelops.services.stack import _ours, running_services
 
     services = {s.name: s for s in running_services(settings)}
-    service, runner = services.get(SERVICE_NAME), services.get("stage-runner")
-    if service is None or runner is None or not _ours(service):
+    # The stack's Prefect API: its server's, whether a runner or workers (`up --workers`) execute the stages.
+    service, server = services.get(SERVICE_NAME), services.get("prefect-server")
+    if service is None or server is None or not _ours(service):
         return None
     configured = os.environ.get("PREFECT_API_URL")
-    if configured and configured.rstrip("/") != runner.url.rstrip("/"):
+    if configured and configured.rstrip("/") != f"{server.url}/api":
         return None  # this process was pointed at another Prefect API: run there, not through the stack
     endpoint = Endpoint(socket_path(settings), service.pid)
     answer = ping(endpoint)
