@@ -74,6 +74,14 @@ def deployment_limit(stage: str, concurrency: Concurrency) -> dict[str, Any] | N
     return None if limit is None else {"limit": limit, "collision_strategy": "ENQUEUE"}
 
 
+def apply_model_limits(config_dir: Path | None = None) -> None:
+    """ensure_model_limits for every spec of the config directory, as its platform.yaml says."""
+    from modelops.spec import load_all_specs
+
+    ensure_model_limits([spec.name for spec in load_all_specs(config_dir)],
+                        load_platform_settings(config_dir).concurrency)
+
+
 def ensure_model_limits(models: list[str], concurrency: Concurrency) -> None:
     """Create or update the global concurrency limit retrain-<model> of every model (idempotent). The retrain flow
     takes it non-strictly: without a limit on the server (a flow called in-process) it runs unbounded."""

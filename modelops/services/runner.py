@@ -25,8 +25,10 @@ def main() -> int:
         os.environ.setdefault(key, value)
     from prefect import serve
 
+    from modelops.services.concurrency import apply_model_limits
     from modelops.services.deployments import runner_deployments
 
+    apply_model_limits()
     # Stopping the stack must not pause the deployments: the next `modelops up` serves them again as they were.
     serve(*runner_deployments(), pause_on_shutdown=False, print_starting_message=True)
     return 0

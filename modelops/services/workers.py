@@ -66,9 +66,8 @@ def deploy_to_pool(config_dir: Path | None = None) -> tuple[str, list[str]]:
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
-    from modelops.services.concurrency import ensure_model_limits, load_platform_settings
+    from modelops.services.concurrency import apply_model_limits
     from modelops.services.deployments import rendered_config, runner_deployments
-    from modelops.spec import load_all_specs
 
     config = rendered_config(config_dir)
     pool = work_pool_name(config)
@@ -82,8 +81,7 @@ def deploy_to_pool(config_dir: Path | None = None) -> tuple[str, list[str]]:
         deployment.storage = PullSteps(config["pull"])
         deployment.apply(work_pool_name=pool)
         names.append(deployment.name)
-    ensure_model_limits([spec.name for spec in load_all_specs(config_dir)],
-                        load_platform_settings(config_dir).concurrency)
+    apply_model_limits(config_dir)
     return pool, names
 
 

@@ -98,3 +98,14 @@ def test_more_stage_runs_than_the_limit_wait_their_turn_and_all_complete(stack: 
         running += step
         most = max(most, running)
     assert len(intervals) == len(asked) and most <= KPIS_LIMIT
+
+
+def test_every_model_gets_its_retrain_limit_on_the_stacks_server(stack: list[Any]) -> None:
+    from prefect.client.orchestration import get_client
+
+    from modelops.spec import load_all_specs
+
+    with get_client(sync_client=True) as client:
+        limits = {spec.name: client.read_global_concurrency_limit_by_name(f"retrain-{spec.name}").limit
+                  for spec in load_all_specs()}
+    assert len(limits) >= 2 and set(limits.values()) == {1}  # retrain_per_model of configs/platform.yaml
