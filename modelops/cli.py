@@ -59,7 +59,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     platform = get_platform()
     metrics = {spec.name: spec.monitoring.performance.metric for spec in load_all_specs()}
-    models = platform.catalog.model_names()
+    models = [args.model] if args.model else platform.catalog.model_names()
     if args.json:
         from modelops.cli_output import as_json
 
@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
         return added
 
     command("demo", "run the whole life cycle on real data", handler=_cmd_demo)
-    command("status", "every model: versions, aliases, last verdicts", [machine], _cmd_status)
+    status = command("status", "every model (or one): versions, aliases, last verdicts", [machine], _cmd_status)
+    status.add_argument("model", nargs="?", help="only this model")
     audit = command("audit", "a model's audit trail, oldest first, with all its evidence; `audit verify` checks the "
                              "whole hash chain and exits non-zero naming the first tampered record", [machine],
                     _cmd_audit)
