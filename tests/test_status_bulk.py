@@ -110,8 +110,13 @@ def platform(state_home: Path) -> Any:
     return platform
 
 
-def test_status_of_every_model_is_what_the_per_model_reading_reported(platform: Any) -> None:
+@pytest.mark.parametrize("per_model_reads", [0, 10], ids=["mlflow-read-at-once", "mlflow-read-per-model"])
+def test_status_of_every_model_is_what_the_per_model_reading_reported(platform: Any, per_model_reads: int,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelops import status_facts
     from modelops.reporting import status_data
+
+    monkeypatch.setattr(status_facts, "PER_MODEL_READS", per_model_reads)
 
     models = platform.catalog.model_names()
     assert _comparable(status_data(platform, models, {m: "roc_auc" for m in models})) == EXPECTED
