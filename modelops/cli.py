@@ -59,7 +59,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     platform = get_platform()
     metrics = {spec.name: spec.monitoring.performance.metric for spec in load_all_specs()}
-    models = [args.model] if args.model else platform.catalog.model_names()
+    models = [args.model] if args.model else None  # None: every registered model
     if args.json:
         from modelops.cli_output import as_json
 

@@ -100,19 +100,23 @@ def last_monitoring(facts: StatusFacts, model: str) -> dict[str, Any]:
     return out
 
 
-def status_data(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> list[dict[str, Any]]:
-    """What `modelops status --json` prints: per model its versions, findings and newest verdicts."""
+def status_data(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str]) -> list[dict[str, Any]]:
+    """What `modelops status --json` prints: per model (these, or None: every registered model) its versions,
+    findings and newest verdicts."""
     facts = read_status_facts(platform, models)
     return [{"model": model, "versions": version_records(platform, model, metrics.get(model), facts),
-             "findings": findings_text(platform, model, facts), **last_monitoring(facts, model)} for model in models]
+             "findings": findings_text(platform, model, facts), **last_monitoring(facts, model)}
+            for model in facts.models]
 
 
-def status_blocks(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> list[Block]:
-    """Per model: its versions' table, findings, the newest sweep and monitoring verdicts."""
-    if not models:
+def status_blocks(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str]) -> list[Block]:
+    """Per model (these, or None: every registered model): its versions' table, findings, the newest sweep and
+    monitoring verdicts."""
+    statuses = status_data(platform, models, metrics)
+    if not statuses:
         return ["No models registered yet. Run `modelops demo` or `modelops register <model>`."]
     parts: list[Block] = []
-    for status in status_data(platform, models, metrics):
+    for status in statuses:
         metric = metrics.get(status["model"])
         headers = [h.format(metric=metric or "metric") for h in VERSION_HEADERS]
         parts.append(Table(headers, version_rows(status["versions"]), heading=status["model"]))
@@ -133,7 +137,7 @@ def status_blocks(platform: Platform, models: Sequence[str], metrics: dict[str, 
 STATUS_SEPARATOR = "\n\n"
 
 
-def status_text(platform: Platform, models: Sequence[str], metrics: dict[str, str]) -> str:
+def status_text(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str]) -> str:
     return plain_text(status_blocks(platform, models, metrics), STATUS_SEPARATOR)
 
 

@@ -66,6 +66,7 @@ def tag_disagreements(governed: Sequence[GovernedVersion], tags: Mapping[str, Ma
 class StatusFacts:
     """MLflow's and the store's facts about a set of models (absent keys: nothing known)."""
 
+    models: list[str]  # the models asked about, or every registered model (sorted)
     aliases: dict[str, dict[str, str]]  # model -> alias -> version (MLflow)
     tags: dict[str, dict[str, dict[str, str]]]  # model -> version -> tags (MLflow)
     governed: dict[str, list[GovernedVersion]]  # model -> versions, oldest first (store)
@@ -87,15 +88,19 @@ class StatusFacts:
         return tag_disagreements(self.governed.get(model, []), self.tags.get(model, {}), self.approvals_of(model))
 
 
-def read_status_facts(platform: Platform, models: Sequence[str]) -> StatusFacts:
+def read_status_facts(platform: Platform, models: Sequence[str] | None) -> StatusFacts:
+    """The facts about these models, or (None) about every model registered in MLflow."""
     catalog, store = platform.catalog, platform.store
-    if len(models) <= PER_MODEL_READS:
+    if models is not None and len(models) <= PER_MODEL_READS:
         aliases = {model: catalog.aliases_or_empty(model) for model in models}
         tags = {model: catalog.version_tags(model).get(model, {}) for model in models}
     else:
-        wanted = set(models)
-        aliases = {m: found for m, found in catalog.aliases_of_models().items() if m in wanted}
-        tags = {m: found for m, found in catalog.version_tags().items() if m in wanted}
-    return StatusFacts(aliases=aliases, tags=tags, governed=store.governed_versions_of(models),
-                       serving=store.serving_versions(models), approvals=store.approval_statuses(models),
-                       first_served=store.first_served_of(models), monitoring=store.newest_monitoring(models))
+        aliases = catalog.aliases_of_models()  # the registered models themselves, with their aliases
+        tags = catalog.version_tags()
+        if models is not None:
+            aliases = {m: aliases[m] for m in models if m in aliases}
+            tags = {m: tags[m] for m in models if m in tags}
+    names = list(models) if models is not None else sorted(aliases)
+    return StatusFacts(models=names, aliases=aliases, tags=tags, governed=store.governed_versions_of(names),
+                       serving=store.serving_versions(names), approvals=store.approval_statuses(names),
+                       first_served=store.first_served_of(names), monitoring=store.newest_monitoring(names))
