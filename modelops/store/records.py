@@ -276,6 +276,12 @@ def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
     return [values[i:i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
 
 
+def _plain(table: Any) -> Any:
+    """A select of every column of the table as plain rows: reading thousands of rows for a report, building ORM
+    objects would cost more than the query."""
+    return select(*table.__table__.columns)
+
+
 def _of_models(session: Session, query: Any, column: Any, models: Sequence[str]) -> list[Any]:
     """`query`'s rows for these models, a chunk of models per query (status reads a thousand models at once)."""
     return [row for part in _chunks(sorted(set(models))) for row in session.execute(query.where(column.in_(part)))]
@@ -458,8 +464,8 @@ class GovernanceStore:
     def governed_versions_of(self, models: Sequence[str]) -> dict[str, list[GovernedVersion]]:
         """{model: its governed versions, oldest first} for many models in two queries per chunk of models."""
         with session_scope(self.url) as session:
-            lineage = {(r.model, r.version): r for r, in _of_models(session, select(Lineage), Lineage.model, models)}
-            rows = [r for r, in _of_models(session, select(VersionRecord), VersionRecord.model, models)]
+            lineage = {(r.model, r.version): r for r in _of_models(session, _plain(Lineage), Lineage.model, models)}
+            rows = _of_models(session, _plain(VersionRecord), VersionRecord.model, models)
             found: dict[str, list[GovernedVersion]] = {}
             for row in sorted(rows, key=lambda r: (r.model, int(r.version))):
                 found.setdefault(row.model, []).append(_governed(row, lineage.get((row.model, row.version))))
@@ -682,11 +688,11 @@ class GovernanceStore:
         champion, in three queries per chunk of models whatever the number of versions."""
         only = [] if version is None else [Deployment.version == version]
         with session_scope(self.url) as session:
-            rows = [r for r, in _of_models(session, select(Deployment).where(Deployment.role == "champion", *only)
-                                           .order_by(Deployment.deployed_at), Deployment.model, models)]
+            rows = _of_models(session, _plain(Deployment).where(Deployment.role == "champion", *only)
+                              .order_by(Deployment.deployed_at), Deployment.model, models)
             if not rows:
                 return {}
-            records = [r for r, in _of_models(session, select(AuditEvent).where(
+            records = [r for r in _of_models(session, _plain(AuditEvent).where(
                 AuditEvent.stage == "deploy", AuditEvent.action == "serve-as-champion",
                 *([] if version is None else [AuditEvent.version == version])), AuditEvent.model, models)]
             backed = {(r.model, r.version, r.evidence.get("deployment_id")) for r in _intact(session, records)}
