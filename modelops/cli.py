@@ -63,11 +63,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         from modelops.cli_output import as_json
 
-        print(as_json(status_data(platform, models, metrics)))
+        print(as_json(status_data(platform, models, metrics, not args.store_only)))
     else:
         from modelops.cli_render import show
 
-        show(status_blocks(platform, models, metrics), STATUS_SEPARATOR)
+        show(status_blocks(platform, models, metrics, not args.store_only), STATUS_SEPARATOR)
     return 0
 
 
@@ -421,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("demo", "run the whole life cycle on real data", handler=_cmd_demo)
     status = command("status", "every model (or one): versions, aliases, last verdicts", [machine], _cmd_status)
     status.add_argument("model", nargs="?", help="only this model")
+    status.add_argument("--store-only", action="store_true", help="the governance store's facts alone, without "
+                        "reading MLflow (fast with thousands of versions; MLflow's disagreements are not listed)")
     audit = command("audit", "a model's audit trail, oldest first, with all its evidence; `audit verify` checks the "
                              "whole hash chain and exits non-zero naming the first tampered record", [machine],
                     _cmd_audit)

@@ -50,7 +50,7 @@ def version_records(platform: Platform, model: str, metric: str | None,
                   if governed.train_start and governed.train_end else governed.source)
         approval = facts.approvals.get((model, governed.version))
         records.append({"version": governed.version, "serves_as": roles,
-                        "mlflow_aliases": sorted(aliases.get(governed.version, [])),
+                        "mlflow_aliases": sorted(aliases.get(governed.version, [])) if facts.mlflow else None,
                         "state": _state(governed, roles, approval), "trained_on": window,
                         "validation": governed.validation_status, "approval": approval,
                         "holdout_metric": metric, "holdout_value": governed.holdout_metrics.get(metric) if metric
@@ -59,7 +59,8 @@ def version_records(platform: Platform, model: str, metric: str | None,
 
 
 def version_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[f"v{r['version']}", ",".join(r["serves_as"]) or "-", ",".join(r["mlflow_aliases"]) or "-", r["state"],
+    return [[f"v{r['version']}", ",".join(r["serves_as"]) or "-",
+             "not read" if r["mlflow_aliases"] is None else ",".join(r["mlflow_aliases"]) or "-", r["state"],
              r["trained_on"], r["validation"] or "-", r["approval"] or "-",
              f"{r['holdout_value']:.4f}" if r["holdout_value"] is not None else "-", r["lead_time"]]
             for r in records]
@@ -72,6 +73,8 @@ VERSION_HEADERS = ["version", "serves as", "MLflow aliases", "state", "trained o
 def findings_text(platform: Platform, model: str, facts: StatusFacts | None = None) -> list[str]:
     """Where MLflow disagrees with the store: aliases, and versions no gate ever judged."""
     facts = facts or read_status_facts(platform, [model])
+    if not facts.mlflow:
+        return []  # every finding here is MLflow disagreeing with the store
     findings = [f"FINDING: {finding.text(model)} (`modelops reconcile {model}` resets it)"
                 for finding in facts.alias_findings(model)]
     governed = {g.version for g in facts.governed.get(model, [])}
@@ -100,19 +103,26 @@ def last_monitoring(facts: StatusFacts, model: str) -> dict[str, Any]:
     return out
 
 
-def status_data(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str]) -> list[dict[str, Any]]:
+def status_data(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str],
+                mlflow: bool = True) -> list[dict[str, Any]]:
     """What `modelops status --json` prints: per model (these, or None: every registered model) its versions,
-    findings and newest verdicts."""
-    facts = read_status_facts(platform, models)
+    findings and newest verdicts. Without `mlflow` (`--store-only`), the governance store's facts alone: MLflow
+    aliases are null and MLflow's disagreements are not looked for."""
+    facts = read_status_facts(platform, models, mlflow)
     return [{"model": model, "versions": version_records(platform, model, metrics.get(model), facts),
              "findings": findings_text(platform, model, facts), **last_monitoring(facts, model)}
             for model in facts.models]
 
 
-def status_blocks(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str]) -> list[Block]:
+STORE_ONLY_NOTE = ("MLflow not read (--store-only): its aliases and tags were not compared with the store; "
+                   "`modelops status` without it lists where they disagree")
+
+
+def status_blocks(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str],
+                  mlflow: bool = True) -> list[Block]:
     """Per model (these, or None: every registered model): its versions' table, findings, the newest sweep and
     monitoring verdicts."""
-    statuses = status_data(platform, models, metrics)
+    statuses = status_data(platform, models, metrics, mlflow)
     if not statuses:
         return ["No models registered yet. Run `modelops demo` or `modelops register <model>`."]
     parts: list[Block] = []
@@ -131,14 +141,14 @@ def status_blocks(platform: Platform, models: Sequence[str] | None, metrics: dic
                          # A verdict only beside a value judged against a limit; the others are context.
                          + "".join(f" {v['metric']}={number(v['value'])}"
                                    + (f" ({v['verdict']})" if v.get("limit") is not None else "") for v in headline))
-    return parts
+    return parts if mlflow else [*parts, STORE_ONLY_NOTE]
 
 
 STATUS_SEPARATOR = "\n\n"
 
 
-def status_text(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str]) -> str:
-    return plain_text(status_blocks(platform, models, metrics), STATUS_SEPARATOR)
+def status_text(platform: Platform, models: Sequence[str] | None, metrics: dict[str, str], mlflow: bool = True) -> str:
+    return plain_text(status_blocks(platform, models, metrics, mlflow), STATUS_SEPARATOR)
 
 
 def audit_data(platform: Platform, model: str) -> list[dict[str, Any]]:

@@ -74,6 +74,7 @@ class StatusFacts:
     approvals: dict[tuple[str, str], str]  # (model, version) -> approval status (store)
     first_served: dict[tuple[str, str], datetime]  # (model, version) -> first served as champion (store)
     monitoring: dict[tuple[str, str], tuple[MonitoringRun, list[MonitoringResult]]]  # (model, kind) -> newest run
+    mlflow: bool = True  # False: MLflow was not read (aliases and tags unknown, its mirror not compared)
 
     def serving_of(self, model: str) -> dict[str, str | None]:
         return {role: self.serving.get((model, role)) for role in ROLES}
@@ -88,10 +89,18 @@ class StatusFacts:
         return tag_disagreements(self.governed.get(model, []), self.tags.get(model, {}), self.approvals_of(model))
 
 
-def read_status_facts(platform: Platform, models: Sequence[str] | None) -> StatusFacts:
-    """The facts about these models, or (None) about every model registered in MLflow."""
+def read_status_facts(platform: Platform, models: Sequence[str] | None, mlflow: bool = True) -> StatusFacts:
+    """The facts about these models, or (None) about every model registered in MLflow. Without `mlflow`, the
+    store's facts alone (None: every model it governs): MLflow's listing of every version is what a status of
+    thousands of versions waits for, and the store decides everything the report states but the mirror's
+    disagreements."""
     catalog, store = platform.catalog, platform.store
-    if models is not None and len(models) <= PER_MODEL_READS:
+    aliases: dict[str, dict[str, str]]
+    tags: dict[str, dict[str, dict[str, str]]]
+    if not mlflow:
+        aliases, tags = {}, {}
+        models = store.governed_models() if models is None else models
+    elif models is not None and len(models) <= PER_MODEL_READS:
         aliases = {model: catalog.aliases_or_empty(model) for model in models}
         tags = {model: catalog.version_tags(model).get(model, {}) for model in models}
     else:
@@ -103,4 +112,5 @@ def read_status_facts(platform: Platform, models: Sequence[str] | None) -> Statu
     names = list(models) if models is not None else sorted(aliases)
     return StatusFacts(models=names, aliases=aliases, tags=tags, governed=store.governed_versions_of(names),
                        serving=store.serving_versions(names), approvals=store.approval_statuses(names),
-                       first_served=store.first_served_of(names), monitoring=store.newest_monitoring(names))
+                       first_served=store.first_served_of(names), monitoring=store.newest_monitoring(names),
+                       mlflow=mlflow)

@@ -137,3 +137,17 @@ def test_status_text_names_a_model_without_any_governed_version(platform: Any) -
     platform.catalog.client.create_model_version("outsider", source=(platform.settings.artifact_root / "o").as_uri())
     text = status_text(platform, None, {})
     assert "FINDING: MLflow holds v1 of outsider, which has no governance record: it never serves" in text
+
+
+def test_store_only_status_is_the_full_status_without_what_only_mlflow_says(platform: Any) -> None:
+    """--store-only never reads MLflow: every governed model's versions, roles, verdicts and monitoring as in the
+    full status, MLflow's aliases unknown (null) and no disagreement with MLflow claimed either way."""
+    from modelops.reporting import STORE_ONLY_NOTE, status_data, status_text
+
+    platform.catalog.client.create_registered_model("outsider")  # MLflow only: the store has never heard of it
+    metrics = {m: "roc_auc" for m in (A, B, C)}
+    unknown_aliases = [{**model, "findings": [], "versions": [{**v, "mlflow_aliases": None} for v in model["versions"]]}
+                       for model in EXPECTED]
+    assert _comparable(status_data(platform, None, metrics, mlflow=False)) == unknown_aliases
+    text = status_text(platform, None, metrics, mlflow=False)
+    assert "not read" in text and text.rstrip().endswith(STORE_ONLY_NOTE) and "outsider" not in text

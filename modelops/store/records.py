@@ -461,6 +461,11 @@ class GovernanceStore:
     def governed_versions(self, model: str) -> list[GovernedVersion]:
         return self.governed_versions_of([model]).get(model, [])
 
+    def governed_models(self) -> list[str]:
+        """Every model with a governed version."""
+        with session_scope(self.url) as session:
+            return sorted(session.scalars(select(VersionRecord.model).distinct()))
+
     def governed_versions_of(self, models: Sequence[str]) -> dict[str, list[GovernedVersion]]:
         """{model: its governed versions, oldest first} for many models in two queries per chunk of models."""
         with session_scope(self.url) as session:
