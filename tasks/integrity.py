@@ -25,7 +25,7 @@ from modelops.errors import (
 from modelops.lifecycle import GateStatus, VersionState
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
-from modelops.status_facts import ROLES, AliasFinding, TagDifferences, alias_disagreements, tag_disagreements
+from modelops.status_facts import ROLES, AliasFinding, TagDifferences, alias_disagreements, read_status_facts
 from modelops.store.records import GovernedVersion
 from tasks import as_task
 from tasks.scoring import file_digest
@@ -262,10 +262,7 @@ def mirror_serving(platform: Platform, model: str, standby: str | None = None) -
 
 def tag_differences(platform: Platform, model: str) -> TagDifferences:
     """{version: {tag: (what MLflow says, what the store says)}} wherever the mirror tags disagree with the store."""
-    approvals = platform.store.approval_statuses([model])
-    governed = platform.store.governed_versions(model)
-    return tag_disagreements(governed, platform.catalog.version_tags(model).get(model, {}),
-                             {v.version: approvals.get((model, v.version)) for v in governed})
+    return read_status_facts(platform, [model]).tag_differences(model)
 
 
 def reconcile_catalog(platform: Platform, model: str) -> list[str]:
