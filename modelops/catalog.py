@@ -248,6 +248,16 @@ class MlflowCatalog:
         # search_model_versions leaves `aliases` empty: the registered model is the source of truth.
         return {alias: str(version) for alias, version in self.client.get_registered_model(model).aliases.items()}
 
+    def has_model(self, model: str) -> bool:
+        """Whether MLflow has a registered model of this name."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(model)
+        except MlflowException:
+            return False
+        return True
+
     def aliases_or_empty(self, model: str) -> dict[str, str]:
         from mlflow.exceptions import MlflowException
 

@@ -151,3 +151,13 @@ def test_store_only_status_is_the_full_status_without_what_only_mlflow_says(plat
     assert _comparable(status_data(platform, None, metrics, mlflow=False)) == unknown_aliases
     text = status_text(platform, None, metrics, mlflow=False)
     assert "not read" in text and text.rstrip().endswith(STORE_ONLY_NOTE) and "outsider" not in text
+
+
+def test_status_of_an_unknown_model_says_so_and_how_to_list_the_models(
+        platform: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelops.cli import main
+
+    assert main(["status", "no-such-model"]) != 0
+    err = capsys.readouterr().err
+    assert "no model 'no-such-model' in the MLflow registry or the governance store" in err
+    assert "`modelops status` without a model lists every model" in err
