@@ -7,7 +7,7 @@ import sys
 
 BENCHMARKS = ["benchmarks.sweep_scale", "benchmarks.batch_scale", "benchmarks.trigger_latency", "benchmarks.cli_latency",
               "benchmarks.gateway", "benchmarks.model_kinds", "benchmarks.endpoint_kind", "benchmarks.model_environment",
-              "benchmarks.streaming"]
+              "benchmarks.streaming", "benchmarks.catalog_scale", "benchmarks.log_days"]
 
 
 def main() -> int:

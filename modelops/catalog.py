@@ -67,6 +67,10 @@ class RunArtifact:
                 f"{quote(self.run_id, safe='')}/artifacts/{quote(self.path)}")
 
 
+# Versions MLflow returns per page of search_model_versions (its own ceiling is 200,000).
+VERSION_PAGE = 50_000
+
+
 class MlflowCatalog:
     def __init__(self, tracking_uri: str, artifact_root: Path) -> None:
         from mlflow import MlflowClient
@@ -217,6 +221,25 @@ class MlflowCatalog:
         return VersionInfo(model=model, version=str(found.version), run_id=found.run_id, source=found.source,
                            tags=dict(found.tags), aliases=aliases)
 
+    def version_tags(self, model: str | None = None) -> dict[str, dict[str, dict[str, str]]]:
+        """{model: {version: tags}} of every registered version (or one model's), page by page: one round trip
+        per page where versions() of each model would take two per model."""
+        found: dict[str, dict[str, dict[str, str]]] = {}
+        token = None
+        while True:
+            page = self.client.search_model_versions(f"name='{model}'" if model else "", max_results=VERSION_PAGE,
+                                                     page_token=token)
+            for v in page:
+                found.setdefault(v.name, {})[str(v.version)] = dict(v.tags)
+            token = page.token
+            if not token:
+                return found
+
+    def aliases_of_models(self) -> dict[str, dict[str, str]]:
+        """{model: {alias: version}} of every registered model, read with the models themselves (paged)."""
+        return {m.name: {alias: str(version) for alias, version in (m.aliases or {}).items()}
+                for m in self._registered_models()}
+
     def set_tags(self, model: str, version: str, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(model, version, key, str(value))
@@ -224,6 +247,16 @@ class MlflowCatalog:
     def aliases(self, model: str) -> dict[str, str]:
         # search_model_versions leaves `aliases` empty: the registered model is the source of truth.
         return {alias: str(version) for alias, version in self.client.get_registered_model(model).aliases.items()}
+
+    def has_model(self, model: str) -> bool:
+        """Whether MLflow has a registered model of this name."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(model)
+        except MlflowException:
+            return False
+        return True
 
     def aliases_or_empty(self, model: str) -> dict[str, str]:
         from mlflow.exceptions import MlflowException

@@ -59,15 +59,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     platform = get_platform()
     metrics = {spec.name: spec.monitoring.performance.metric for spec in load_all_specs()}
-    models = platform.catalog.model_names()
+    models = [args.model] if args.model else None  # None: every registered model
+    if args.model and not platform.catalog.has_model(args.model) and not platform.store.governed_versions(args.model):
+        from modelops.errors import CatalogError
+
+        raise CatalogError(f"no model {args.model!r} in the MLflow registry or the governance store",
+                           "`modelops status` without a model lists every model")
     if args.json:
         from modelops.cli_output import as_json
 
-        print(as_json(status_data(platform, models, metrics)))
+        print(as_json(status_data(platform, models, metrics, not args.store_only)))
     else:
         from modelops.cli_render import show
 
-        show(status_blocks(platform, models, metrics), STATUS_SEPARATOR)
+        show(status_blocks(platform, models, metrics, not args.store_only), STATUS_SEPARATOR)
     return 0
 
 
@@ -424,7 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
         return added
 
     command("demo", "run the whole life cycle on real data", handler=_cmd_demo)
-    command("status", "every model: versions, aliases, last verdicts", [machine], _cmd_status)
+    status = command("status", "every model (or one): versions, aliases, last verdicts", [machine], _cmd_status)
+    status.add_argument("model", nargs="?", help="only this model")
+    status.add_argument("--store-only", action="store_true", help="the governance store's facts alone, without "
+                        "reading MLflow (fast with thousands of versions; MLflow's disagreements are not listed)")
     audit = command("audit", "a model's audit trail, oldest first, with all its evidence; `audit verify` checks the "
                              "whole hash chain and exits non-zero naming the first tampered record", [machine],
                     _cmd_audit)

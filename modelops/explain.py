@@ -6,7 +6,6 @@ then with their evidence, where the version came from, the input row as logged, 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -37,13 +36,14 @@ def _value(value: Any) -> Any:
 
 def logged_rows(platform: Platform, prediction_id: str, model: str | None) -> list[tuple[PredictionBatch, dict[str, Any]]]:
     """Every logged row with this prediction id, read from the Parquet log (only matching rows are read)."""
+    from tasks.prediction_log import batch_files
+
     found = []
     for name in [model] if model else platform.store.prediction_models():
         for batch in platform.store.prediction_batches(name):
-            if not Path(batch.path).is_file():
-                continue
-            frame = pd.read_parquet(batch.path, filters=[("prediction_id", "==", prediction_id)])
-            found += [(batch, row) for row in frame.to_dict(orient="records")]
+            for file in batch_files(batch):
+                frame = pd.read_parquet(file, filters=[("prediction_id", "==", prediction_id)])
+                found += [(batch, row) for row in frame.to_dict(orient="records")]
     return found
 
 

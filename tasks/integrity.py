@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modelops.catalog import CHALLENGER, CHAMPION, signature_columns
+from modelops.catalog import CHAMPION, signature_columns
 from modelops.errors import (
     CatalogError, ModelEnvironmentError, RetiredVersionError, StoreIntegrityError, TamperedModelError,
     UnsafeModelError,
@@ -25,6 +25,7 @@ from modelops.errors import (
 from modelops.lifecycle import GateStatus, VersionState
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec
+from modelops.status_facts import ROLES, AliasFinding, TagDifferences, alias_disagreements, read_status_facts
 from modelops.store.records import GovernedVersion
 from tasks import as_task
 from tasks.scoring import file_digest
@@ -32,8 +33,6 @@ from tasks.model_kinds import Predictor, ScanContext
 from tasks.security import ScanResult, load_scanned_model, scan_model_dir
 from tasks.environments import ensure_environment
 from tasks.worker_client import environment_plan, scan_for_environment, start_in_environment
-
-ROLES = (CHAMPION, CHALLENGER)
 
 
 def manifest_of(model_dir: Path) -> dict[str, str]:
@@ -208,27 +207,10 @@ def load_verified_model(platform: Platform, spec: LifecycleSpec, version: str, o
     return model
 
 
-@dataclass(frozen=True)
-class AliasFinding:
-    role: str
-    store: str | None
-    mlflow: str | None
-
-    def text(self, model: str) -> str:
-        said = f"v{self.mlflow}" if self.mlflow else "no version"
-        serving = f"v{self.store}" if self.store else "no version"
-        return f"MLflow alias @{self.role} of {model} names {said}, but the governance store serves {serving}"
-
-
 def alias_findings(platform: Platform, model: str) -> list[AliasFinding]:
     """Where MLflow's aliases disagree with what the store says serves."""
-    aliases = platform.catalog.aliases_or_empty(model)
-    findings = []
-    for role in ROLES:
-        serving = platform.store.serving_version(model, role)
-        if aliases.get(role) != serving and not (role == CHALLENGER and serving is None):
-            findings.append(AliasFinding(role, serving, aliases.get(role)))
-    return findings
+    return alias_disagreements(platform.catalog.aliases_or_empty(model),
+                               {role: platform.store.serving_version(model, role) for role in ROLES})
 
 
 def report_alias_findings(platform: Platform, spec: LifecycleSpec, occasion: str) -> list[AliasFinding]:
@@ -278,24 +260,9 @@ def mirror_serving(platform: Platform, model: str, standby: str | None = None) -
     return changed
 
 
-def tag_differences(platform: Platform, model: str) -> dict[str, dict[str, tuple[str | None, str]]]:
+def tag_differences(platform: Platform, model: str) -> TagDifferences:
     """{version: {tag: (what MLflow says, what the store says)}} wherever the mirror tags disagree with the store."""
-    from modelops.catalog import TAG_APPROVAL, TAG_SECURITY, TAG_STATE, TAG_VALIDATION
-
-    tags_by_version = {info.version: info.tags for info in platform.catalog.versions(model)}
-    differences: dict[str, dict[str, tuple[str | None, str]]] = {}
-    for governed in platform.store.governed_versions(model):
-        current = tags_by_version.get(governed.version, {})
-        wanted = {TAG_SECURITY: governed.security_status, TAG_VALIDATION: governed.validation_status,
-                  TAG_APPROVAL: platform.store.approval_status(model, governed.version)}
-        if governed.retired:
-            wanted[TAG_STATE] = VersionState.retired.value
-        elif current.get(TAG_STATE) == VersionState.retired:
-            wanted[TAG_STATE] = VersionState.standby.value
-        found = {k: (current.get(k), v) for k, v in wanted.items() if v is not None and current.get(k) != v}
-        if found:
-            differences[governed.version] = found
-    return differences
+    return read_status_facts(platform, [model]).tag_differences(model)
 
 
 def reconcile_catalog(platform: Platform, model: str) -> list[str]:

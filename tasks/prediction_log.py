@@ -1,9 +1,16 @@
-"""The prediction log (Parquet per scored batch, indexed in the governance store) and arrived ground truth."""
+"""The prediction log (Parquet, indexed in the governance store) and arrived ground truth.
+
+Layout: `<prediction_log_dir>/<model>/date=YYYY-MM-DD/<batch id>.parquet`, one file per scored batch and day of
+its event times (a batch spanning days is split across them). The index keeps one row per batch, with its first
+and last event time, so a window read opens only the day files of its days: a year of logs costs a one-day read
+one day's files. Logs written before (one file per batch, `<model>/version=<v>/<batch id>.parquet`) stay where
+they are and are read whole, as they always were.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +51,57 @@ def log_predictions(platform: Platform, model: str, version: str, role: str, log
     # One time unit in every file, whichever path scored the rows (pandas 2 stamps Timestamp.now() in microseconds).
     log = log.astype({"event_time": "datetime64[ns]", "scored_at": "datetime64[ns]"}).assign(
         model=model, version=version, role=role, batch_id=batch_id)
-    path = platform.settings.prediction_log_dir / model / f"version={version}" / f"{batch_id}.parquet"
-    write_parquet_atomically(log, path)
+    path = write_day_files(log, platform.settings.prediction_log_dir / model, batch_id)
     batch = PredictionBatch(id=batch_id, model=model, version=version, role=role, path=str(path), source=source,
                             rows=len(log), first_event_at=_utc(log["event_time"].min()),
                             last_event_at=_utc(log["event_time"].max()), scored_at=utcnow())
     platform.store.record_prediction_batch(batch)
     return batch
+
+
+DAY_PARTITION = "date=*"  # the day folder of a partitioned batch's path in the index: `<model dir>/date=*/<id>.parquet`
+
+
+def write_day_files(log: pd.DataFrame, model_dir: Path, batch_id: str) -> Path:
+    """Write the batch's rows as one file per day of their event times, each atomically; day files a former
+    logging of the same batch left on other days are removed after, so a reader sees old or new rows of a day,
+    never none. Returns the batch's path pattern for the index."""
+    if log["event_time"].isna().any():
+        raise DataError(f"batch {batch_id}: {int(log['event_time'].isna().sum())} logged row(s) have no event time",
+                        "score rows with a readable timestamp column (tasks.scoring.event_times)")
+    days = log["event_time"].dt.strftime("%Y-%m-%d")
+    written = set()
+    for day, rows in log.groupby(days, sort=True):
+        target = model_dir / f"date={day}" / f"{batch_id}.parquet"
+        write_parquet_atomically(rows.reset_index(drop=True), target)
+        written.add(target)
+    for stale in set(model_dir.glob(f"{DAY_PARTITION}/{batch_id}.parquet")) - written:
+        stale.unlink(missing_ok=True)
+    return model_dir / DAY_PARTITION / f"{batch_id}.parquet"
+
+
+def batch_files(batch: PredictionBatch, start: datetime | None = None, end: datetime | None = None) -> list[Path]:
+    """The files holding the batch's rows with event_time in [start, end): the day files of the window's days
+    (only those that exist: a batch need not have rows every day between its first and last), or the batch's one
+    file in the layout from before partitioning. Nothing is listed: the days come from the index."""
+    if not batch.path:  # a failed batch: nothing was logged
+        return []
+    path = Path(batch.path)
+    if path.parent.name != DAY_PARTITION:
+        return [path] if path.is_file() else []
+    first = as_utc(batch.first_event_at) if start is None else max(as_utc(batch.first_event_at), as_utc(start))
+    # [start, end): an end at midnight takes nothing of that day
+    last = (as_utc(batch.last_event_at) if end is None
+            else min(as_utc(batch.last_event_at), as_utc(end) - timedelta(microseconds=1)))
+    days = [first.date() + timedelta(days=n) for n in range((last.date() - first.date()).days + 1)]
+    files = [path.parent.parent / f"date={day:%Y-%m-%d}" / path.name for day in days]
+    return [file for file in files if file.is_file()]
+
+
+def read_batch(batch: PredictionBatch) -> pd.DataFrame:
+    """Every logged row of one batch, whichever layout it was written in."""
+    frames = [pd.read_parquet(file) for file in batch_files(batch)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=LOG_COLUMNS)
 
 
 def log_failed_batch(platform: Platform, spec: LifecycleSpec, version: str, role: str, frame: pd.DataFrame,
@@ -83,7 +134,7 @@ def logged_predictions(platform: Platform, model: str, version: str | None, star
                        end: datetime | None) -> pd.DataFrame:
     """Logged rows with event_time in [start, end) (naive UTC timestamps), optionally of one version."""
     batches = platform.store.prediction_batches(model, version, start, end)
-    frames = [pd.read_parquet(b.path) for b in batches if Path(b.path).is_file()]
+    frames = [pd.read_parquet(file) for b in batches for file in batch_files(b, start, end)]
     if not frames:
         return pd.DataFrame(columns=LOG_COLUMNS)
     frame = pd.concat(frames, ignore_index=True)

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tasks.prediction_log import read_batch
 from tests.slack_receiver import start_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
@@ -248,7 +249,7 @@ def test_an_unreachable_lineage_endpoint_never_fails_the_stage(demo: Demo, monke
 def test_explain_decision_of_a_batch_prediction_names_the_serving_version_its_approval_and_input(
         demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
     batch = demo.platform.store.prediction_batches("flight-delay", "1")[-1]  # July, scored by v1 as champion
-    logged = pd.read_parquet(batch.path).iloc[7]
+    logged = read_batch(batch).iloc[7]
     code, out, _ = _cli(capsys, "explain-decision", str(logged["prediction_id"]), "--json")
     assert code == 0
     decision = json.loads(out)["decision"]

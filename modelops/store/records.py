@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -268,6 +268,25 @@ def _request_info(row: ApprovalRequest) -> ApprovalRequestInfo:
                                flow_run_id=row.flow_run_id, closed_at=_aware(row.closed_at), outcome=row.outcome)
 
 
+# Values bound in one IN (...): far below every database's limit on parameters (SQLite's is 32,766).
+IN_CHUNK = 500
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[i:i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
+
+
+def _plain(table: Any) -> Any:
+    """A select of every column of the table as plain rows: reading thousands of rows for a report, building ORM
+    objects would cost more than the query."""
+    return select(*table.__table__.columns)
+
+
+def _of_models(session: Session, query: Any, column: Any, models: Sequence[str]) -> list[Any]:
+    """`query`'s rows for these models, a chunk of models per query (status reads a thousand models at once)."""
+    return [row for part in _chunks(sorted(set(models))) for row in session.execute(query.where(column.in_(part)))]
+
+
 def _intact(session: Session, rows: Sequence[AuditEvent]) -> list[AuditEvent]:
     """The records that back state rows and are intact links of the chain: each one's own hash computes, its
     predecessor's hash is its prev_hash and its successor's prev_hash is its hash. A record edited in place (its
@@ -275,9 +294,9 @@ def _intact(session: Session, rows: Sequence[AuditEvent]) -> list[AuditEvent]:
     neighbours of all `rows` are read in one query."""
     if not rows:
         return []
-    wanted = {row.seq + step for row in rows for step in (-1, 1)}
-    neighbours = {seq: (prev, own) for seq, prev, own in session.execute(
-        select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.record_hash).where(AuditEvent.seq.in_(wanted)))}
+    wanted = sorted({row.seq + step for row in rows for step in (-1, 1)})
+    neighbours = {seq: (prev, own) for part in _chunks(wanted) for seq, prev, own in session.execute(
+        select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.record_hash).where(AuditEvent.seq.in_(part)))}
     head = session.scalar(select(AuditChainHead.seq).where(AuditChainHead.id == 1))
 
     def linked(row: AuditEvent) -> bool:
@@ -440,10 +459,22 @@ class GovernanceStore:
             return _governed(row, lineage)
 
     def governed_versions(self, model: str) -> list[GovernedVersion]:
+        return self.governed_versions_of([model]).get(model, [])
+
+    def governed_models(self) -> list[str]:
+        """Every model with a governed version."""
         with session_scope(self.url) as session:
-            lineage = {r.version: r for r in session.scalars(select(Lineage).where(Lineage.model == model))}
-            rows = session.scalars(select(VersionRecord).where(VersionRecord.model == model)).all()
-            return sorted((_governed(r, lineage.get(r.version)) for r in rows), key=lambda v: int(v.version))
+            return sorted(session.scalars(select(VersionRecord.model).distinct()))
+
+    def governed_versions_of(self, models: Sequence[str]) -> dict[str, list[GovernedVersion]]:
+        """{model: its governed versions, oldest first} for many models in two queries per chunk of models."""
+        with session_scope(self.url) as session:
+            lineage = {(r.model, r.version): r for r in _of_models(session, _plain(Lineage), Lineage.model, models)}
+            rows = _of_models(session, _plain(VersionRecord), VersionRecord.model, models)
+            found: dict[str, list[GovernedVersion]] = {}
+            for row in sorted(rows, key=lambda r: (r.model, int(r.version))):
+                found.setdefault(row.model, []).append(_governed(row, lineage.get((row.model, row.version))))
+            return found
 
     def live_version_with_fingerprint(self, model: str, fingerprint: str) -> GovernedVersion | None:
         """A version built from exactly these inputs that is not retired, if one exists."""
@@ -569,6 +600,12 @@ class GovernanceStore:
         with session_scope(self.url) as session:
             return session.scalar(select(Approval.status).where(Approval.model == model, Approval.version == version))
 
+    def approval_statuses(self, models: Sequence[str]) -> dict[tuple[str, str], str]:
+        """{(model, version): approval status} of every decided version of these models."""
+        with session_scope(self.url) as session:
+            return {(model, version): status for model, version, status in _of_models(
+                session, select(Approval.model, Approval.version, Approval.status), Approval.model, models)}
+
     # --- deployments -------------------------------------------------------------------------------------
     def start_deployment(self, model: str, version: str, role: str, strategy: str, deployed_by: str) -> Change:
         """The version serves as role, ending whoever held the role; nothing when it holds the role already."""
@@ -617,6 +654,15 @@ class GovernanceStore:
                 Deployment.model == model, Deployment.role == role, Deployment.ended_at.is_(None),
             ).order_by(Deployment.deployed_at.desc()).limit(1))
 
+    def serving_versions(self, models: Sequence[str]) -> dict[tuple[str, str], str]:
+        """{(model, role): version} of what serves, for many models at once (serving_version's answer for each)."""
+        with session_scope(self.url) as session:
+            rows = _of_models(session, select(Deployment.model, Deployment.role, Deployment.version)
+                              .where(Deployment.ended_at.is_(None))
+                              .order_by(Deployment.deployed_at, Deployment.id), Deployment.model, models)
+        # the newest deployment of a role wins, as in serving_version
+        return {(row.model, row.role): row.version for row in rows}
+
     def serving_snapshot(self) -> list[ServingRow]:
         """Every active deployment with what decides whether it may serve (approval, security scan, retirement), in
         one query: the online gateway asks this every fraction of a second, for every model at once."""
@@ -640,17 +686,26 @@ class GovernanceStore:
         """When the version first served as champion, by a deployment an intact deploy record backs: a champion
         row written around the platform (say, an ended one, to pass a promotion off as a rollback) counts for
         nothing."""
+        return self.first_served_of([model], version).get((model, version))
+
+    def first_served_of(self, models: Sequence[str], version: str | None = None) -> dict[tuple[str, str], datetime]:
+        """{(model, version): first_served_at} of every version of these models (or of one version) that served as
+        champion, in three queries per chunk of models whatever the number of versions."""
+        only = [] if version is None else [Deployment.version == version]
         with session_scope(self.url) as session:
-            rows = session.scalars(select(Deployment).where(
-                Deployment.model == model, Deployment.version == version, Deployment.role == "champion",
-            ).order_by(Deployment.deployed_at)).all()
+            rows = _of_models(session, _plain(Deployment).where(Deployment.role == "champion", *only)
+                              .order_by(Deployment.deployed_at), Deployment.model, models)
             if not rows:
-                return None
-            records = session.scalars(select(AuditEvent).where(
-                AuditEvent.model == model, AuditEvent.version == version, AuditEvent.stage == "deploy",
-                AuditEvent.action == "serve-as-champion")).all()
-            backed = {r.evidence.get("deployment_id") for r in _intact(session, records)}
-            return next((_aware(row.deployed_at) for row in rows if row.id in backed), None)
+                return {}
+            records = [r for r in _of_models(session, _plain(AuditEvent).where(
+                AuditEvent.stage == "deploy", AuditEvent.action == "serve-as-champion",
+                *([] if version is None else [AuditEvent.version == version])), AuditEvent.model, models)]
+            backed = {(r.model, r.version, r.evidence.get("deployment_id")) for r in _intact(session, records)}
+        served: dict[tuple[str, str], datetime] = {}
+        for row in sorted(rows, key=lambda r: _aware(r.deployed_at)):
+            if (row.model, row.version, row.id) in backed:
+                served.setdefault((row.model, row.version), _aware(row.deployed_at))
+        return served
 
     # --- lineage -----------------------------------------------------------------------------------------
     def record_lineage(self, *, model: str, version: str, source: str, model_uri: str, run_id: str | None,
@@ -752,6 +807,26 @@ class GovernanceStore:
                     MonitoringResult.run_id.in_(newest_first.scalar_subquery())).order_by(MonitoringResult.id)):
                 results[result.run_id].append(result)
             return [(run, results[run.id]) for run in runs]
+
+    def newest_monitoring(self, models: Sequence[str]
+                          ) -> dict[tuple[str, str], tuple[MonitoringRun, list[MonitoringResult]]]:
+        """{(model, kind): (its newest run of that kind, the run's results)} for many models, in two queries per
+        chunk of models: what monitoring_history's last entries of each kind say, without reading the history."""
+        newest = (select(MonitoringRun.id, func.row_number().over(
+            partition_by=(MonitoringRun.model, MonitoringRun.kind),
+            order_by=(MonitoringRun.run_at.desc(), MonitoringRun.id.desc())).label("rank")))
+        found: dict[tuple[str, str], tuple[MonitoringRun, list[MonitoringResult]]] = {}
+        with session_scope(self.url) as session:
+            for part in _chunks(sorted(set(models))):
+                ranked = newest.where(MonitoringRun.model.in_(part)).subquery()
+                ids = select(ranked.c.id).where(ranked.c.rank == 1)
+                runs = {run.id: run for run in session.scalars(select(MonitoringRun).where(MonitoringRun.id.in_(ids)))}
+                results: dict[int, list[MonitoringResult]] = {run_id: [] for run_id in runs}
+                for result in session.scalars(select(MonitoringResult).where(MonitoringResult.run_id.in_(ids))
+                                              .order_by(MonitoringResult.id)):
+                    results[result.run_id].append(result)
+                found |= {(run.model, run.kind): (run, results[run.id]) for run in runs.values()}
+        return found
 
     def recent_monitoring(self, model: str, limit: int = 10) -> list[MonitoringRun]:
         with session_scope(self.url) as session:

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from modelops.errors import DataError
+from tasks.prediction_log import read_batch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_api")]
 
@@ -39,7 +40,7 @@ def logged_rows() -> pd.DataFrame:
     from modelops.platform import get_platform
 
     batches = get_platform().store.prediction_batches(MODEL)
-    return pd.concat([pd.read_parquet(b.path) for b in batches], ignore_index=True)
+    return pd.concat([read_batch(b) for b in batches], ignore_index=True)
 
 
 def test_parquet_csv_and_a_sql_table_read_in_chunks_give_the_predictions_of_the_whole_batch(

@@ -17,6 +17,7 @@ import pytest
 from modelops.errors import ModelOpsError
 from modelops.platform import Platform
 from modelops.spec import LifecycleSpec, Window, load_spec
+from tasks.prediction_log import read_batch
 
 # Child processes import this module: it must not import tests.conftest, which points MODELOPS_HOME elsewhere.
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,7 @@ def logged_ids(platform: Platform) -> list[str]:
 def stored_rows(platform: Platform) -> tuple[int, int]:
     """(PredictionBatch records, rows in their Parquet files): duplicates show here, not in logged_predictions."""
     batches = platform.store.prediction_batches(MODEL)
-    return len(batches), sum(len(pd.read_parquet(b.path)) for b in batches)
+    return len(batches), sum(len(read_batch(b)) for b in batches)
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def test_online_rows_are_logged_with_the_dtypes_of_batch_scoring_and_join_its_lo
         sink.append(MODEL, "1", ROLE, as_request(online_log.iloc[start:start + 7]))
 
     assert sink.flush() == len(online_log)
-    files = {b.source: pd.read_parquet(b.path) for b in platform.store.prediction_batches(MODEL)}
+    files = {b.source: read_batch(b) for b in platform.store.prediction_batches(MODEL)}
     assert set(files) == {"2013-02-15.parquet", "online:w1"}
     online, batch = files["online:w1"], files["2013-02-15.parquet"]
     assert online.dtypes.to_dict() == batch.dtypes.to_dict()
@@ -293,7 +294,7 @@ def test_two_worker_processes_log_without_mixing_their_rows(platform: Platform) 
     assert sum(b.rows for b in batches) == 1200
     for batch in batches:
         worker = batch.source.removeprefix("online:")
-        assert set(pd.read_parquet(batch.path)["prediction_id"].str.split("-").str[0]) == {worker}
+        assert set(read_batch(batch)["prediction_id"].str.split("-").str[0]) == {worker}
 
 
 
