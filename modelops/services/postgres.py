@@ -16,11 +16,15 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from modelops.errors import ModelOpsError
+
+if TYPE_CHECKING:
+    from modelops.services.stack import Service
+    from modelops.settings import Settings
 
 # The databases `up --postgres` creates, one per system of record.
 STACK_DATABASES = ("governance", "mlflow", "prefect")
@@ -223,3 +227,29 @@ def recorded_urls(home: Path) -> dict[str, str] | None:
         return None
     private_to_us(path, "the record of the state directory's PostgreSQL")
     return json.loads(path.read_text())
+
+
+# --- `modelops up --postgres` -------------------------------------------------------------------------------------
+
+def start_for_stack(settings: Settings, log: Path) -> tuple[Service, Settings, dict[str, str]]:
+    """Start the state directory's PostgreSQL (initialised on first use), create the databases of the three systems
+    of record and record the choice. Returns its service record, the settings now pointing at it (a URL set in the
+    environment still wins) and the environment every service of the stack gets."""
+    from modelops.services.stack import Service
+
+    process, server = start(folder(settings.home), log)
+    try:
+        for name in STACK_DATABASES:
+            create_database(server, name)
+        urls = record_choice(settings.home, server)
+    except BaseException:
+        stop(process)
+        raise
+    service = Service.of("postgres", process, f"postgresql://{SUPERUSER}@/postgres?host={server.socket_dir}",
+                         str(log))
+    settings = replace(settings, governance_url=os.environ.get("MODELOPS_GOVERNANCE_URL") or urls["governance_url"],
+                       tracking_uri=os.environ.get("MODELOPS_TRACKING_URI") or urls["tracking_uri"])
+    env = {"MLFLOW_TRACKING_URI": settings.tracking_uri,
+           "PREFECT_SERVER_DATABASE_CONNECTION_URL": os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+           or urls["prefect_url"]}
+    return service, settings, env

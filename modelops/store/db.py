@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from modelops.errors import ModelOpsError
 
 MIGRATIONS = Path(__file__).parent / "alembic.ini"
 
@@ -27,10 +30,18 @@ def engine_for(url: str) -> Engine:
     """One migrated engine per URL per process."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+    # pre-ping: a PostgreSQL restarted under a long-lived process (the stage service) leaves dead pooled connections.
+    engine = create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    migrate(engine)
+    try:
+        migrate(engine)
+    except OperationalError as error:
+        engine.dispose()
+        raise ModelOpsError(f"the governance store at {engine.url.render_as_string(hide_password=True)} cannot be "
+                            f"opened: {str(error.orig).strip()}",
+                            "start its database (`modelops up --postgres` for the state directory's own PostgreSQL) "
+                            "or point MODELOPS_GOVERNANCE_URL at one that runs") from error
     return engine
 
 
