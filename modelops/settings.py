@@ -157,11 +157,21 @@ def make_private(*folders: Path) -> None:
     for folder in folders:
         if not folder.is_dir():
             continue
-        _chmod_if_owned(folder, 0o700)
+        _chmod_if_owned(folder, _private_folder_mode(folder))
         for pattern in PRIVATE_FILES:
             for path in folder.glob(pattern):
                 if path.is_file() and not path.is_symlink():
                     _chmod_if_owned(path, 0o600)
+
+
+def _private_folder_mode(folder: Path) -> int:
+    """Owner-only, except that a state directory whose embedded PostgreSQL runs as another user (root's `up
+    --postgres`: PostgreSQL refuses root) lets others pass through (search only: nothing can be listed or read), or
+    that server could not reach its data directory by its absolute path."""
+    try:
+        return 0o711 if (folder / "postgres").stat().st_uid != os.geteuid() else 0o700
+    except FileNotFoundError:
+        return 0o700
 
 
 def _chmod_if_owned(path: Path, mode: int) -> None:

