@@ -4,6 +4,7 @@ again. A PostgreSQL that cannot start, or a store URL that reaches nothing, is a
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,20 @@ def test_a_governance_url_that_reaches_no_database_is_a_clear_error(tmp_path: Pa
     with pytest.raises(ModelOpsError, match="governance store at .* cannot be opened") as caught:
         GovernanceStore(url).open()
     assert "MODELOPS_GOVERNANCE_URL" in caught.value.fix
+
+
+def test_a_socket_folder_others_may_enter_is_refused(tmp_path: Path) -> None:
+    from modelops.errors import ModelOpsError
+    from modelops.services import postgres
+
+    data = (tmp_path / ("long" * 25) / "data").resolve()  # too long a path for a socket beside the data
+    planted = postgres.socket_dir_for(data)
+    assert planted.parent == Path(tempfile.gettempdir())
+    planted.mkdir(mode=0o777)
+    planted.chmod(0o777)  # prepared by someone else, for everyone
+    try:
+        with pytest.raises(ModelOpsError, match="socket folder .* was not made by this user") as caught:
+            postgres.prepare(data)
+        assert "MODELOPS_HOME" in caught.value.fix
+    finally:
+        planted.rmdir()

@@ -72,6 +72,8 @@ def prepare(data_dir: Path) -> EmbeddedPostgres:
     server = EmbeddedPostgres(data_dir, socket_dir_for(data_dir))
     server.socket_dir.mkdir(mode=0o700, exist_ok=True)
     user = _system_user()
+    if server.socket_dir != data_dir:
+        _refuse_foreign(server.socket_dir, user)
     if user is not None:
         _hand_over_to(user, data_dir, server.socket_dir)
     if not (data_dir / "PG_VERSION").exists():
@@ -83,6 +85,29 @@ def prepare(data_dir: Path) -> EmbeddedPostgres:
                                 f"check that {data_dir} is empty and its disk writable, or remove it and retry") \
                 from error
     return server
+
+
+def _refuse_foreign(folder: Path, user: str | None) -> None:
+    """The socket folder under the shared temporary directory has a predictable name: refuse one someone else made
+    (or a symlink planted there), whoever reaches the socket is the database's superuser."""
+    import pwd
+
+    status = folder.lstat()
+    owners = {os.geteuid()} | ({pwd.getpwnam(user).pw_uid} if user and _user_exists(user) else set())
+    if stat.S_ISLNK(status.st_mode) or status.st_uid not in owners or status.st_mode & 0o077:
+        raise ModelOpsError(f"the PostgreSQL socket folder {folder} was not made by this user (or others may enter "
+                            "it)", f"remove {folder}, or set MODELOPS_HOME to a shorter path so that the socket "
+                            "lives in the state directory")
+
+
+def _user_exists(user: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+        return True
+    except KeyError:
+        return False
 
 
 def _hand_over_to(user: str, *folders: Path) -> None:
@@ -99,8 +124,7 @@ def _hand_over_to(user: str, *folders: Path) -> None:
         _let_others_traverse(folder.parent)
         if folder.stat().st_uid != entry.pw_uid:
             os.chown(folder, entry.pw_uid, entry.pw_gid)
-    readable = 0o055
-    ensure_folder_permissions(POSTGRES_BIN_PATH, readable)
+    ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
 
 
