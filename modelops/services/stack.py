@@ -330,6 +330,11 @@ def _wait_for_socket(path: Path, process: subprocess.Popen, log: Path, timeout: 
     raise ModelOpsError(f"the stage service did not answer on {path} within {timeout:.0f} s", f"read its log: {log}")
 
 
+# PostgreSQL's SIGTERM is a smart shutdown that waits for every client (a CLI process's pooled connections too);
+# SIGINT is its fast shutdown: sessions ended, a checkpoint written, nothing committed lost.
+STOP_SIGNALS = {"postgres": signal.SIGINT}
+
+
 def stop_services(services: list[Service], grace_seconds: float = 20) -> list[str]:
     """Stop each service that is still ours; the names of those stopped. One this user may not signal (another
     user's, as when root ran `up`) is left running and reported once the others are stopped."""
@@ -338,7 +343,7 @@ def stop_services(services: list[Service], grace_seconds: float = 20) -> list[st
         if not _ours(service):
             continue
         try:
-            os.killpg(service.pid, signal.SIGTERM)
+            os.killpg(service.pid, STOP_SIGNALS.get(service.name, signal.SIGTERM))
         except ProcessLookupError:
             continue
         except PermissionError:
