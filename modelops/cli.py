@@ -280,7 +280,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     services = up(load_settings(), prefect_port=args.prefect_port, mlflow_port=args.mlflow_port,
                   with_mlflow=not args.no_mlflow, gateway_port=None if args.no_gateway else args.gateway_port,
-                  gateway_workers=args.gateway_workers, with_streaming=not args.no_streaming, workers=args.workers)
+                  gateway_workers=args.gateway_workers, with_streaming=not args.no_streaming, workers=args.workers,
+                  with_postgres=args.postgres)
     urls = {s.name: s.url for s in services}
     print(f"Prefect UI:   {urls['prefect-server']}  (deployments: {urls['prefect-server']}/deployments)")
     api_url = f"{urls['prefect-server']}/api"
@@ -291,6 +292,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
               "\"Work pools and workers\")")
     if "stage-service" in urls:
         print(f"Stage service: {urls['stage-service']}  (stage commands run there, in a warm process)")
+    if "postgres" in urls:
+        print(f"PostgreSQL:   {urls['postgres']}  (databases governance, mlflow, prefect)")
     if "mlflow-ui" in urls:
         print(f"MLflow UI:    {urls['mlflow-ui']}")
     if "gateway" in urls:
@@ -473,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--workers", type=int, default=0, metavar="N",
                        help="run the stages on a Prefect process work pool served by N workers instead of the "
                             "single stage runner (more workers can join from other machines)")
+    start.add_argument("--postgres", action="store_true", help="keep the governance store, MLflow and the Prefect "
+                       "server in an embedded PostgreSQL in the state directory (remembered: later commands and "
+                       "`up` use it too)")
     serve = command("serve", "start the online gateway alone: every deployed model behind one HTTP service",
                     handler=_cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback by default)")

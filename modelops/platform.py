@@ -12,6 +12,7 @@ from typing import Iterator
 
 from modelops.catalog import MlflowCatalog
 from modelops.settings import Settings, configure_environment
+from modelops.store.db import require_reachable
 from modelops.store.records import GovernanceStore
 
 
@@ -27,6 +28,7 @@ def _platform_for(settings: Settings) -> Platform:
     # Two processes opening a new state directory at once would both create MLflow's tables and run the
     # governance migrations (one of them then fails half-way): first use happens under a lock, one at a time.
     with _state_lock(settings.home / "run" / "init.lock"):
+        require_reachable(settings.tracking_uri, "the MLflow tracking store", "MODELOPS_TRACKING_URI")
         catalog = MlflowCatalog(settings.tracking_uri, settings.artifact_root)  # MLflow's client opens its store
         catalog.open()
         store = GovernanceStore(settings.governance_url)

@@ -72,10 +72,21 @@ def load_settings() -> Settings:
     root = project_dir()
     home = (root / Path(os.environ.get("MODELOPS_HOME", ".modelops")).expanduser()).resolve()
     config_dir = (root / Path(os.environ.get("MODELOPS_CONFIG_DIR", "configs")).expanduser()).resolve()
-    tracking_uri = os.environ.get("MODELOPS_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-    governance_url = os.environ.get("MODELOPS_GOVERNANCE_URL") or f"sqlite:///{home / 'governance.db'}"
+    # The environment wins; else the state directory's own PostgreSQL when `modelops up --postgres` set one up;
+    # else SQLite files in the state directory.
+    recorded = _recorded_postgres(home) or {}
+    tracking_uri = (os.environ.get("MODELOPS_TRACKING_URI") or recorded.get("tracking_uri")
+                    or f"sqlite:///{home / 'mlflow.db'}")
+    governance_url = (os.environ.get("MODELOPS_GOVERNANCE_URL") or recorded.get("governance_url")
+                      or f"sqlite:///{home / 'governance.db'}")
     return Settings(home=home, config_dir=config_dir, tracking_uri=tracking_uri, governance_url=governance_url,
                     project_dir=root)
+
+
+def _recorded_postgres(home: Path) -> dict[str, str] | None:
+    from modelops.services.postgres import recorded_urls
+
+    return recorded_urls(home)
 
 
 def configure_environment(settings: Settings | None = None) -> Settings:
@@ -146,11 +157,21 @@ def make_private(*folders: Path) -> None:
     for folder in folders:
         if not folder.is_dir():
             continue
-        _chmod_if_owned(folder, 0o700)
+        _chmod_if_owned(folder, _private_folder_mode(folder))
         for pattern in PRIVATE_FILES:
             for path in folder.glob(pattern):
                 if path.is_file() and not path.is_symlink():
                     _chmod_if_owned(path, 0o600)
+
+
+def _private_folder_mode(folder: Path) -> int:
+    """Owner-only, except that a state directory whose embedded PostgreSQL runs as another user (root's `up
+    --postgres`: PostgreSQL refuses root) lets others pass through (search only: nothing can be listed or read), or
+    that server could not reach its data directory by its absolute path."""
+    try:
+        return 0o711 if (folder / "postgres").stat().st_uid != os.geteuid() else 0o700
+    except FileNotFoundError:
+        return 0o700
 
 
 def _chmod_if_owned(path: Path, mode: int) -> None:

