@@ -1,7 +1,11 @@
 """The closed loop on a live stack: `modelops up` starts a real Prefect server (temporary SQLite database on a
 free loopback port), the runner serving prefect.yaml's stage deployments and the MLflow UI. A registered model
 chains to @champion by triggers; a reference-period window triggers nothing; a window with real seasonal drift
-breaches, alerts once and starts exactly one retrain, which validates and promotes the challenger."""
+breaches, alerts once and starts exactly one retrain, which validates and promotes the challenger.
+
+The whole loop runs twice: on the laptop default (SQLite files, one stage runner) and on the scale-out engines
+(`modelops up --postgres --workers 2`: PostgreSQL holds the store, MLflow and Prefect; two Prefect workers on the
+stage work pool run every stage)."""
 
 from __future__ import annotations
 
@@ -33,16 +37,23 @@ class LiveStack:
         return stage_runs(deployment)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+# How each run of the loop starts its stack, and the stage services `down` must then have stopped.
+ENGINES = {"sqlite-runner": ({}, ["stage-runner"]),
+           "postgres-workers": ({"with_postgres": True, "workers": 2},
+                                ["postgres", "modelops-worker-1", "modelops-worker-2"])}
+
+
+@pytest.fixture(scope="module", params=list(ENGINES))
+def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     from modelops.services.stack import free_port
     from modelops.settings import load_settings
     from modelops.spec import load_all_specs
 
+    options, engine_services = ENGINES[request.param]
     receiver, http_server = start_receiver()
     try:
         with live_stack(tmp_path_factory.mktemp("live") / "state", gateway_port=free_port(),
-                        gateway_workers=2) as (api_url, services, stopped):
+                        gateway_workers=2, **options) as (api_url, services, stopped):
             from blocks.slack import SlackAlertChannel
 
             # the block flight-delay's spec names; its token is a secret of the live server, not of the spec
@@ -56,7 +67,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     consumers = [f"stream-{spec.name}-{index + 1}" for spec in load_all_specs(config_dir)
                  if "stream" in spec.deploy.targets for index in range(spec.deploy.stream.consumers)]
     assert consumers and sorted(stopped) == sorted(["gateway", "mlflow-ui", "prefect-server", "redis",
-                                                    "stage-runner", "stage-service", *consumers])
+                                                    "stage-service", *engine_services, *consumers])
     for service in services:
         with pytest.raises(ProcessLookupError):
             os.kill(service.pid, 0)

@@ -19,6 +19,8 @@ def _made_by_a_trigger(run) -> bool:  # type: ignore[no-untyped-def]
     return run.created_by is not None and run.created_by.type == "AUTOMATION"
 
 
+# On the laptop default only: the closed loop runs the scale-out engines, and one demo through a stack is ~6 min.
+@pytest.mark.parametrize("live", ["sqlite-runner"], indirect=True)
 def test_the_demo_runs_under_the_stage_deployments_and_the_triggers_chain_its_stages(
         live: LiveStack, capsys: pytest.CaptureFixture[str]) -> None:
     from modelops.cli import main
