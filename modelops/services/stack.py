@@ -199,9 +199,12 @@ def up(settings: Settings, prefect_port: int = 4200, mlflow_port: int = 5000, wi
 
         if with_mlflow:
             mlflow_log = logs / "mlflow-ui.log"
-            mlflow = spawn([str(bin_dir / "mlflow"), "server", "--backend-store-uri", settings.tracking_uri,
-                            "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
-                           {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, mlflow_log)
+            # The store's URL goes in the environment, not the command line: a production URL may carry a password,
+            # and every local user can read a process's command line (and services.json records it).
+            mlflow = spawn([str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                            "--workers", "1"],
+                           {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+                            "MLFLOW_BACKEND_STORE_URI": settings.tracking_uri}, mlflow_log)
             started.append(Service.of("mlflow-ui", mlflow, f"http://127.0.0.1:{mlflow_port}", str(mlflow_log)))
             wait_healthy(f"http://127.0.0.1:{mlflow_port}/health", mlflow, mlflow_log, timeout=90)
         if gateway_port:
