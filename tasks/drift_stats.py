@@ -33,7 +33,7 @@ class ReferenceStats:
 
     numerical: dict[str, np.ndarray]
     std: dict[str, float]
-    categories: dict[str, np.ndarray]
+    categories: dict[str, pd.Index]
     counts: dict[str, np.ndarray]
 
     @classmethod
@@ -43,7 +43,7 @@ class ReferenceStats:
         categories, counts = {}, {}
         for column in features.categorical:
             keys, counted = np.unique(typed[column].dropna().to_numpy(dtype=object), return_counts=True)
-            categories[column], counts[column] = keys, counted.astype("int64")
+            categories[column], counts[column] = pd.Index(keys, dtype=object), counted.astype("int64")
         return cls({c: np.sort(v) for c, v in finite.items()}, {c: _std(v) for c, v in finite.items()},
                    categories, counts)
 
@@ -53,7 +53,7 @@ class ReferenceStats:
         for column, values in self.numerical.items():
             arrays[f"num:{column}"], arrays[f"std:{column}"] = values, np.array(self.std[column])
         for column, keys in self.categories.items():
-            arrays[f"catkeys:{column}"] = keys.astype(str)
+            arrays[f"catkeys:{column}"] = keys.to_numpy().astype(str)
             arrays[f"catcounts:{column}"] = self.counts[column]
         partial = path.with_name(f".{path.name}.partial.npz")
         np.savez(partial, **arrays)
@@ -80,7 +80,7 @@ def _load_cached(path: str, _mtime: int) -> ReferenceStats:
             elif kind == "catkeys":
                 keys, counted = data[key].astype(object), data[f"catcounts:{column}"].astype("int64")
                 order = np.argsort(keys)
-                categories[column], counts[column] = keys[order], counted[order]
+                categories[column], counts[column] = pd.Index(keys[order], dtype=object), counted[order]
     return ReferenceStats(numerical, std, categories, counts)
 
 
@@ -113,13 +113,11 @@ def wasserstein_sorted(u: np.ndarray, v: np.ndarray) -> float:
     return float(np.sum(np.abs(u_cdf - v_cdf) * deltas))
 
 
-def category_counts(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Counts of `values` per sorted reference key, and the values the reference has not seen with their counts."""
-    if len(keys) == 0:
-        extra, extra_counts = np.unique(values, return_counts=True)
-        return np.zeros(0, dtype="int64"), extra, extra_counts
-    at = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
-    known = keys[at] == values
+def category_counts(keys: pd.Index, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts of `values` per reference key (a hash lookup in the version's index of keys, built once), and the
+    values the reference has not seen with their counts."""
+    at = keys.get_indexer(values)
+    known = at >= 0
     extra, extra_counts = np.unique(values[~known], return_counts=True)
     return np.bincount(at[known], minlength=len(keys)), extra, extra_counts
 
@@ -139,7 +137,7 @@ def _shares_numeric(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndar
         edges = np.histogram_bin_edges(np.concatenate([reference, current]), bins="sturges")
         return (np.histogram(reference, edges)[0] / len(reference), np.histogram(current, edges)[0] / len(current))
     keys, counted = np.unique(reference, return_counts=True)
-    return _shares_by_keys(counted, *category_counts(keys, current)[::2])
+    return _shares_by_keys(counted, *category_counts(pd.Index(keys), current)[::2])
 
 
 def _fill_zeroes(shares: np.ndarray) -> np.ndarray:
@@ -183,13 +181,31 @@ def supports(policy: DriftSpec) -> bool:
     return policy.num_method in FAST_METHODS and policy.cat_method in ("jensenshannon", "psi")
 
 
+def numeric_matrix(frame: pd.DataFrame, features: Features) -> np.ndarray:
+    """The numeric features as one float64 array (rows x columns), as typed_features types them: plain numpy
+    numbers as they are, anything else through pd.to_numeric (what cannot be read is NaN)."""
+    if not features.numerical:
+        return np.zeros((len(frame), 0))
+    dtypes = frame.dtypes[features.numerical]
+    if all(isinstance(d, np.dtype) and d.kind in "fiub" for d in dtypes):
+        return frame[features.numerical].to_numpy(dtype="float64")
+    return typed_features(frame, Features(numerical=features.numerical, categorical=[])).to_numpy(dtype="float64")
+
+
+def category_values(column: pd.Series) -> np.ndarray:
+    """A categorical column's present values as strings, as typed_features types them: a column of strings alone
+    is taken as it is (the common case, without a pass over the values per row in Python)."""
+    values = column.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return values
+    return column[column.notna()].astype(str).to_numpy(dtype=object)
+
+
 def fast_drift(reference: ReferenceStats, current: pd.DataFrame, features: Features, policy: DriftSpec) -> DriftResult:
     """Per-column scores and verdicts; a column with no values on either side cannot be judged for drift (the
     data-quality check reports it) and is left out of the share."""
-    typed = typed_features(current, features)
     columns, unjudged = [], []
-    numbers = typed[features.numerical].to_numpy(dtype="float64") if features.numerical else np.zeros((0, 0))
-    for column, values in zip(features.numerical, sorted_finite_columns(numbers)):
+    for column, values in zip(features.numerical, sorted_finite_columns(numeric_matrix(current, features))):
         ref = reference.numerical[column]
         if len(values) == 0 or len(ref) == 0:
             unjudged.append(column)
@@ -198,7 +214,7 @@ def fast_drift(reference: ReferenceStats, current: pd.DataFrame, features: Featu
         columns.append(ColumnDrift(column, policy.num_method, score, policy.num_threshold,
                                    column_drifted(policy.num_method, score, policy.num_threshold)))
     for column in features.categorical:
-        values = typed[column].dropna().to_numpy(dtype=object)
+        values = category_values(current[column])
         if len(values) == 0 or len(reference.categories[column]) == 0:
             unjudged.append(column)
             continue
