@@ -134,14 +134,18 @@ def sweep_drift(source: SweepSource, models: list[str], chunk_size: int, runner:
                 ) -> list[SweepVerdict]:
     """Run inside a flow: one task per chunk, run concurrently by `runner` (a Prefect task runner, e.g. Dask's; None:
     the flow's own). The source goes to each chunk's worker: it must be picklable and know how to reach the data."""
-    with tracked("sweep", f"sweeping {len(models)} models for drift", len(models), "models"):
+    with tracked("sweep", f"sweeping {len(models)} models for drift", len(models), "models") as tracker:
         if runner is None:
             futures = [drift_chunk_task.submit(source, chunk) for chunk in chunks(models, chunk_size)]
             return [verdict for future in futures for verdict in future.result()]
         with runner:
-            futures = [runner.submit(drift_chunk_task, {"source": source, "models": chunk})
-                       for chunk in chunks(models, chunk_size)]
-            return [verdict for future in futures for verdict in future.result()]
+            parts = chunks(models, chunk_size)
+            futures = [runner.submit(drift_chunk_task, {"source": source, "models": chunk}) for chunk in parts]
+            verdicts = []
+            for chunk, future in zip(parts, futures):
+                verdicts += future.result()
+                tracker.advance(len(chunk))  # a worker elsewhere cannot reach this process's listener
+            return verdicts
 
 
 def store_verdicts(store: GovernanceStore, verdicts: list[SweepVerdict]) -> int:
