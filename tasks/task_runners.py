@@ -48,7 +48,10 @@ def chunk_runner(address: str | None = None) -> Any | None:
 
 
 def require_reachable(address: str) -> None:
+    """A TCP or TLS scheduler must accept a connection; other Dask transports (inproc, ucx) are Dask's to check."""
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "tls"):
+        return
     try:
         host, port = parts.hostname, parts.port
     except ValueError:

@@ -37,7 +37,7 @@ def test_the_sweep_on_a_dask_cluster_gives_the_verdicts_of_the_flows_own_runner(
     in_process = sweep(models=["bike-demand"])
     expected = stored_sweep(platform, "bike-demand")
 
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, processes=False, protocol="tcp", dashboard_address=None) as cluster:
         monkeypatch.setenv(DASK_ADDRESS, cluster.scheduler_address)
         on_dask = sweep(models=["bike-demand"])
         # the chunk was a task of this cluster's scheduler, not of the flow's thread pool
