@@ -84,10 +84,10 @@ def floor(prepared: list[tuple[FloorReference, np.ndarray, list[np.ndarray]]], s
 def run_sweep(models: int, address: str | None, store_url: str) -> tuple[float, list]:
     """The platform's sweep flow on `models` synthetic models: one task per chunk (on Dask at `address`), verdicts
     stored."""
-    from benchmarks.sweep_data import benchmark_sweep
+    from benchmarks.sweep_data import CHUNK, DASK_CHUNK, benchmark_sweep
 
     started = time.perf_counter()
-    verdicts = benchmark_sweep(models, address, store_url)
+    verdicts = benchmark_sweep(models, address, store_url, DASK_CHUNK if address else CHUNK)
     return time.perf_counter() - started, verdicts
 
 
