@@ -68,3 +68,27 @@ def test_a_malformed_dask_setting_says_what_to_write(address: str) -> None:
 
     with pytest.raises(TaskRunnerError, match="local:N|host and port"):
         chunk_runner(address)
+
+
+def test_a_batch_scored_on_a_dask_cluster_gives_the_outputs_of_the_flows_own_process(
+        state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+    from distributed import LocalCluster
+
+    from flows.score import score
+    from modelops.demo import onboard, write_traffic
+    from modelops.platform import get_platform
+    from modelops.spec import load_spec
+
+    assert onboard("flight-delay") == "1"
+    batch, _ = write_traffic(get_platform(), load_spec("flight-delay"), date(2013, 2, 15), date(2013, 2, 18))
+    monkeypatch.delenv(DASK_ADDRESS, raising=False)
+    in_process = score(model="flight-delay", input_path=str(batch), output_path="here.parquet", batch_rows=1000)
+    with LocalCluster(n_workers=1, processes=False, protocol="tcp", dashboard_address=None) as cluster:
+        monkeypatch.setenv(DASK_ADDRESS, cluster.scheduler_address)
+        on_dask = score(model="flight-delay", input_path=str(batch), output_path="dask.parquet", batch_rows=1000)
+        assert "score_frame" in cluster.scheduler.task_prefixes  # each chunk was scored by the cluster's worker
+    assert on_dask.chunks == in_process.chunks > 1 and on_dask.rows == in_process.rows
+    columns = ["prediction_id", "prediction", "score", "version"]
+    pd.testing.assert_frame_equal(pd.read_parquet(on_dask.output_path)[columns],
+                                  pd.read_parquet(in_process.output_path)[columns])
