@@ -92,3 +92,13 @@ def test_a_batch_scored_on_a_dask_cluster_gives_the_outputs_of_the_flows_own_pro
     columns = ["prediction_id", "prediction", "score", "version"]
     pd.testing.assert_frame_equal(pd.read_parquet(on_dask.output_path)[columns],
                                   pd.read_parquet(in_process.output_path)[columns])
+
+
+def test_an_error_raised_on_a_worker_reaches_the_flow_with_what_and_fix_apart() -> None:
+    import pickle
+
+    from modelops.errors import SchemaMismatchError
+
+    crossed = pickle.loads(pickle.dumps(SchemaMismatchError("column x is missing", "add column x")))
+    assert type(crossed) is SchemaMismatchError
+    assert (crossed.what, crossed.fix) == ("column x is missing", "add column x")
