@@ -3,7 +3,11 @@ prediction log."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from prefect import flow
 from prefect.futures import PrefectFuture
@@ -14,14 +18,15 @@ from modelops.errors import DataError, ModelOpsError
 from flows.dispatch import hand_over
 from flows.parameters import ModelName, Version
 from modelops.lifecycle import Role, Stage
-from modelops.platform import get_platform
+from modelops.platform import Platform, get_platform
 from modelops.spec import LifecycleSpec, load_spec
-from tasks.integrity import load_verified_model
+from tasks.integrity import VerifiedModel, load_verified_model
 from tasks.batch_progress import ScoreProgress
 from tasks.batch_source import BatchSource, SqlSource, open_source
 from tasks.outputs import check_overwrite, done_chunks, output_target, parts_dir
 from tasks.prediction_log import batch_id_for, log_failed_batch_task
-from tasks.scoring import score_frame_task
+from tasks.scoring import WorkerModel, score_frame_task
+from tasks.task_runners import chunk_runner
 from tasks.serving import (ChallengerShare, record_scored_batch_task, record_scored_chunk_task, score_challenger_task,
                            scoring_version_task)
 
@@ -80,6 +85,8 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
                            f"{spec.name}/{_default_name(source)}.v{version}.parquet")
     batch_id = batch_id_for(spec.name, version, role, digest)
     check_overwrite(target, batch_id)
+    stack = ExitStack()
+    runner = chunk_runner()  # a Dask scheduler that does not answer is refused before anything is scored
     model = load_verified_model(platform, spec, version, "scoring")  # refuses retired, unscanned, changed files
     parts = parts_dir(target, batch_id, batch_rows)
     resumed = done_chunks(parts)
@@ -88,6 +95,8 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
     chunks, start, rows, positives, challenger = 0, 0, 0, 0.0, ChallengerShare(None, 0)
     recording: PrefectFuture[str] | None = None  # the previous chunk's log and part, written while this one scores
     try:
+        if runner is not None:
+            stack.enter_context(runner)
         for index, (frame, read) in enumerate(source.chunks(batch_rows)):
             chunks, start = index + 1, start + len(frame)
             if index < resumed:  # done by the killed run: its part and log rows are kept as they are
@@ -95,7 +104,7 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
             # Chunk 0 keeps the batch's own digest: a batch of one chunk is logged exactly as before chunking.
             chunk_digest = digest if index == 0 else f"{digest}:{batch_rows}:{index}"
             try:
-                outputs, log = score_frame_task(spec, model, model.columns, frame, source.label)
+                outputs, log = score_chunk(runner, platform, spec, version, model, frame, source.label)
             except ModelOpsError as exc:
                 log_failed_batch_task(platform, spec, version, role, frame, source.label, chunk_digest, str(exc))
                 if index == 0:
@@ -119,6 +128,7 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
         model.close()  # a version in its own environment: its scoring worker stops with the batch
         if recording is not None:
             recording.result()
+        stack.close()
     if chunks == 0:
         raise DataError(f"batch {source.label} has no rows", "score a batch with at least one row")
     written = record_scored_batch_task(spec, version, source.label, parts, chunks, target, batch_id, challenger)
@@ -132,6 +142,17 @@ def standard_score(spec: LifecycleSpec, input_path: str | None = None, version: 
     return Scored(model=spec.name, version=version, rows=written, output_path=str(target), batch_id=batch_id,
                   positive_rate=positive_rate, challenger=challenger.version, challenger_rows=challenger.rows,
                   chunks=chunks, resumed_chunks=resumed)
+
+
+def score_chunk(runner: Any | None, platform: Platform, spec: LifecycleSpec, version: str, model: VerifiedModel,
+                frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A chunk's predictions and log rows: in this process, or on a Dask worker (MODELOPS_DASK_ADDRESS) that opens
+    the version itself."""
+    if runner is None:
+        return score_frame_task(spec, model, model.columns, frame, label)
+    remote = WorkerModel(platform.settings, spec.name, version)
+    return runner.submit(score_frame_task, {"spec": spec, "pyfunc": remote, "columns": model.columns,
+                                            "frame": frame, "source": label}).result()
 
 
 def _positive_rate(target: Path) -> float:

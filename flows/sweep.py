@@ -15,6 +15,7 @@ from modelops.spec import load_all_specs
 from tasks.sweep import (
     PlatformSource, count_verdicts, follow_up_breach_task, publish_sweep_table, store_verdicts, sweep_drift,
 )
+from tasks.task_runners import chunk_runner
 from tasks.verdicts import BREACH
 
 
@@ -28,7 +29,8 @@ class Swept(BaseModel):
 
 @flow(name="sweep", log_prints=True, **STAGE_HOOKS)
 def sweep(models: list[ModelName] | None = None, chunk_size: Annotated[int, Field(ge=1, le=1000)] = 50) -> Swept:
-    """Every model with a configured spec (or `models`): the champion's newest window, judged for drift."""
+    """Every model with a configured spec (or `models`): the champion's newest window, judged for drift. The chunks
+    run on Dask when MODELOPS_DASK_ADDRESS is set (tasks/task_runners.py)."""
     from prefect.context import FlowRunContext
 
     from modelops.people import authorize_stage
@@ -36,7 +38,7 @@ def sweep(models: list[ModelName] | None = None, chunk_size: Annotated[int, Fiel
     authorize_stage("sweep", None)
     platform = get_platform()
     names = models or [spec.name for spec in load_all_specs()]
-    verdicts = sweep_drift(PlatformSource(platform), names, chunk_size)
+    verdicts = sweep_drift(PlatformSource(platform), names, chunk_size, chunk_runner())
     store_verdicts(platform.store, verdicts)
     breached = [v for v in verdicts if v.drift is not None and v.drift.verdict == BREACH]
     context = FlowRunContext.get()

@@ -14,6 +14,10 @@ class ModelOpsError(Exception):
         self.fix = fix
         super().__init__(f"{what}" + (f" -> {fix}" if fix else ""))
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Raised on a Dask worker, the error crosses to the flow pickled: it must keep `what` and `fix` apart.
+        return type(self), (self.what, self.fix)
+
 
 class SpecError(ModelOpsError):
     """A life cycle spec (configs/models/<name>.yaml) is missing or invalid."""

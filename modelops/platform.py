@@ -53,6 +53,11 @@ def get_platform() -> Platform:
     return _platform_for(configure_environment())
 
 
+def platform_for(settings: Settings) -> Platform:
+    """The platform of given settings: a Dask worker judging a flow's chunk opens the flow's systems of record."""
+    return _platform_for(configure_environment(settings))
+
+
 # The identity of every run a runner or worker starts for a deployment: triggers, schedules, the UI's Run button.
 SERVICE_ACTOR = "service:modelops"
 

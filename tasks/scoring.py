@@ -6,7 +6,9 @@ import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from modelops.errors import DataError
+from modelops.settings import Settings
 from modelops.spec import LifecycleSpec
 from tasks import as_task
 from tasks.schema import conform_to_signature, offenders, required_column, required_ids
@@ -196,6 +199,29 @@ def score_frame(spec: LifecycleSpec, pyfunc: Any, columns: list[tuple[str, str]]
         pd.DataFrame({"prediction": prediction, "score": scores, "latency_ms": latency_ms}),
     ], axis=1)
     return outputs, log
+
+
+@dataclass(frozen=True)
+class WorkerModel:
+    """The version a Dask worker scores a chunk with: the model is not sent over the wire; the worker opens the
+    version itself through the same checks as the flow (governed, not retired, scanned, pinned bytes), once per
+    process, from the flow's settings."""
+
+    settings: Settings
+    model: str
+    version: str
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return _opened_on_worker(self.settings, self.model, self.version).predict(frame)
+
+
+@lru_cache(maxsize=8)
+def _opened_on_worker(settings: Settings, model: str, version: str) -> Any:
+    from modelops.platform import platform_for
+    from modelops.spec import load_spec
+    from tasks.integrity import load_verified_model
+
+    return load_verified_model(platform_for(settings), load_spec(model), version, "scoring")
 
 
 read_batch_task = as_task(read_batch)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
 from modelops.catalog import CHAMPION
 from modelops.platform import Platform
+from modelops.settings import Settings
 from modelops.spec import DriftSpec, Features, load_spec
 from modelops.store.records import GovernanceStore, MonitoringPoint
 from tasks import as_task
@@ -66,6 +67,10 @@ class PlatformSource:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Sent to a Dask worker as the settings alone: the worker opens the same store and logs itself.
+        return _platform_source, (self.platform.settings,)
+
     def load(self, model: str) -> SweepInput | None:
         from tasks.integrity import require_governed
         from tasks.prediction_log import logged_predictions
@@ -85,6 +90,12 @@ class PlatformSource:
         stats = reference.stats(self.platform, spec, governed) if reference.judgeable else None
         return SweepInput(model, version, spec.data.features, spec.monitoring.drift, stats, current, *window,
                           skipped=reference.note)
+
+
+def _platform_source(settings: Settings) -> PlatformSource:
+    from modelops.platform import platform_for
+
+    return PlatformSource(platform_for(settings))
 
 
 def judge_drift(source: SweepSource, model: str) -> SweepVerdict | None:
@@ -119,11 +130,22 @@ def chunks(models: list[str], size: int) -> list[list[str]]:
     return [models[i:i + size] for i in range(0, len(models), size)]
 
 
-def sweep_drift(source: SweepSource, models: list[str], chunk_size: int) -> list[SweepVerdict]:
-    """Run inside a flow: one task per chunk, run concurrently by the flow's task runner."""
-    with tracked("sweep", f"sweeping {len(models)} models for drift", len(models), "models"):
-        futures = [drift_chunk_task.submit(source, chunk) for chunk in chunks(models, chunk_size)]
-        return [verdict for future in futures for verdict in future.result()]
+def sweep_drift(source: SweepSource, models: list[str], chunk_size: int, runner: Any | None = None
+                ) -> list[SweepVerdict]:
+    """Run inside a flow: one task per chunk, run concurrently by `runner` (a Prefect task runner, e.g. Dask's; None:
+    the flow's own). The source goes to each chunk's worker: it must be picklable and know how to reach the data."""
+    with tracked("sweep", f"sweeping {len(models)} models for drift", len(models), "models") as tracker:
+        if runner is None:
+            futures = [drift_chunk_task.submit(source, chunk) for chunk in chunks(models, chunk_size)]
+            return [verdict for future in futures for verdict in future.result()]
+        with runner:
+            parts = chunks(models, chunk_size)
+            futures = [runner.submit(drift_chunk_task, {"source": source, "models": chunk}) for chunk in parts]
+            verdicts = []
+            for chunk, future in zip(parts, futures):
+                verdicts += future.result()
+                tracker.advance(len(chunk))  # a worker elsewhere cannot reach this process's listener
+            return verdicts
 
 
 def store_verdicts(store: GovernanceStore, verdicts: list[SweepVerdict]) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 from modelops.spec import DriftSpec, Window, load_spec
 from tasks.data import load_window
-from tasks.drift import run_drift_report
+from tasks.drift import run_drift_report, typed_features
 from tasks.drift_stats import ReferenceStats, fast_drift
 
 POLICIES = {
@@ -64,3 +64,22 @@ def test_a_column_without_values_is_left_out_of_the_drift_verdict() -> None:
                         spec.data.features, spec.monitoring.drift)
     assert result.unjudged == ["temp"] and "temp" not in [c.column for c in result.columns]
     assert len(result.columns) == len(spec.data.features.all) - 1
+
+
+def test_a_cache_file_of_the_first_format_gives_the_same_verdicts(tmp_path: Path) -> None:
+    """Format 1 (before sorted values were kept) stored each column's finite values in the data's order and the
+    categories in count order; a version cached then must be judged exactly as one cached now."""
+    spec = load_spec("flight-delay")
+    features = spec.data.features
+    reference = load_window(spec, spec.training.window)
+    typed = typed_features(reference, features)
+    arrays = {f"num:{c}": typed[c].to_numpy(dtype="float64") for c in features.numerical}
+    arrays = {k: v[np.isfinite(v)] for k, v in arrays.items()}
+    for column in features.categorical:
+        counts = typed[column].dropna().value_counts()
+        arrays[f"catkeys:{column}"] = counts.index.to_numpy(dtype=str)
+        arrays[f"catcounts:{column}"] = counts.to_numpy(dtype="int64")
+    np.savez(tmp_path / "v1.npz", **arrays)
+    current = load_window(spec, Window(start=date(2013, 7, 1), end=date(2013, 7, 15)))
+    direct = fast_drift(ReferenceStats.from_frame(reference, features), current, features, spec.monitoring.drift)
+    assert fast_drift(ReferenceStats.load(tmp_path / "v1.npz"), current, features, spec.monitoring.drift) == direct
