@@ -60,8 +60,9 @@ def retrain(model: ModelName, as_of: datetime | None = None) -> Retrained:
     # here for its model's slot (modelops.services.concurrency says why this bound lives inside the run).
     from prefect.concurrency.sync import concurrency
 
-    from modelops.services.concurrency import retrain_limit_name
+    from modelops.services.concurrency import ensure_retrain_limit, retrain_limit_name
 
+    ensure_retrain_limit(model)
     with concurrency(retrain_limit_name(model), occupy=1):
         return challenge_champion(spec, plan_retrain(get_platform(), spec, as_of))
 

@@ -60,3 +60,19 @@ def test_each_model_gets_its_retrain_limit_and_applying_again_updates_it(prefect
         limits = {name: client.read_global_concurrency_limit_by_name(name).limit
                   for name in ("retrain-storm-a", "retrain-storm-b")}
     assert limits == {"retrain-storm-a": 1, "retrain-storm-b": 2}
+
+
+def test_a_model_unknown_to_up_gets_its_retrain_limit_at_its_first_retrain_and_a_set_limit_is_kept(
+        prefect_api: None) -> None:
+    from prefect.client.orchestration import get_client
+
+    from modelops.services.concurrency import ensure_model_limits, ensure_retrain_limit
+
+    ensure_model_limits(["storm-kept"], Concurrency(retrain_per_model=3))
+    ensure_retrain_limit("storm-new")  # a spec added after `up`: no limit yet
+    ensure_retrain_limit("storm-kept")
+    with get_client(sync_client=True) as client:
+        limits = {name: client.read_global_concurrency_limit_by_name(name).limit
+                  for name in ("retrain-storm-new", "retrain-storm-kept")}
+    assert limits == {"retrain-storm-new": load_platform_settings(ROOT / "configs").concurrency.retrain_per_model,
+                      "retrain-storm-kept": 3}

@@ -82,6 +82,26 @@ def apply_model_limits(config_dir: Path | None = None) -> None:
                         load_platform_settings(config_dir).concurrency)
 
 
+def ensure_retrain_limit(model: str) -> None:
+    """The model's retrain limit, created at its first retrain when `up` did not know the model (a spec added while
+    the stack runs): otherwise its retrains would run unbounded until the next `up`. An existing limit is left as
+    it is; two retrains creating it at once both go on with the one that won."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    name = retrain_limit_name(model)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(
+                    name=name, limit=load_platform_settings().concurrency.retrain_per_model))
+            except ObjectAlreadyExists:
+                pass
+
+
 def ensure_model_limits(models: list[str], concurrency: Concurrency) -> None:
     """Create or update the global concurrency limit retrain-<model> of every model (idempotent). The retrain flow
     takes it non-strictly: without a limit on the server (a flow called in-process) it runs unbounded."""
