@@ -123,7 +123,9 @@ def test_a_state_directory_with_models_in_sqlite_is_not_switched_to_an_empty_pos
 
     home = tmp_path / "state"
     home.mkdir()
-    MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}").create_registered_model(MODEL)
+    catalog = f"sqlite:///{home / 'mlflow.db'}"
+    # the registry too: an earlier test of the session may have set MLflow's registry elsewhere
+    MlflowClient(tracking_uri=catalog, registry_uri=catalog).create_registered_model(MODEL)
     settings = replace(load_settings(), home=home)
     with pytest.raises(ModelOpsError, match=r"already keeps its records in SQLite .*mlflow\.db: 1 rows") as caught:
         postgres.start_for_stack(settings, home / "logs" / "postgres.log")

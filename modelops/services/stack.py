@@ -360,7 +360,12 @@ def stop_services(services: list[Service], grace_seconds: float = 20) -> list[st
             time.sleep(0.2)
         if _alive(service.pid):
             os.killpg(service.pid, signal.SIGKILL)
-            _reap(service.pid)
+            # SIGKILL is not instant: wait until the process is gone (and reaped, when it is our child), or the
+            # caller would find it still there - a zombie of ours stays until reaped.
+            deadline = time.monotonic() + grace_seconds
+            while _alive(service.pid) and time.monotonic() < deadline:
+                _reap(service.pid)
+                time.sleep(0.05)
         stopped.append(service.name)
     if refused:
         raise ModelOpsError(f"not allowed to stop {', '.join(refused)}: another user's processes",

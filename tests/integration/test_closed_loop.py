@@ -9,7 +9,6 @@ stage work pool run every stage)."""
 
 from __future__ import annotations
 
-import os
 import time
 import urllib.error
 import urllib.request
@@ -68,9 +67,9 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
                  if "stream" in spec.deploy.targets for index in range(spec.deploy.stream.consumers)]
     assert consumers and sorted(stopped) == sorted(["gateway", "mlflow-ui", "prefect-server", "redis",
                                                     "stage-service", *engine_services, *consumers])
-    for service in services:
-        with pytest.raises(ProcessLookupError):
-            os.kill(service.pid, 0)
+    from modelops.recovery import pid_alive
+
+    assert [f"{s.name} (pid {s.pid})" for s in services if pid_alive(s.pid)] == []
 
 
 def feed_window(start: date, end: date) -> None:
