@@ -60,11 +60,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     platform = get_platform()
     metrics = {spec.name: spec.monitoring.performance.metric for spec in load_all_specs()}
     models = [args.model] if args.model else None  # None: every registered model
-    if args.model and not platform.catalog.has_model(args.model) and not platform.store.governed_versions(args.model):
+    # The store first: with --store-only, MLflow is neither imported nor opened.
+    if args.model and not platform.store.governed_versions(args.model) and (
+            args.store_only or not platform.catalog.has_model(args.model)):
         from modelops.errors import CatalogError
 
-        raise CatalogError(f"no model {args.model!r} in the MLflow registry or the governance store",
-                           "`modelops status` without a model lists every model")
+        where = "the governance store (--store-only)" if args.store_only else "the MLflow registry or the governance store"
+        raise CatalogError(f"no model {args.model!r} in {where}", "`modelops status` without a model lists every model")
     if args.json:
         from modelops.cli_output import as_json
 

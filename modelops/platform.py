@@ -19,21 +19,33 @@ from modelops.store.records import GovernanceStore
 @dataclass(frozen=True)
 class Platform:
     settings: Settings
-    catalog: MlflowCatalog
     store: GovernanceStore
+
+    @property
+    def catalog(self) -> MlflowCatalog:
+        """MLflow's registry and tracking store, opened at first use: importing MLflow and opening its store cost
+        seconds, which a command reading the governance store alone (`status --store-only`) need not pay."""
+        return _catalog_for(self.settings)
 
 
 @lru_cache(maxsize=4)
 def _platform_for(settings: Settings) -> Platform:
-    # Two processes opening a new state directory at once would both create MLflow's tables and run the
-    # governance migrations (one of them then fails half-way): first use happens under a lock, one at a time.
+    # Two processes opening a new state directory at once would both run the governance migrations (one of them
+    # then fails half-way): first use happens under a lock, one at a time.
+    with _state_lock(settings.home / "run" / "init.lock"):
+        store = GovernanceStore(settings.governance_url)
+        store.open()
+    return Platform(settings=settings, store=store)
+
+
+@lru_cache(maxsize=4)
+def _catalog_for(settings: Settings) -> MlflowCatalog:
+    # The same lock as the store's: two processes creating MLflow's tables at once would collide as well.
     with _state_lock(settings.home / "run" / "init.lock"):
         require_reachable(settings.tracking_uri, "the MLflow tracking store", "MODELOPS_TRACKING_URI")
         catalog = MlflowCatalog(settings.tracking_uri, settings.artifact_root)  # MLflow's client opens its store
         catalog.open()
-        store = GovernanceStore(settings.governance_url)
-        store.open()
-    return Platform(settings=settings, catalog=catalog, store=store)
+    return catalog
 
 
 @contextmanager

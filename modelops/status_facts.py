@@ -94,18 +94,18 @@ def read_status_facts(platform: Platform, models: Sequence[str] | None, mlflow: 
     store's facts alone (None: every model it governs): MLflow's listing of every version is what a status of
     thousands of versions waits for, and the store decides everything the report states but the mirror's
     disagreements."""
-    catalog, store = platform.catalog, platform.store
+    store = platform.store  # platform.catalog only where MLflow is read: opening it costs seconds
     aliases: dict[str, dict[str, str]]
     tags: dict[str, dict[str, dict[str, str]]]
     if not mlflow:
         aliases, tags = {}, {}
         models = store.governed_models() if models is None else models
     elif models is not None and len(models) <= PER_MODEL_READS:
-        aliases = {model: catalog.aliases_or_empty(model) for model in models}
-        tags = {model: catalog.version_tags(model).get(model, {}) for model in models}
+        aliases = {model: platform.catalog.aliases_or_empty(model) for model in models}
+        tags = {model: platform.catalog.version_tags(model).get(model, {}) for model in models}
     else:
-        aliases = catalog.aliases_of_models()  # the registered models themselves, with their aliases
-        tags = catalog.version_tags()
+        aliases = platform.catalog.aliases_of_models()  # the registered models themselves, with their aliases
+        tags = platform.catalog.version_tags()
         if models is not None:
             aliases = {m: aliases[m] for m in models if m in aliases}
             tags = {m: tags[m] for m in models if m in tags}

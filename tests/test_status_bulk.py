@@ -4,6 +4,10 @@ per-model implementation on this very scenario)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -161,3 +165,21 @@ def test_status_of_an_unknown_model_says_so_and_how_to_list_the_models(
     err = capsys.readouterr().err
     assert "no model 'no-such-model' in the MLflow registry or the governance store" in err
     assert "`modelops status` without a model lists every model" in err
+
+
+def test_store_only_status_answers_while_mlflows_store_cannot_be_opened(platform: Any) -> None:
+    """`status --store-only` neither imports MLflow nor opens its store (seconds of a command's start): with
+    MLflow's store pointed at a database that refuses connections it still reports every governed version, where
+    the full status, in the same environment, stops naming MLflow's store."""
+    down = {**os.environ, "MODELOPS_TRACKING_URI": "postgresql+psycopg://nobody@127.0.0.1:1/mlflow"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "modelops.cli", "status", *args], env=down, text=True,
+                              capture_output=True, timeout=300)
+
+    store_only = cli("--store-only", "--json", B)
+    assert store_only.returncode == 0, store_only.stderr
+    assert [v["version"] for v in json.loads(store_only.stdout)[0]["versions"]] == \
+        [v["version"] for v in EXPECTED[1]["versions"]]
+    full = cli(B)
+    assert full.returncode != 0 and "the MLflow tracking store at" in full.stderr and "cannot be opened" in full.stderr

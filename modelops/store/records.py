@@ -283,8 +283,10 @@ def _plain(table: Any) -> Any:
 
 
 def _of_models(session: Session, query: Any, column: Any, models: Sequence[str]) -> list[Any]:
-    """`query`'s rows for these models, a chunk of models per query (status reads a thousand models at once)."""
-    return [row for part in _chunks(sorted(set(models))) for row in session.execute(query.where(column.in_(part)))]
+    """`query`'s rows for these models, a chunk of models per query (status reads a thousand models at once). Run
+    on the session's connection, as SQL: the ORM's row loading would double the time of a thousand models' rows."""
+    connection = session.connection()
+    return [row for part in _chunks(sorted(set(models))) for row in connection.execute(query.where(column.in_(part)))]
 
 
 def _intact(session: Session, rows: Sequence[AuditEvent]) -> list[AuditEvent]:
