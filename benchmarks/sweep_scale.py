@@ -5,6 +5,7 @@ and 4 categorical; about 3% of the models shifted). The sweep is the platform's 
 flow, one task per chunk of models, verdicts stored in the governance store in bulk, run in process and on a Dask
 LocalCluster of 1 and 2 workers. The floor computes the same statistics (normed Wasserstein, Jensen-Shannon) in
 pure numpy on arrays prepared in advance, each reference sorted once: every model's scores must equal the sweep's.
+SWEEP_BENCH_DASK=0 measures the in-process sweep alone (three runs, the median against the target).
 """
 
 from __future__ import annotations
@@ -81,19 +82,39 @@ def floor(prepared: list[tuple[FloorReference, np.ndarray, list[np.ndarray]]], s
     return time.perf_counter() - started, out
 
 
-def run_sweep(models: int, address: str | None, store_url: str) -> tuple[float, list]:
+@dataclass(frozen=True)
+class Stored:
+    """What the sweep stored for one model: its drift verdict and each column's score and verdict."""
+
+    model: str
+    verdict: str
+    scores: list[float]
+    drifted: list[bool]
+
+
+def run_sweep(models: int, address: str | None, store_url: str) -> tuple[float, list[Stored]]:
     """The platform's sweep flow on `models` synthetic models: one task per chunk (on Dask at `address`), verdicts
-    stored."""
-    from benchmarks.sweep_data import CHUNK, DASK_CHUNK, benchmark_sweep
+    stored; the time, then what the store holds of it (read after timing)."""
+    from benchmarks.sweep_data import CHUNK, DASK_CHUNK, benchmark_sweep, model_name
+    from modelops.store.records import GovernanceStore
 
     started = time.perf_counter()
-    verdicts = benchmark_sweep(models, address, store_url, DASK_CHUNK if address else CHUNK)
-    return time.perf_counter() - started, verdicts
+    benchmark_sweep(models, address, store_url, DASK_CHUNK if address else CHUNK)
+    swept = time.perf_counter() - started
+    names = [model_name(m) for m in range(models)]
+    newest = GovernanceStore(store_url).newest_monitoring(names)
+    stored = []
+    for name in names:
+        run, results = newest[(name, "sweep")]
+        columns = [r for r in results if r.check == "drift-column"]
+        stored.append(Stored(name, run.verdict, [float(r.value) for r in columns],
+                             [r.verdict == "breach" for r in columns]))
+    return swept, stored
 
 
-def same_scores(verdicts: list, floor_out: np.ndarray) -> float:
-    """The largest relative difference between the sweep's column scores and the floor's, over every model."""
-    got = np.array([[c.score for c in v.drift.columns] for v in verdicts])
+def same_scores(stored: list[Stored], floor_out: np.ndarray) -> float:
+    """The largest relative difference between the stored column scores and the floor's, over every model."""
+    got = np.array([s.scores for s in stored])
     return float(np.max(np.abs(got - floor_out) / np.maximum(np.abs(floor_out), 1e-12)))
 
 
@@ -159,8 +180,14 @@ def compare(state: Path) -> int:
               f"max relative score difference {difference:.1e}  load {os.getloadavg()[0]:.1f}", flush=True)
         return ratio, swept, verdicts
 
-    ratio_default, _, verdicts = measure("in-process (thread pool)", models, None)
+    # The target's ratio is the median of three runs: one run on a shared machine moved by 0.3x from run to run.
+    in_process = [measure(f"in-process, run {run}", models, None) for run in (1, 2, 3)]
+    ratio_default, _, verdicts = sorted(in_process, key=lambda measured: measured[0])[1]
     ok &= ratio_default <= 1.5
+    if os.environ.get("SWEEP_BENCH_DASK", "1") == "0":  # a quick look at the in-process figure alone
+        print(f"RATIO sweep / vectorised floor at {models} models, in process, median of 3 = {ratio_default:.2f} "
+              "(target <= 1.5)")
+        return 0 if ok else 1
     timings: dict[int, tuple[float, float]] = {}
     peaks: list[float] = []
     for workers in (1, 2):
@@ -182,7 +209,7 @@ def compare(state: Path) -> int:
           f"{peaks[0]:.0f} MB after {models} models, {peaks[1]:.0f} MB after {large}")
 
     # What the sweep flow does next for breached models only: Evidently's full report (timed apart).
-    breached_models = [v.model for v in verdicts if v.drift.verdict == "breach"]
+    breached_models = [v.model for v in verdicts if v.verdict == "breach"]
     reports_started = time.perf_counter()
     for model in breached_models:
         ref, cur = data.synthetic_model(int(model.rsplit("-", 1)[1]))
@@ -197,11 +224,12 @@ def compare(state: Path) -> int:
     for verdict in sample:
         ref, cur = data.synthetic_model(int(verdict.model.rsplit("-", 1)[1]))
         expected, _ = run_drift_report(ref, cur, data.FEATURES, data.POLICY)
-        equal += [c.drifted for c in expected.columns] == [c.drifted for c in verdict.drift.columns]
+        equal += [c.drifted for c in expected.columns] == verdict.drifted
     per_report = (time.perf_counter() - evidently_started) / len(sample)
     print(f"Evidently report per model: {per_report:.2f} s -> {per_report * models:.0f} s for {models} models; "
           f"verdicts equal to Evidently's on {equal}/{len(sample)} sampled models")
-    print(f"RATIO sweep / vectorised floor at {models} models, in process = {ratio_default:.2f} (target <= 1.5)")
+    print(f"RATIO sweep / vectorised floor at {models} models, in process, median of 3 = {ratio_default:.2f} "
+          "(target <= 1.5)")
     return 0 if ok and equal == len(sample) else 1
 
 
