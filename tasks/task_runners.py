@@ -1,4 +1,4 @@
-"""Where a flow's chunks run: in the flow's own process (Prefect's thread pool, the default) or on a Dask cluster.
+"""Where a flow's chunks run: in the flow's own process (one thread per core, the default) or on a Dask cluster.
 
 MODELOPS_DASK_ADDRESS chooses: unset, the flow's own runner; `local:N`, a Dask LocalCluster of N worker processes
 started for the flow run and stopped after it; otherwise the address of a running Dask scheduler
