@@ -65,7 +65,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             args.store_only or not platform.catalog.has_model(args.model)):
         from modelops.errors import CatalogError
 
-        where = "the governance store (--store-only)" if args.store_only else "the MLflow registry or the governance store"
+        where = ("the governance store (--store-only)" if args.store_only
+                 else "the MLflow registry or the governance store")
         raise CatalogError(f"no model {args.model!r} in {where}", "`modelops status` without a model lists every model")
     if args.json:
         from modelops.cli_output import as_json

@@ -133,7 +133,7 @@ def chunks(models: list[str], size: int) -> list[list[str]]:
 
 def local_chunk_runner() -> Any:
     """Threads of this process, one per core. The statistics hold the GIL much of the time: Prefect's default pool
-    (cores + 4 threads) made a 1,000-model sweep take 11 s where two threads take 6 s on 2 cores."""
+    (cores + 4 threads) made a 1,000-model sweep take 11-12 s where two threads take 7 s on 2 cores."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner(max_workers=os.cpu_count() or 1)
