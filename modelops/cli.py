@@ -57,7 +57,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from modelops.reporting import STATUS_SEPARATOR, status_blocks, status_data
     from modelops.spec import load_all_specs
 
-    platform = get_platform()
+    platform = get_platform(catalog=not args.store_only)
     metrics = {spec.name: spec.monitoring.performance.metric for spec in load_all_specs()}
     models = [args.model] if args.model else None  # None: every registered model
     # The store first: with --store-only, MLflow is neither imported nor opened.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,9 +24,13 @@ class Platform:
 
     @property
     def catalog(self) -> MlflowCatalog:
-        """MLflow's registry and tracking store, opened at first use: importing MLflow and opening its store cost
-        seconds, which a command reading the governance store alone (`status --store-only`) need not pay."""
-        return _catalog_for(self.settings)
+        """MLflow's registry and tracking store, opened by get_platform() unless a command reads the governance
+        store alone (`status --store-only`): importing MLflow and opening its store cost seconds."""
+        with _CATALOG_LOCK:  # threads of one process open it once, not once each in turn
+            return _catalog_for(self.settings)
+
+
+_CATALOG_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=4)
@@ -61,13 +66,22 @@ def _state_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def get_platform() -> Platform:
-    return _platform_for(configure_environment())
+def get_platform(catalog: bool = True) -> Platform:
+    """The platform of this process's settings. MLflow is opened here, before any change: a stage whose MLflow
+    cannot be reached stops before it writes the store (a deploy would otherwise serve a version, then fail to
+    mirror it), and `modelops up` creates MLflow's tables under the state lock before any server starts.
+    `catalog=False` leaves MLflow to its first use, for commands that may never need it."""
+    platform = _platform_for(configure_environment())
+    if catalog:
+        platform.catalog
+    return platform
 
 
 def platform_for(settings: Settings) -> Platform:
     """The platform of given settings: a Dask worker judging a flow's chunk opens the flow's systems of record."""
-    return _platform_for(configure_environment(settings))
+    platform = _platform_for(configure_environment(settings))
+    platform.catalog
+    return platform
 
 
 # The identity of every run a runner or worker starts for a deployment: triggers, schedules, the UI's Run button.

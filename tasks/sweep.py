@@ -136,7 +136,9 @@ def local_chunk_runner() -> Any:
     (cores + 4 threads) made a 1,000-model sweep take 11-12 s where two threads take 7 s on 2 cores."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ThreadPoolTaskRunner(max_workers=os.cpu_count() or 1)
+    # The cores this process may run on (a CPU set in a container), not every core of the machine.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return ThreadPoolTaskRunner(max_workers=cores)
 
 
 def sweep_drift(source: SweepSource, models: list[str], chunk_size: int, runner: Any | None = None

@@ -1,6 +1,6 @@
 """Where a flow's chunks run: in the flow's own process (one thread per core, the default) or on a Dask cluster.
 
-MODELOPS_DASK_ADDRESS chooses: unset, the flow's own runner; `local:N`, a Dask LocalCluster of N worker processes
+MODELOPS_DASK_ADDRESS chooses: unset, the flow's own process; `local:N`, a Dask LocalCluster of N worker processes
 started for the flow run and stopped after it; otherwise the address of a running Dask scheduler
 (`tcp://scheduler:8786`), whose workers must have the platform installed and see the same state (governance store,
 prediction logs) as the flow.
@@ -28,7 +28,7 @@ def dask_address() -> str | None:
 
 
 def chunk_runner(address: str | None = None) -> Any | None:
-    """A Dask task runner for `address` (default: the setting), or None for the flow's own runner. A scheduler that
+    """A Dask task runner for `address` (default: the setting), or None: the chunks run in the flow's process. A scheduler that
     does not answer is refused here, before any work is handed out, rather than after Dask's own long retries."""
     address = address if address is not None else dask_address()
     if not address:

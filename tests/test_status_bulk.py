@@ -167,19 +167,32 @@ def test_status_of_an_unknown_model_says_so_and_how_to_list_the_models(
     assert "`modelops status` without a model lists every model" in err
 
 
+# MLflow's store pointed at a database that refuses connections; the governance store as the test made it.
+MLFLOW_DOWN = {"MODELOPS_TRACKING_URI": "postgresql+psycopg://nobody@127.0.0.1:1/mlflow"}
+
+
+def _with_mlflow_down(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], env={**os.environ, **MLFLOW_DOWN}, text=True, capture_output=True,
+                          timeout=300)
+
+
 def test_store_only_status_answers_while_mlflows_store_cannot_be_opened(platform: Any) -> None:
-    """`status --store-only` neither imports MLflow nor opens its store (seconds of a command's start): with
-    MLflow's store pointed at a database that refuses connections it still reports every governed version, where
-    the full status, in the same environment, stops naming MLflow's store."""
-    down = {**os.environ, "MODELOPS_TRACKING_URI": "postgresql+psycopg://nobody@127.0.0.1:1/mlflow"}
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "modelops.cli", "status", *args], env=down, text=True,
-                              capture_output=True, timeout=300)
-
-    store_only = cli("--store-only", "--json", B)
+    """`status --store-only` neither imports MLflow nor opens its store (seconds of a command's start): it still
+    reports every governed version, where the full status, in the same environment, stops naming MLflow's store."""
+    store_only = _with_mlflow_down("-m", "modelops.cli", "status", "--store-only", "--json", B)
     assert store_only.returncode == 0, store_only.stderr
     assert [v["version"] for v in json.loads(store_only.stdout)[0]["versions"]] == \
         [v["version"] for v in EXPECTED[1]["versions"]]
-    full = cli(B)
+    full = _with_mlflow_down("-m", "modelops.cli", "status", B)
     assert full.returncode != 0 and "the MLflow tracking store at" in full.stderr and "cannot be opened" in full.stderr
+
+
+def test_the_platform_of_a_stage_refuses_at_once_when_mlflows_store_cannot_be_opened(platform: Any) -> None:
+    """A stage's platform opens MLflow before anything is changed (a deploy must not serve a version it then cannot
+    mirror); only a platform asked for the store alone opens without it, and its store answers."""
+    stage = _with_mlflow_down("-c", "from modelops.platform import get_platform; get_platform()")
+    assert stage.returncode != 0 and "the MLflow tracking store at" in stage.stderr, stage.stderr
+    store_alone = _with_mlflow_down("-c", "from modelops.platform import get_platform; "
+                                          "print(get_platform(catalog=False).store.governed_models())")
+    assert store_alone.returncode == 0, store_alone.stderr
+    assert store_alone.stdout.strip() == repr(sorted([A, B, C]))
