@@ -28,8 +28,9 @@ def dask_address() -> str | None:
 
 
 def chunk_runner(address: str | None = None) -> Any | None:
-    """A Dask task runner for `address` (default: the setting), or None: the chunks run in the flow's process. A scheduler that
-    does not answer is refused here, before any work is handed out, rather than after Dask's own long retries."""
+    """A Dask task runner for `address` (default: the setting), or None: the chunks run in the flow's process. A
+    scheduler that does not answer is refused here, before any work is handed out, rather than after Dask's own long
+    retries."""
     address = address if address is not None else dask_address()
     if not address:
         return None
