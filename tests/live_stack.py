@@ -62,6 +62,15 @@ def stage_runs(deployment: str) -> list[Any]:
             name=DeploymentFilterName(any_=[deployment])))
 
 
+def run_states(ids: list[Any]) -> list[str | None]:
+    """The state names of given flow runs, read one by one: a run still scheduled or waiting for a concurrency
+    slot is absent from stage_runs(), so a probe over that list alone can be satisfied before the run has started."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return [client.read_flow_run(run_id).state_name for run_id in ids]
+
+
 def wait_until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
