@@ -18,8 +18,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/modelops demo
 
+# Two test processes: most tests wait on servers and subprocesses, so a second process nearly halves the run on two
+# cores. Each test file stays on one process (its module-scoped live stack is built once); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Re-pin requirements.txt from requirements.in (exact versions, no download addresses).
 lock:

@@ -124,7 +124,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     from tests.ui.browser import INSTALL_HINT, find_chromium
 
     chromium = find_chromium()
-    folder = getattr(terminalreporter.config, "_modelops_screenshots", None)
+    # The browser tests may have run in an xdist worker, whose temporary folder lies under this process's.
+    base = terminalreporter.config._tmp_path_factory.getbasetemp()
+    folder = next(iter(sorted(base.glob("screenshots*")) + sorted(base.glob("popen-gw*/screenshots*"))), None)
     if chromium is None:
         terminalreporter.write_line(f"Browser tests: NOT RUN, no Chromium on this machine ({INSTALL_HINT}).",
                                     yellow=True, bold=True)

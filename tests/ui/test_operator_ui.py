@@ -83,10 +83,8 @@ def operator_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorD
 
 
 @pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    folder = tmp_path_factory.mktemp("screenshots")
-    request.config._modelops_screenshots = folder  # type: ignore[attr-defined]  # named in the run's summary
-    return folder
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")  # the run's summary names it
 
 
 @pytest.fixture(scope="module")
