@@ -212,6 +212,13 @@ def test_a_run_that_does_not_ask_for_progress_gets_its_answer_alone(stack: Stack
     assert answer["ok"] is True and answer["result"]["models"] >= 3
 
 
+def interruptible_as_from_a_terminal() -> None:
+    """In the CLI's process before it starts: Ctrl-C at its default, as a terminal starts a command. This test run
+    may have inherited SIGINT ignored (a shell without job control ignores it in what it starts in the background),
+    and an ignored signal stays ignored across exec: the CLI would never see its Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def register_running_in_the_service(stack: Stack, train_end: str) -> Iterator[tuple[subprocess.Popen[str], Any]]:
     """A `modelops register` CLI whose flow run is running in the service's child: (the CLI, the flow run). The CLI
@@ -220,7 +227,8 @@ def register_running_in_the_service(stack: Stack, train_end: str) -> Iterator[tu
     env.pop("PREFECT_API_URL", None)
     before = {run.id for run in stack.flow_runs("register")}
     cli = subprocess.Popen([sys.executable, "-m", "modelops.cli", "register", "flight-delay", "--train-end",
-                            train_end], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            train_end], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=interruptible_as_from_a_terminal)
     try:
         running = wait_for(lambda: [r for r in stack.flow_runs("register")
                                     if r.id not in before and r.state.is_running()], timeout=120, interval=0.1)
@@ -392,7 +400,9 @@ def test_ctrl_c_in_the_cli_interrupts_the_stage_in_the_service(stack: Stack) -> 
             try:
                 cli.wait(timeout=120)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"the CLI (pid {cli.pid}) did not leave within 120 s of its Ctrl-C")
+                signals = [line for line in Path(f"/proc/{cli.pid}/status").read_text().splitlines()
+                           if line.startswith(("SigIgn", "SigBlk"))]
+                pytest.fail(f"the CLI (pid {cli.pid}) did not leave within 120 s of its Ctrl-C ({signals})")
         finally:
             os.kill(child, signal.SIGCONT)
         _, stderr = cli.communicate(timeout=120)
