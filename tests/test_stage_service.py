@@ -213,10 +213,11 @@ def test_a_run_that_does_not_ask_for_progress_gets_its_answer_alone(stack: Stack
 
 
 def interruptible_as_from_a_terminal() -> None:
-    """In the CLI's process before it starts: Ctrl-C at its default, as a terminal starts a command. This test run
-    may have inherited SIGINT ignored (a shell without job control ignores it in what it starts in the background),
-    and an ignored signal stays ignored across exec: the CLI would never see its Ctrl-C."""
+    """In the CLI's process before it starts: Ctrl-C at its default and not blocked, as a terminal starts a command.
+    Both survive exec, and this test run may have inherited SIGINT ignored (a shell without job control ignores it
+    in what it starts in the background): the CLI would then never see its Ctrl-C."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @contextmanager
@@ -401,7 +402,7 @@ def test_ctrl_c_in_the_cli_interrupts_the_stage_in_the_service(stack: Stack) -> 
                 cli.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 signals = [line for line in Path(f"/proc/{cli.pid}/status").read_text().splitlines()
-                           if line.startswith(("SigIgn", "SigBlk"))]
+                           if line.startswith(("State", "SigIgn", "SigBlk", "SigCgt"))]
                 pytest.fail(f"the CLI (pid {cli.pid}) did not leave within 120 s of its Ctrl-C ({signals})")
         finally:
             os.kill(child, signal.SIGCONT)
