@@ -59,7 +59,7 @@ def test_a_worker_outside_the_project_runs_a_stage_from_the_folder_prefect_yamls
     assert deployment.work_pool_name == "modelops-stages" and deployment.pull_steps == committed_pull
     assert deployment.entrypoint == "flows/kpis.py:kpis" and deployment.path is None
 
-    run = run_deployment("kpis/kpis", timeout=300)
+    run = run_deployment("kpis/kpis", timeout=900)
     assert run.state_name == "Completed"
     # the worker ran the pull step before loading flows/kpis.py relative to the directory it entered
     log = Path(worker.log).read_text()

@@ -56,10 +56,10 @@ def serve_and_monitor(start: date, end: date) -> None:
 
     platform, spec = get_platform(), load_spec(MODEL)
     batch, labels = write_traffic(platform, spec, start, end)
-    scored = run_deployment("score/score", timeout=300, parameters={"model": MODEL, "input_path": str(batch)})
+    scored = run_deployment("score/score", timeout=900, parameters={"model": MODEL, "input_path": str(batch)})
     assert scored.state.is_completed(), scored.state
     record_ground_truth(platform, spec, pd.read_parquet(labels), str(labels))
-    checked = run_deployment("monitor/monitor", timeout=300, parameters={
+    checked = run_deployment("monitor/monitor", timeout=900, parameters={
         "model": MODEL, "window_end": f"{end.isoformat()}T00:00:00+00:00", "window_days": (end - start).days})
     assert checked.state.is_completed(), checked.state
 
@@ -73,11 +73,11 @@ def operator_day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorD
         day = OperatorDay(api_url, next(s.url for s in services if s.name == "mlflow-ui"))
         # registered -> validate -> approve -> deploy, by triggers alone, as an operator's click on "Run" starts it
         run_deployment("register/register", parameters={"model": MODEL}, timeout=0)
-        wait_until(lambda: all_final("deploy", 1), 300, "the chain to deploy v1")
+        wait_until(lambda: all_final("deploy", 1), 900, "the chain to deploy v1")
         serve_and_monitor(date(2013, 2, 15), date(2013, 3, 1))
         serve_and_monitor(date(2013, 7, 1), date(2013, 8, 1))
         # the July breach retrains by trigger: let it finish, so that the pages show a quiet stack
-        wait_until(lambda: all_final("retrain", 1), 400, "the retrain the July drift triggered")
+        wait_until(lambda: all_final("retrain", 1), 900, "the retrain the July drift triggered")
         day.runs = {stage: stage_runs(stage) for stage in STAGES}
         yield day
 
