@@ -126,7 +126,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     chromium = find_chromium()
     # The browser tests may have run in an xdist worker, whose temporary folder lies under this process's.
     base = terminalreporter.config._tmp_path_factory.getbasetemp()
-    folder = next(iter(sorted(base.glob("screenshots*")) + sorted(base.glob("popen-gw*/screenshots*"))), None)
+    found = sorted([*base.glob("screenshots*"), *base.glob("popen-gw*/screenshots*")])
+    folder = found[0] if found else None
     if chromium is None:
         terminalreporter.write_line(f"Browser tests: NOT RUN, no Chromium on this machine ({INSTALL_HINT}).",
                                     yellow=True, bold=True)
